@@ -1,0 +1,126 @@
+// Package cli implements hark's commands: parsing their flags, wiring the
+// packages that do the work, and turning errors into messages and exit
+// statuses. main only dispatches here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// errUsage marks a command-line mistake: exit status 2, and the message
+// says what to type instead.
+var errUsage = errors.New("usage")
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
+}
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
+		{"publish", "publish a random number or a classified ad through a server's API", Publish},
+		{"version", "print hark's version", Version},
+	}
+}
+
+const usageText = `hark: a desktop notifier for the hark protocol
+
+Usage:
+  hark <command> [flags] [arguments]
+
+Commands:
+%s
+Run 'hark <command> -h' for a command's flags.
+`
+
+func printUsage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, usageText, b.String())
+}
+
+// Run runs the command named by args[0] and returns the process's exit
+// status: 0 on success, 2 on a usage error, 1 on any other failure.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		printUsage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			fmt.Fprintf(stderr, "hark %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+			return 2
+		default:
+			fmt.Fprintf(stderr, "hark %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "hark: unknown command %q\n\n", args[0])
+	printUsage(stderr)
+	return 2
+}
+
+// newFlags returns a flag set whose errors come back as usage errors
+// instead of exiting the process.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hark "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hark %s %s\n\nFlags:\n", name, synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags and reports a bad flag as a usage error. The flag
+// package has already printed what was wrong, with the flags' list.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// logLevel is a flag.Value for --log-level.
+type logLevel struct{ slog.LevelVar }
+
+func (l *logLevel) Set(s string) error {
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("%q is not a log level: use debug, info, warn or error", s)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level *logLevel) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: &level.LevelVar}))
+}

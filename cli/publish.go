@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+// Publish runs `hark publish`.
+func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("publish", "[flags] random [NUMBER] | classified TEXT", stderr)
+	base := fs.String("http", "http://"+server.DefaultHTTP, "publish API `URL` of a hark serve")
+	asJSON := fs.Bool("json", false, "print the server's JSON answer")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	kind, value, err := publishArgs(fs.Args())
+	if err != nil {
+		return err
+	}
+	u, err := url.Parse(*base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("--http %q: want a URL such as http://127.0.0.1:6790", *base)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	p, raw, err := postItem(ctx, u, kind, value)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err = stdout.Write(raw)
+		return err
+	}
+	what := "random number " + p.Value
+	if p.Kind == wire.KindClassified {
+		what = "classified ad"
+	}
+	_, err = fmt.Fprintf(stdout, "published %s as item %d; %d connection(s) notified\n", what, p.ID, p.Notified)
+	return err
+}
+
+// publishArgs checks the positional arguments locally, so that a mistake
+// is caught before anything is sent.
+func publishArgs(args []string) (wire.Kind, string, error) {
+	if len(args) == 0 {
+		return "", "", usagef("say what to publish: hark publish random [NUMBER], or hark publish classified TEXT")
+	}
+	for _, a := range args[1:] {
+		if strings.HasPrefix(a, "-") && len(args) > 2 {
+			return "", "", usagef("flags go before the kind: hark publish %s random|classified ...", a)
+		}
+	}
+	switch wire.Kind(args[0]) {
+	case wire.KindRandom:
+		switch len(args) {
+		case 1:
+			return wire.KindRandom, "", nil // the server draws one
+		case 2:
+			if _, err := wire.ParseRandom(args[1]); err != nil {
+				return "", "", usagef("%v", err)
+			}
+			return wire.KindRandom, args[1], nil
+		}
+		return "", "", usagef("random takes at most one number")
+	case wire.KindClassified:
+		if len(args) != 2 {
+			return "", "", usagef("classified takes the ad as one argument: quote it, e.g. hark publish classified \"Bike for sale\"")
+		}
+		if err := wire.ValidateAd(args[1]); err != nil {
+			return "", "", usagef("%v", err)
+		}
+		return wire.KindClassified, args[1], nil
+	}
+	return "", "", usagef("unknown kind %q: use random or classified", args[0])
+}
+
+func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value string) (server.Published, []byte, error) {
+	var p server.Published
+	endpoint := base.JoinPath("v1", string(kind)).String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(value))
+	if err != nil {
+		return p, nil, err
+	}
+	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return p, nil, fmt.Errorf("cannot reach the publish API at %s: %w (is hark serve running? see --http)", base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return p, nil, fmt.Errorf("reading the answer from %s: %w", endpoint, err)
+	}
+	if resp.StatusCode != http.StatusCreated {
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return p, raw, fmt.Errorf("the server refused it (%s): %s", resp.Status, e.Error)
+		}
+		return p, raw, fmt.Errorf("unexpected answer from %s: %s", endpoint, resp.Status)
+	}
+	if err := json.Unmarshal(raw, &p); err != nil || p.ID == 0 {
+		return p, raw, errors.New("the server answered 201 without a valid item: is that a hark serve?")
+	}
+	return p, raw, nil
+}

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/store"
+)
+
+// shutdownGrace is how long serve waits for connections to drain after
+// SIGINT/SIGTERM before closing the rest.
+const shutdownGrace = 10 * time.Second
+
+// Serve runs `hark serve`.
+func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("serve", "[flags]", stderr)
+	keep := store.DefaultRetention()
+	cfg := server.Config{}
+	var level logLevel
+	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, "protocol `address` (host:port); loopback unless you mean to serve other machines")
+	fs.StringVar(&cfg.HTTP, "http", server.DefaultHTTP, "publish API `address`; empty disables it")
+	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server)")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "notification mode ends after this long without a line from the client")
+	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "drop a client whose socket accepts nothing for this long")
+	fs.IntVar(&cfg.MaxConns, "max-conns", server.DefaultMaxConns, "most protocol connections at once")
+	fs.DurationVar(&cfg.RandomEvery, "random-every", 0, "publish a random number this often (0: off)")
+	fs.DurationVar(&cfg.ClassifiedEvery, "classified-every", 0, "publish a sample classified ad this often (0: off)")
+	fs.IntVar(&keep.Ads, "keep-ads", keep.Ads, "newest classified ads kept for clients that were away")
+	fs.DurationVar(&keep.AdAge, "keep-for", keep.AdAge, "classified ads older than this are dropped")
+	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: serve takes only flags", fs.Arg(0))
+	}
+	if err := checkServeFlags(&cfg, keep); err != nil {
+		return err
+	}
+	cfg.Retention = keep
+	if cfg.DataDir == "" {
+		dir, err := defaultDataDir()
+		if err != nil {
+			return err
+		}
+		cfg.DataDir = dir
+	}
+	log := newLogger(stderr, &level)
+	cfg.Logger = log
+	for _, a := range []struct{ what, addr string }{{"protocol", cfg.Listen}, {"publish API", cfg.HTTP}} {
+		if a.addr != "" && !isLoopback(a.addr) {
+			log.Warn("listening beyond loopback: other machines can reach the "+a.what+", which has no authentication", "addr", a.addr)
+		}
+	}
+
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "idle_timeout", cfg.IdleTimeout}
+	if a := srv.HTTPAddr(); a != nil {
+		attrs = append(attrs, "publish_api", "http://"+a.String())
+	}
+	log.Info("hark serve is running", attrs...)
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func checkServeFlags(cfg *server.Config, keep store.Retention) error {
+	for _, a := range []struct{ flag, addr string }{{"--listen", cfg.Listen}, {"--http", cfg.HTTP}} {
+		if a.addr == "" && a.flag == "--http" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return usagef("%s %q: want host:port, e.g. 127.0.0.1:6789", a.flag, a.addr)
+		}
+	}
+	switch {
+	case cfg.IdleTimeout <= 0:
+		return usagef("--idle-timeout must be positive, e.g. 30m")
+	case cfg.WriteTimeout <= 0:
+		return usagef("--write-timeout must be positive, e.g. 10s")
+	case cfg.MaxConns <= 0:
+		return usagef("--max-conns must be at least 1")
+	case cfg.RandomEvery < 0 || cfg.ClassifiedEvery < 0:
+		return usagef("--random-every and --classified-every take a positive duration, or 0 for off")
+	case keep.Ads <= 0:
+		return usagef("--keep-ads must be at least 1")
+	case keep.AdAge <= 0:
+		return usagef("--keep-for must be positive, e.g. 168h")
+	}
+	return nil
+}
+
+// defaultDataDir follows the XDG base directory spec: the store is data
+// the user would back up, so it goes under $XDG_DATA_HOME.
+func defaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "hark", "server"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", errors.New("no home directory to keep the store in: pass --data DIR")
+	}
+	return filepath.Join(home, ".local", "share", "hark", "server"), nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

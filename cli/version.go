@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime/debug"
+)
+
+// version is set at build time by the packaging step
+// (-ldflags "-X github.com/harkapp/hark/cli.version=1.2.3"); otherwise the
+// module version from the build info is used.
+var version string
+
+// Version runs `hark version`.
+func Version(_ context.Context, args []string, stdout, _ io.Writer) error {
+	if len(args) > 0 {
+		return usagef("version takes no arguments")
+	}
+	_, err := fmt.Fprintln(stdout, "hark", Current())
+	return err
+}
+
+// Current is hark's version string.
+func Current() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}

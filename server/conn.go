@@ -1,0 +1,369 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/wire"
+)
+
+// flushAt bounds the replies a pipelined batch accumulates before they are
+// written, so a flood of commands cannot grow a connection's buffer.
+const flushAt = 32 << 10
+
+// conn is one protocol connection. One goroutine (serve) reads and answers
+// commands; fan-out appends notifications to out and, when nobody is
+// writing, starts a short-lived goroutine to write them. Lock order:
+// conn.wmu, then Server.mu, then conn.omu; fan-out, which runs under
+// Server.mu, therefore never waits for a socket.
+type conn struct {
+	s  *Server
+	nc net.Conn
+	r  *wire.Reader
+
+	lastLine atomic.Int64 // Server.since() when the last line arrived
+
+	// Guarded by Server.mu.
+	notifying bool
+	own       cursor  // read position while not identified
+	cl        *client // set by hello; the read position then lives there
+
+	wmu sync.Mutex // held while writing to nc, so lines never interleave
+
+	omu       sync.Mutex // guards the fields below
+	out       []byte     // replies and notifications not yet written, in order
+	scheduled bool       // a flush goroutine is on its way
+	dead      bool
+}
+
+// pos returns the connection's read position. Server.mu must be held.
+func (c *conn) pos() *cursor {
+	if c.cl != nil {
+		return &c.cl.pos
+	}
+	return &c.own
+}
+
+func (c *conn) serve() {
+	defer c.close()
+	for {
+		line, err := c.r.ReadLine()
+		if err != nil {
+			switch {
+			case errors.Is(err, wire.ErrLineTooLong):
+				c.s.log.Info("closing connection: line too long", "remote", c.nc.RemoteAddr())
+				c.reply(wire.ErrLineTooLongLine)
+			case errors.Is(err, os.ErrDeadlineExceeded): // shutdown
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				c.s.log.Debug("read failed", "remote", c.nc.RemoteAddr(), "err", err)
+			}
+			// Answer what was received before the end, then close.
+			_ = c.flush()
+			return
+		}
+		c.lastLine.Store(c.s.since())
+		c.handle(line)
+		if !c.r.Buffered() || c.queued() >= flushAt {
+			if c.flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) handle(line []byte) {
+	switch {
+	case len(line) == 0:
+		// Ignored, as the protocol says: a stray CRLF is harmless.
+	case string(line) == wire.CmdRandom:
+		c.cmdRandom()
+	case string(line) == wire.CmdClassified:
+		c.cmdClassified()
+	case string(line) == wire.CmdNotify:
+		c.cmdNotify()
+	case string(line) == wire.CmdStopNotify:
+		c.s.mu.Lock()
+		c.notifying = false
+		delete(c.s.subs, c)
+		c.s.mu.Unlock()
+		c.reply(wire.OK)
+	case string(line) == wire.CmdHello || bytes.HasPrefix(line, []byte(wire.CmdHello+" ")):
+		c.cmdHello(string(bytes.TrimPrefix(line, []byte(wire.CmdHello))))
+	default:
+		c.reply(wire.ErrUnknownCommand)
+	}
+}
+
+func (c *conn) cmdRandom() {
+	s := c.s
+	s.mu.Lock()
+	it := s.random
+	p := c.pos()
+	moved := p.random < it.ID
+	if moved {
+		p.random = it.ID
+	}
+	cl, snap := c.cl, *p
+	s.mu.Unlock()
+	if cl == nil {
+		c.reply(it.Value)
+		return
+	}
+	if moved {
+		c.persist(cl.id, snap)
+	}
+	c.replyItem(it)
+}
+
+func (c *conn) cmdClassified() {
+	s := c.s
+	s.mu.Lock()
+	p := c.pos()
+	var it store.Item
+	moved := false
+	// The oldest unread ad; when none is unread, the most recent one.
+	i := sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
+	switch {
+	case i < len(s.ads):
+		it, moved = s.ads[i], true
+		p.ad = it.ID
+	case len(s.ads) > 0:
+		it = s.ads[len(s.ads)-1]
+	}
+	cl, snap := c.cl, *p
+	s.mu.Unlock()
+	if cl == nil {
+		c.reply(it.Value) // "" when no ad exists: an empty line
+		return
+	}
+	if moved {
+		// The reply waits for the position to be on disk, so a client that
+		// got an ad is never offered it again after a crash.
+		c.persist(cl.id, snap)
+	}
+	if it.ID == 0 {
+		c.reply("")
+		return
+	}
+	c.replyItem(it)
+}
+
+// cmdNotify enters notification mode. The OK, then one announcement per
+// item the client has not fetched, must reach the wire before any
+// notification fanned out after this point, and none fanned out before
+// this point may follow them (they are counted in the announcement).
+func (c *conn) cmdNotify() {
+	s := c.s
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	// Earlier replies of this batch go first.
+	if c.drainLocked() != nil {
+		return
+	}
+	s.mu.Lock()
+	c.notifying = true
+	s.subs[c] = struct{}{}
+	p := c.pos()
+	unread := len(s.ads) - sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
+	random := s.random.ID > p.random
+	c.omu.Lock()
+	c.out = c.out[:0] // only notifications can be here; the announcement replaces them
+	c.omu.Unlock()
+	s.mu.Unlock()
+
+	buf := make([]byte, 0, min(flushAt, 4+unread*(len(wire.NotifClassified)+2)+len(wire.NotifRandom)+2))
+	buf = append(buf, wire.OK+"\r\n"...)
+	for i := 0; i < unread; i++ {
+		buf = append(buf, wire.NotifClassified+"\r\n"...)
+		if len(buf) >= flushAt-64 {
+			if c.writeLocked(buf) != nil {
+				return
+			}
+			buf = buf[:0]
+		}
+	}
+	if random {
+		buf = append(buf, wire.NotifRandom+"\r\n"...)
+	}
+	_ = c.writeLocked(buf)
+}
+
+func (c *conn) cmdHello(arg string) {
+	s := c.s
+	id, ok := cutSpace(arg)
+	if !ok || wire.ValidateClientID(id) != nil {
+		c.reply(wire.ErrBadClientID)
+		return
+	}
+	s.mu.Lock()
+	already := c.cl != nil
+	s.mu.Unlock()
+	if already {
+		c.reply(wire.ErrAlreadyHello)
+		return
+	}
+	rec, found, err := s.st.Client(id)
+	if err != nil {
+		s.log.Error("identification: reading the client's position failed; it starts from now", "client", id, "err", err)
+	}
+	s.mu.Lock()
+	cl := s.clients[id]
+	if cl == nil {
+		cl = &client{id: id, pos: c.own} // a new client: unread is what came since it connected
+		if found {
+			cl.pos = cursor{ad: rec.Ad, random: rec.Random}
+		}
+		s.clients[id] = cl
+	}
+	cl.refs++
+	c.cl = cl
+	snap := cl.pos
+	s.mu.Unlock()
+	c.persist(id, snap) // records that it was seen
+	c.reply(wire.OK)
+}
+
+func cutSpace(arg string) (string, bool) {
+	if len(arg) < 2 || arg[0] != ' ' {
+		return "", false
+	}
+	return arg[1:], true
+}
+
+// persist saves an identified client's position. A failure is logged and
+// the reply still goes out: the position stays right in memory, and the
+// worst a lost write can do is offer an item again after a restart.
+func (c *conn) persist(id string, p cursor) {
+	err := c.s.st.SaveClient(context.Background(), id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now()})
+	if err != nil {
+		c.s.log.Error("saving a client's read position failed", "client", id, "err", err)
+	}
+}
+
+func (c *conn) reply(line string) {
+	c.omu.Lock()
+	c.out = append(c.out, line...)
+	c.out = append(c.out, '\r', '\n')
+	c.omu.Unlock()
+}
+
+func (c *conn) replyItem(it store.Item) {
+	c.omu.Lock()
+	c.out = wire.AppendItem(c.out, it.ID, it.Value)
+	c.out = append(c.out, '\r', '\n')
+	c.omu.Unlock()
+}
+
+func (c *conn) queued() int {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	return len(c.out)
+}
+
+// push queues a notification line. It reports false, and drops the
+// connection, when the client has stopped reading: its queue is full.
+// Called with Server.mu held; never blocks on the socket.
+func (c *conn) push(line string) bool {
+	c.omu.Lock()
+	if c.dead {
+		c.omu.Unlock()
+		return false
+	}
+	if len(c.out)+len(line) > c.s.cfg.MaxQueue {
+		n := len(c.out)
+		c.omu.Unlock()
+		c.kill("slow reader: notification queue full", "queued_bytes", n)
+		return false
+	}
+	c.out = append(c.out, line...)
+	start := !c.scheduled
+	c.scheduled = true
+	c.omu.Unlock()
+	if start {
+		c.s.goTracked(func() {
+			c.omu.Lock()
+			c.scheduled = false
+			c.omu.Unlock()
+			_ = c.flush()
+		})
+	}
+	return true
+}
+
+// flush writes everything queued.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.drainLocked()
+}
+
+var errDead = errors.New("connection closed")
+
+// drainLocked writes the queue until it is empty. c.wmu must be held.
+func (c *conn) drainLocked() error {
+	for {
+		c.omu.Lock()
+		if c.dead {
+			c.omu.Unlock()
+			return errDead
+		}
+		buf := c.out
+		c.out = nil
+		c.omu.Unlock()
+		if len(buf) == 0 {
+			return nil
+		}
+		if err := c.writeLocked(buf); err != nil {
+			return err
+		}
+	}
+}
+
+// writeLocked writes buf with the write timeout; a client that takes
+// nothing for that long is dropped. c.wmu must be held.
+func (c *conn) writeLocked(buf []byte) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	if _, err := c.nc.Write(buf); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.kill("slow reader: write timed out", "timeout", c.s.cfg.WriteTimeout)
+		} else {
+			c.kill("write failed", "err", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// kill closes the connection at once; the reader then unregisters it.
+func (c *conn) kill(reason string, args ...any) {
+	c.omu.Lock()
+	if c.dead {
+		c.omu.Unlock()
+		return
+	}
+	c.dead = true
+	c.out = nil
+	c.omu.Unlock()
+	c.s.log.Info("dropping connection: "+reason, append([]any{"remote", c.nc.RemoteAddr()}, args...)...)
+	_ = c.nc.Close()
+}
+
+func (c *conn) close() {
+	c.omu.Lock()
+	c.dead = true
+	c.out = nil
+	c.omu.Unlock()
+	_ = c.nc.Close()
+	c.s.forget(c)
+	c.s.log.Debug("connection closed", "remote", c.nc.RemoteAddr())
+}

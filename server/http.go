@@ -1,0 +1,122 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/wire"
+)
+
+// Published is the publish API's answer to a successful POST.
+type Published struct {
+	ID       uint64    `json:"id"`
+	Kind     wire.Kind `json:"kind"`
+	Value    string    `json:"value"` // a string even for numbers: they can exceed 2^53
+	Time     time.Time `json:"time"`
+	Notified int       `json:"notified"` // connections in notification mode that were told
+}
+
+// Health is the answer to GET /v1/health.
+type Health struct {
+	Status      string `json:"status"`
+	Connections int    `json:"connections"`
+	Notifying   int    `json:"notifying"`
+	Ads         int    `json:"ads"`
+	LatestID    uint64 `json:"latest_id"`
+}
+
+// maxBody bounds a request body. An ad is at most wire.MaxAdBytes; a
+// larger body is still read up to this bound so the error can say how
+// long the ad was.
+const maxBody = 64 << 10
+
+// Handler is the publish API:
+//
+//	POST /v1/random      body: a decimal integer, or empty to draw one
+//	POST /v1/classified  body: the ad, one line of UTF-8
+//	GET  /v1/health
+//
+// Successes are 201 with a Published object; bad input is 400 with
+// {"error": "..."} saying what is wrong.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/random", s.handlePublish(wire.KindRandom))
+	mux.HandleFunc("POST /v1/classified", s.handlePublish(wire.KindClassified))
+	mux.HandleFunc("GET /v1/health", s.handleHealth)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: the API is POST /v1/random, POST /v1/classified and GET /v1/health")
+	})
+	return mux
+}
+
+func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "request body over 64 KiB: an ad is at most 1000 bytes")
+			return
+		case err != nil:
+			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+			return
+		}
+		value := string(body)
+		if kind == wire.KindRandom {
+			value = strings.TrimSpace(value)
+			if value == "" {
+				value, err = drawRandom()
+				if err != nil {
+					writeError(w, http.StatusInternalServerError, err.Error())
+					return
+				}
+			} else if _, err := wire.ParseRandom(value); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		} else if err := wire.ValidateAd(value); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		it, n, err := s.Publish(r.Context(), kind, value)
+		if err != nil {
+			status := http.StatusInternalServerError
+			if errors.Is(err, ErrClosed) {
+				status = http.StatusServiceUnavailable
+			}
+			s.log.Error("publish failed", "kind", kind, "err", err)
+			writeError(w, status, "publish failed: "+err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, published(it, n))
+	}
+}
+
+func published(it store.Item, n int) Published {
+	return Published{ID: it.ID, Kind: it.Kind, Value: it.Value, Time: it.Time.UTC(), Notified: n}
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	h := Health{Status: "ok", Connections: len(s.conns), Notifying: len(s.subs), Ads: len(s.ads), LatestID: s.random.ID}
+	if n := len(s.ads); n > 0 {
+		h.LatestID = max(h.LatestID, s.ads[n-1].ID)
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, h)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,525 @@
+// Package store keeps what hark serve must not lose: every published item
+// within the retention, and the read positions of identified clients. It is
+// a bbolt database (one file, hark.db, in the data directory); every write
+// is committed to disk before the call returns.
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/harkapp/hark/wire"
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "hark.db"
+
+// schemaVersion is stored in the meta bucket; a file without it, or with
+// another value, is refused rather than reinterpreted.
+const schemaVersion = "1"
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketAds     = []byte("ads")
+	bucketRandom  = []byte("random")
+	bucketClients = []byte("clients")
+	keySchema     = []byte("schema")
+)
+
+// ErrCorrupt is wrapped by Open when the file cannot be read as a hark store.
+var ErrCorrupt = errors.New("store is corrupt or not a hark store")
+
+// ErrLocked is wrapped by Open when another process holds the store.
+var ErrLocked = errors.New("store is in use by another process")
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store is closed")
+
+// Item is one published random number or classified ad. IDs come from one
+// sequence shared by both kinds, so they are unique and increase with time.
+type Item struct {
+	ID    uint64
+	Kind  wire.Kind
+	Value string
+	Time  time.Time
+}
+
+// Client is an identified client's read position.
+type Client struct {
+	Ad     uint64    // id of the last classified ad it read
+	Random uint64    // id of the last random number it fetched
+	Seen   time.Time // when it last identified itself
+}
+
+// Retention bounds what the store keeps. Zero fields take the defaults.
+type Retention struct {
+	Ads        int           // newest ads kept (default 10,000)
+	AdAge      time.Duration // ads older than this are dropped (default 7 days)
+	Clients    int           // identified clients kept (default 100,000)
+	ClientIdle time.Duration // clients not seen for this long are forgotten (default 30 days)
+}
+
+// DefaultRetention is what hark serve keeps unless told otherwise.
+func DefaultRetention() Retention {
+	return Retention{Ads: 10000, AdAge: 7 * 24 * time.Hour, Clients: 100000, ClientIdle: 30 * 24 * time.Hour}
+}
+
+func (r Retention) withDefaults() Retention {
+	d := DefaultRetention()
+	if r.Ads <= 0 {
+		r.Ads = d.Ads
+	}
+	if r.AdAge <= 0 {
+		r.AdAge = d.AdAge
+	}
+	if r.Clients <= 0 {
+		r.Clients = d.Clients
+	}
+	if r.ClientIdle <= 0 {
+		r.ClientIdle = d.ClientIdle
+	}
+	return r
+}
+
+// Store is the durable state of a hark server. It is safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	keep Retention
+
+	ads    []Item     // retained ads, oldest first, as loaded by Open
+	random Item       // latest random number, if any
+	mu     sync.Mutex // serialises Append and Prune
+	nAds   int        // ads in the file, guarded by mu
+
+	writes chan clientWrite
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+type clientWrite struct {
+	id   string
+	c    Client
+	done chan error
+}
+
+// Open opens (creating if needed) the store in dir. A file that is
+// unreadable, corrupt or not a hark store is an error that names the file
+// and what to do; Open never replaces it with an empty store.
+func Open(dir string, keep Retention) (st *Store, err error) {
+	if dir == "" {
+		return nil, errors.New("open store: no data directory given")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open store: create data directory: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	corrupt := func(cause any) error {
+		return fmt.Errorf("open store %s: %w (%v): move the file aside to start with an empty store, or restore it from a backup", path, ErrCorrupt, cause)
+	}
+
+	// bbolt trusts the file's page structure and panics, or faults on its
+	// memory map, when that structure is damaged. Loading everything once
+	// here, in this goroutine, turns such damage into an error at start
+	// instead of a crash later.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var db *bolt.DB
+	defer func() {
+		if p := recover(); p != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			st, err = nil, corrupt(p)
+		}
+	}()
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("open store %s: %w: stop the other hark serve, or give this one its own --data", path, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
+		return nil, corrupt(err)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+
+	st = &Store{db: db, path: path, keep: keep.withDefaults()}
+	if err := st.init(); err != nil {
+		_ = db.Close()
+		if errors.Is(err, ErrCorrupt) {
+			return nil, corrupt(err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := st.load(); err != nil {
+		_ = db.Close()
+		return nil, corrupt(err)
+	}
+	st.writes = make(chan clientWrite)
+	st.stop = make(chan struct{})
+	st.done = make(chan struct{})
+	go st.commitClients()
+	return st, nil
+}
+
+// init creates the buckets of a new store, or checks an existing one.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("%w: it has no %q bucket", ErrCorrupt, bucketMeta)
+			}
+			var err error
+			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+				return err
+			}
+			if err := meta.Put(keySchema, []byte(schemaVersion)); err != nil {
+				return err
+			}
+		}
+		if v := string(meta.Get(keySchema)); v != schemaVersion {
+			return fmt.Errorf("%w: schema version %q, this hark reads %q", ErrCorrupt, v, schemaVersion)
+		}
+		for _, b := range [][]byte{bucketAds, bucketRandom, bucketClients} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// load reads every retained item, and walks every client record once so
+// that a damaged page is found now.
+func (s *Store) load() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketAds).ForEach(func(k, v []byte) error {
+			it, err := decodeItem(k, v)
+			if err != nil {
+				return err
+			}
+			s.ads = append(s.ads, it)
+			s.nAds++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if k, v := tx.Bucket(bucketRandom).Cursor().Last(); k != nil {
+			if s.random, err = decodeItem(k, v); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bucketClients).ForEach(func(k, v []byte) error {
+			_, err := decodeClient(v)
+			return err
+		})
+	})
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Loaded returns what Open found: the retained ads, oldest first, and the
+// latest random number (ID 0 when none was ever published). The server
+// keeps these in memory and extends them as it appends.
+func (s *Store) Loaded() (ads []Item, random Item) { return s.ads, s.random }
+
+// Append stores a new item and returns it with its id. It returns after
+// the item is on disk. Appending an ad also drops the oldest ads beyond the
+// retention count; appending a random number drops the previous one.
+func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error) {
+	if !kind.Valid() {
+		return Item{}, fmt.Errorf("append: unknown kind %q", kind)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it := Item{Kind: kind, Value: value, Time: at}
+	nAds := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		id, err := tx.Bucket(bucketMeta).NextSequence()
+		if err != nil {
+			return err
+		}
+		it.ID = id
+		name := bucketAds
+		if kind == wire.KindRandom {
+			name = bucketRandom
+		}
+		b := tx.Bucket(name)
+		if err := b.Put(itemKey(id), encodeItem(it)); err != nil {
+			return err
+		}
+		if kind == wire.KindRandom {
+			_, err := trimOldest(b, 2, 1)
+			return err
+		}
+		nAds, err = trimOldest(b, s.nAds+1, s.keep.Ads)
+		return err
+	})
+	if err != nil {
+		return Item{}, fmt.Errorf("append %s: %w", kind, err)
+	}
+	if kind == wire.KindClassified {
+		s.nAds = nAds
+	}
+	return it, nil
+}
+
+// trimOldest deletes the first keys of b, which holds n keys, until at most
+// keep remain, and returns how many remain.
+func trimOldest(b *bolt.Bucket, n, keep int) (int, error) {
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && n > keep; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return n, err
+		}
+		n--
+	}
+	return n, nil
+}
+
+// Retention is what the store keeps, defaults filled in.
+func (s *Store) Retention() Retention { return s.keep }
+
+// Prune drops ads older than the retention age, and clients not seen for
+// the idle retention or beyond the client count, oldest seen first. It
+// returns the ids of the ads it dropped, oldest first.
+func (s *Store) Prune(now time.Time) (droppedAds []uint64, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		droppedAds = droppedAds[:0]
+		ads := tx.Bucket(bucketAds)
+		c := ads.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			it, err := decodeItem(k, v)
+			if err != nil {
+				return err
+			}
+			if now.Sub(it.Time) <= s.keep.AdAge {
+				break
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			droppedAds = append(droppedAds, it.ID)
+		}
+
+		clients := tx.Bucket(bucketClients)
+		type seen struct {
+			id string
+			at time.Time
+		}
+		var live []seen
+		err := clients.ForEach(func(k, v []byte) error {
+			cl, err := decodeClient(v)
+			if err != nil {
+				return err
+			}
+			if now.Sub(cl.Seen) > s.keep.ClientIdle {
+				return nil
+			}
+			live = append(live, seen{string(k), cl.Seen})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		keep := make(map[string]bool, len(live))
+		if len(live) > s.keep.Clients {
+			// Keep the most recently seen.
+			slices.SortFunc(live, func(a, b seen) int { return b.at.Compare(a.at) })
+			live = live[:s.keep.Clients]
+		}
+		for _, l := range live {
+			keep[l.id] = true
+		}
+		var drop [][]byte
+		_ = clients.ForEach(func(k, _ []byte) error {
+			if !keep[string(k)] {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range drop {
+			if err := clients.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
+	s.nAds -= len(droppedAds)
+	return droppedAds, nil
+}
+
+// Client returns the read position of an identified client.
+func (s *Store) Client(id string) (c Client, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketClients).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		found = true
+		c, err = decodeClient(v)
+		return err
+	})
+	if err != nil {
+		return Client{}, false, fmt.Errorf("read client %q: %w", id, err)
+	}
+	return c, found, nil
+}
+
+// SaveClient records an identified client's read position and returns once
+// it is on disk. Concurrent calls share one commit (group commit), so ten
+// thousand clients fetching the same ad cost a handful of disk syncs, not
+// ten thousand.
+func (s *Store) SaveClient(ctx context.Context, id string, c Client) error {
+	w := clientWrite{id: id, c: c, done: make(chan error, 1)}
+	select {
+	case s.writes <- w:
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		// The write may still land; a read position that lands late only
+		// means an item may be offered again, never that one is lost.
+		return ctx.Err()
+	}
+}
+
+// maxBatch bounds one group commit.
+const maxBatch = 4096
+
+func (s *Store) commitClients() {
+	defer close(s.done)
+	batch := make([]clientWrite, 0, 64)
+	for {
+		select {
+		case w := <-s.writes:
+			batch = append(batch[:0], w)
+		case <-s.stop:
+			return
+		}
+	gather: // everything already waiting joins this commit
+		for len(batch) < maxBatch {
+			select {
+			case w := <-s.writes:
+				batch = append(batch, w)
+			default:
+				break gather
+			}
+		}
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketClients)
+			for _, w := range batch {
+				// Positions only move forward: two connections of one
+				// client may submit theirs in either order.
+				if v := b.Get([]byte(w.id)); v != nil {
+					if old, err := decodeClient(v); err == nil {
+						w.c.Ad = max(w.c.Ad, old.Ad)
+						w.c.Random = max(w.c.Random, old.Random)
+					}
+				}
+				if err := b.Put([]byte(w.id), encodeClient(w.c)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			err = fmt.Errorf("save client positions: %w", err)
+		}
+		for _, w := range batch {
+			w.done <- err
+		}
+	}
+}
+
+// Close waits for pending writes and closes the database.
+func (s *Store) Close() error {
+	select {
+	case <-s.stop:
+		return nil
+	default:
+	}
+	close(s.stop)
+	<-s.done
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func itemKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
+
+// An item record is: kind (1 byte: 'r' or 'c'), time (8 bytes, Unix
+// nanoseconds, big endian), value.
+func encodeItem(it Item) []byte {
+	b := make([]byte, 0, 9+len(it.Value))
+	k := byte('c')
+	if it.Kind == wire.KindRandom {
+		k = 'r'
+	}
+	b = append(b, k)
+	b = binary.BigEndian.AppendUint64(b, uint64(it.Time.UnixNano()))
+	return append(b, it.Value...)
+}
+
+func decodeItem(k, v []byte) (Item, error) {
+	if len(k) != 8 || len(v) < 9 || (v[0] != 'r' && v[0] != 'c') {
+		return Item{}, fmt.Errorf("%w: malformed item record %x", ErrCorrupt, k)
+	}
+	kind := wire.KindClassified
+	if v[0] == 'r' {
+		kind = wire.KindRandom
+	}
+	return Item{
+		ID:    binary.BigEndian.Uint64(k),
+		Kind:  kind,
+		Time:  time.Unix(0, int64(binary.BigEndian.Uint64(v[1:9]))),
+		Value: string(v[9:]),
+	}, nil
+}
+
+// A client record is three big-endian uint64: last ad id, last random id,
+// last seen (Unix nanoseconds).
+func encodeClient(c Client) []byte {
+	b := make([]byte, 0, 24)
+	b = binary.BigEndian.AppendUint64(b, c.Ad)
+	b = binary.BigEndian.AppendUint64(b, c.Random)
+	return binary.BigEndian.AppendUint64(b, uint64(c.Seen.UnixNano()))
+}
+
+func decodeClient(v []byte) (Client, error) {
+	if len(v) != 24 {
+		return Client{}, fmt.Errorf("%w: malformed client record", ErrCorrupt)
+	}
+	return Client{
+		Ad:     binary.BigEndian.Uint64(v[0:8]),
+		Random: binary.BigEndian.Uint64(v[8:16]),
+		Seen:   time.Unix(0, int64(binary.BigEndian.Uint64(v[16:24]))),
+	}, nil
+}

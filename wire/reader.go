@@ -1,0 +1,90 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+)
+
+// ErrLineTooLong is returned by Reader.ReadLine for a line over MaxLine
+// bytes. The stream cannot be resynchronised after it, so the connection
+// should be closed.
+var ErrLineTooLong = errors.New("line longer than 4096 bytes")
+
+// Reader reads protocol lines: CRLF-terminated, a bare LF accepted, at most
+// MaxLine bytes each. Unlike bufio.Scanner it never grows its buffer, and
+// unlike bufio.Reader it can report whether a whole line is already
+// buffered, which lets a server answer a pipelined batch with one write.
+type Reader struct {
+	rd         io.Reader
+	buf        []byte // allocated on first read
+	start, end int    // unread bytes are buf[start:end]
+	scanned    int    // buf[start:scanned] holds no '\n'
+	err        error  // sticky read error
+}
+
+// NewReader returns a Reader reading from rd.
+func NewReader(rd io.Reader) *Reader { return &Reader{rd: rd} }
+
+// ReadLine returns the next line without its terminator. The slice is only
+// valid until the next call. A stream that ends inside a line returns
+// io.ErrUnexpectedEOF; one that ends between lines returns io.EOF.
+func (r *Reader) ReadLine() ([]byte, error) {
+	for {
+		if i := bytes.IndexByte(r.buf[r.scanned:r.end], '\n'); i >= 0 {
+			nl := r.scanned + i
+			line := r.buf[r.start:nl]
+			r.start = nl + 1
+			r.scanned = r.start
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+			if len(line) > MaxLine {
+				r.err = ErrLineTooLong
+				return nil, r.err
+			}
+			return line, nil
+		}
+		r.scanned = r.end
+		if r.err != nil {
+			if r.err == io.EOF && r.end > r.start {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, r.err
+		}
+		if r.end-r.start > MaxLine+1 { // room for "\r" but no "\n": too long
+			r.err = ErrLineTooLong
+			return nil, r.err
+		}
+		r.fill()
+	}
+}
+
+// Buffered reports whether a complete line is already buffered, so that
+// the next ReadLine returns without reading from the underlying reader.
+func (r *Reader) Buffered() bool {
+	return bytes.IndexByte(r.buf[r.scanned:r.end], '\n') >= 0
+}
+
+func (r *Reader) fill() {
+	if r.buf == nil {
+		r.buf = make([]byte, MaxLine+2) // a maximal line and its CRLF
+	}
+	if r.start > 0 { // slide the partial line to the front
+		n := copy(r.buf, r.buf[r.start:r.end])
+		r.scanned -= r.start
+		r.start, r.end = 0, n
+	}
+	// A reader returning 0, nil forever would spin; io.Reader's contract
+	// discourages it, and after a few tries it is treated as no progress.
+	for tries := 0; tries < 100; tries++ {
+		n, err := r.rd.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil {
+			r.err = err
+			return
+		}
+		if n > 0 {
+			return
+		}
+	}
+	r.err = io.ErrNoProgress
+}
