@@ -9,11 +9,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -106,6 +109,9 @@ type Store struct {
 	writes chan clientWrite
 	stop   chan struct{}
 	done   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type clientWrite struct {
@@ -122,11 +128,12 @@ func Open(dir string, keep Retention) (st *Store, err error) {
 		return nil, errors.New("open store: no data directory given")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("open store: create data directory: %w", err)
+		return nil, fmt.Errorf("open store: create data directory: %w: give --data a directory hark can create or write to", err)
 	}
 	path := filepath.Join(dir, FileName)
 	corrupt := func(cause any) error {
-		return fmt.Errorf("open store %s: %w (%v): move the file aside to start with an empty store, or restore it from a backup", path, ErrCorrupt, cause)
+		why := strings.TrimPrefix(fmt.Sprint(cause), ErrCorrupt.Error()+": ")
+		return fmt.Errorf("open store %s: %w (%s): move the file aside to start with an empty store, or restore it from a backup", path, ErrCorrupt, why)
 	}
 
 	// bbolt trusts the file's page structure and panics, or faults on its
@@ -135,23 +142,40 @@ func Open(dir string, keep Retention) (st *Store, err error) {
 	// instead of a crash later.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	var db *bolt.DB
+	var file *os.File // for when bolt.Open itself faults and returns no db
 	defer func() {
 		if p := recover(); p != nil {
 			if db != nil {
 				_ = db.Close()
+			} else if file != nil {
+				// Otherwise the directory stays locked until the process
+				// exits. The mapping bbolt made is leaked.
+				unlockFile(file)
+				_ = file.Close()
 			}
 			st, err = nil, corrupt(p)
 		}
 	}()
 
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 500 * time.Millisecond})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: 500 * time.Millisecond,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		},
+	})
+	var errno syscall.Errno
+	var pathErr *fs.PathError
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("open store %s: %w: stop the other hark serve, or give this one its own --data", path, ErrLocked)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
-		return nil, corrupt(err)
-	case err != nil:
+	case err != nil && (errors.As(err, &pathErr) || errors.As(err, &errno)):
 		return nil, fmt.Errorf("open store %s: %w", path, err)
+	case err != nil:
+		// Everything else bbolt refuses is the content: a bad magic or
+		// checksum, another version, a file too short for its meta pages.
+		return nil, corrupt(err)
 	}
 
 	st = &Store{db: db, path: path, keep: keep.withDefaults()}
@@ -174,15 +198,24 @@ func Open(dir string, keep Retention) (st *Store, err error) {
 }
 
 // init creates the buckets of a new store, or checks an existing one.
+// It writes only when a bucket is missing, so that a store that load then
+// finds damaged is left exactly as it was.
 func (s *Store) init() error {
+	complete := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		complete, err = checkBuckets(tx)
+		return err
+	})
+	if err != nil || complete {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if _, err := checkBuckets(tx); err != nil {
+			return err
+		}
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return fmt.Errorf("%w: it has no %q bucket", ErrCorrupt, bucketMeta)
-			}
 			var err error
 			if meta, err = tx.CreateBucket(bucketMeta); err != nil {
 				return err
@@ -191,9 +224,6 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		if v := string(meta.Get(keySchema)); v != schemaVersion {
-			return fmt.Errorf("%w: schema version %q, this hark reads %q", ErrCorrupt, v, schemaVersion)
-		}
 		for _, b := range [][]byte{bucketAds, bucketRandom, bucketClients} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -201,6 +231,29 @@ func (s *Store) init() error {
 		}
 		return nil
 	})
+}
+
+// checkBuckets refuses a file that is not a hark store of this schema, and
+// reports whether it has every bucket. An empty file is a new store.
+func checkBuckets(tx *bolt.Tx) (complete bool, err error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		empty := true
+		_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+		if !empty {
+			return false, fmt.Errorf("%w: it has no %q bucket", ErrCorrupt, bucketMeta)
+		}
+		return false, nil
+	}
+	if v := string(meta.Get(keySchema)); v != schemaVersion {
+		return false, fmt.Errorf("%w: schema version %q, this hark reads %q", ErrCorrupt, v, schemaVersion)
+	}
+	for _, b := range [][]byte{bucketAds, bucketRandom, bucketClients} {
+		if tx.Bucket(b) == nil {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // load reads every retained item, and walks every client record once so
@@ -218,6 +271,11 @@ func (s *Store) load() error {
 		})
 		if err != nil {
 			return err
+		}
+		// The retention may have been lowered since the last run; the file
+		// is trimmed by the next Append.
+		if extra := len(s.ads) - s.keep.Ads; extra > 0 {
+			s.ads = s.ads[extra:]
 		}
 		if k, v := tx.Bucket(bucketRandom).Cursor().Last(); k != nil {
 			if s.random, err = decodeItem(k, v); err != nil {
@@ -264,15 +322,20 @@ func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error)
 		if err := b.Put(itemKey(id), encodeItem(it)); err != nil {
 			return err
 		}
-		if kind == wire.KindRandom {
-			_, err := trimOldest(b, 2, 1)
-			return err
+		if kind == wire.KindRandom { // only the latest number matters
+			c := b.Cursor()
+			for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) != id; k, _ = c.First() {
+				if err := c.Delete(); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 		nAds, err = trimOldest(b, s.nAds+1, s.keep.Ads)
 		return err
 	})
 	if err != nil {
-		return Item{}, fmt.Errorf("append %s: %w", kind, err)
+		return Item{}, fmt.Errorf("append %s: %w", kind, closedErr(err))
 	}
 	if kind == wire.KindClassified {
 		s.nAds = nAds
@@ -364,7 +427,7 @@ func (s *Store) Prune(now time.Time) (droppedAds []uint64, err error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("prune: %w", err)
+		return nil, fmt.Errorf("prune: %w", closedErr(err))
 	}
 	s.nAds -= len(droppedAds)
 	return droppedAds, nil
@@ -382,7 +445,7 @@ func (s *Store) Client(id string) (c Client, found bool, err error) {
 		return err
 	})
 	if err != nil {
-		return Client{}, false, fmt.Errorf("read client %q: %w", id, err)
+		return Client{}, false, fmt.Errorf("read client %q: %w", id, closedErr(err))
 	}
 	return c, found, nil
 }
@@ -392,6 +455,11 @@ func (s *Store) Client(id string) (c Client, found bool, err error) {
 // thousand clients fetching the same ad cost a handful of disk syncs, not
 // ten thousand.
 func (s *Store) SaveClient(ctx context.Context, id string, c Client) error {
+	// select picks at random among ready cases: without this check a
+	// done context could still submit the write, and even return nil.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	w := clientWrite{id: id, c: c, done: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -459,18 +527,24 @@ func (s *Store) commitClients() {
 }
 
 // Close waits for pending writes and closes the database.
+// It may be called more than once, also concurrently.
 func (s *Store) Close() error {
-	select {
-	case <-s.stop:
-		return nil
-	default:
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		<-s.done
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
+
+// closedErr turns bbolt's error for a closed database into ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return ErrClosed
 	}
-	close(s.stop)
-	<-s.done
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("close store %s: %w", s.path, err)
-	}
-	return nil
+	return err
 }
 
 func itemKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }

@@ -44,14 +44,22 @@ func (r *Reader) ReadLine() ([]byte, error) {
 			return line, nil
 		}
 		r.scanned = r.end
+		// The partial line is too long once it holds more than MaxLine
+		// bytes besides a trailing "\r" that the "\n" may still follow.
+		// Waiting for more input would leave a peer that sent 4097 bytes
+		// without an answer.
+		n := r.end - r.start
+		if n > 0 && r.buf[r.end-1] == '\r' {
+			n--
+		}
+		if n > MaxLine {
+			r.err = ErrLineTooLong
+			return nil, r.err
+		}
 		if r.err != nil {
 			if r.err == io.EOF && r.end > r.start {
 				return nil, io.ErrUnexpectedEOF
 			}
-			return nil, r.err
-		}
-		if r.end-r.start > MaxLine+1 { // room for "\r" but no "\n": too long
-			r.err = ErrLineTooLong
 			return nil, r.err
 		}
 		r.fill()
