@@ -48,6 +48,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/random", s.handlePublish(wire.KindRandom))
 	mux.HandleFunc("POST /v1/classified", s.handlePublish(wire.KindClassified))
 	mux.HandleFunc("GET /v1/health", s.handleHealth)
+	for path, allow := range map[string]string{"/v1/random": "POST", "/v1/classified": "POST", "/v1/health": "GET"} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" "+path+": use "+allow)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: the API is POST /v1/random, POST /v1/classified and GET /v1/health")
 	})

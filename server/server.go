@@ -28,6 +28,7 @@ type Config struct {
 	WriteTimeout time.Duration // a client whose socket takes nothing for this long is dropped (default 10s)
 	MaxConns     int           // protocol connections at once (default 10,000)
 	MaxQueue     int           // bytes of notifications queued for one connection before it is dropped (default 64 KiB)
+	SendBuffer   int           // the kernel's send buffer per connection, in bytes (0: the system's default)
 
 	RandomEvery     time.Duration // built-in random number generator period (0: off)
 	ClassifiedEvery time.Duration // built-in sample ad generator period (0: off)
@@ -254,6 +255,11 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		_, _ = nc.Write([]byte(wire.ErrTooManyConns + "\r\n"))
 		_ = nc.Close()
 		return nil
+	}
+	if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
+		if err := tc.SetWriteBuffer(s.cfg.SendBuffer); err != nil {
+			s.log.Warn("cannot set the send buffer", "err", err)
+		}
 	}
 	c := &conn{s: s, nc: nc, r: wire.NewReader(nc)}
 	// Unread, for a connection that has not identified itself, means

@@ -1,0 +1,96 @@
+package cli_test
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestRunExitCodes checks the exit status of every command-line mistake,
+// and that its message says what was wrong. None of these cases needs a
+// server: mistakes are caught before anything is opened or sent.
+func TestRunExitCodes(t *testing.T) {
+	cases := []struct {
+		name     string
+		args     []string
+		code     int
+		inStderr []string // each must appear on stderr
+	}{
+		{"no args", nil, 2, []string{"Usage:", "serve", "publish", "version"}},
+		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`, "Usage:"}},
+		{"serve bogus flag", []string{"serve", "--bogus"}, 2, []string{"bogus"}},
+		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, []string{"--listen", `"nonsense"`, "host:port"}},
+		{"serve bad http", []string{"serve", "--http", "nonsense"}, 2, []string{"--http", `"nonsense"`}},
+		{"serve port out of range", []string{"serve", "--listen", "127.0.0.1:99999"}, 2, []string{"--listen", "0 to 65535"}},
+		{"serve idle timeout 0", []string{"serve", "--idle-timeout", "0"}, 2, []string{"--idle-timeout"}},
+		{"serve negative write timeout", []string{"serve", "--write-timeout", "-1s"}, 2, []string{"--write-timeout"}},
+		{"serve max conns 0", []string{"serve", "--max-conns", "0"}, 2, []string{"--max-conns"}},
+		{"serve keep ads 0", []string{"serve", "--keep-ads", "0"}, 2, []string{"--keep-ads"}},
+		{"serve bad log level", []string{"serve", "--log-level", "loud"}, 2, []string{"log level"}},
+		{"serve extra arg", []string{"serve", "extra-arg"}, 2, []string{`"extra-arg"`}},
+		{"publish no args", []string{"publish"}, 2, []string{"random", "classified"}},
+		{"publish classified no text", []string{"publish", "classified"}, 2, []string{"classified"}},
+		{"publish classified two words", []string{"publish", "classified", "Bike", "for sale"}, 2, []string{"quote"}},
+		{"publish classified newline", []string{"publish", "classified", "a\nb"}, 2, []string{"one line", "U+000A"}},
+		{"publish classified empty", []string{"publish", "classified", ""}, 2, []string{"empty"}},
+		{"publish classified OK", []string{"publish", "classified", "OK"}, 2, []string{"protocol line"}},
+		{"publish classified ERR", []string{"publish", "classified", "ERR boom"}, 2, []string{"protocol line"}},
+		{"publish classified too long", []string{"publish", "classified", strings.Repeat("x", 1001)}, 2, []string{"1000 bytes"}},
+		{"publish classified bad UTF-8", []string{"publish", "classified", "caf\xe9"}, 2, []string{"UTF-8"}},
+		{"publish random abc", []string{"publish", "random", "abc"}, 2, []string{"decimal integer", `"abc"`}},
+		{"publish random negative", []string{"publish", "random", "-1"}, 2, nil},
+		{"publish random two numbers", []string{"publish", "random", "1", "2"}, 2, []string{"at most one"}},
+		{"publish unknown kind", []string{"publish", "nonsense", "x"}, 2, []string{`"nonsense"`, "random or classified"}},
+		{"publish bad url", []string{"publish", "--http", "not-a-url", "random"}, 2, []string{"--http", `"not-a-url"`}},
+		{"publish url without host", []string{"publish", "--http", "http://", "random"}, 2, []string{"--http"}},
+		{"publish ftp url", []string{"publish", "--http", "ftp://127.0.0.1:6790", "random"}, 2, []string{"--http"}},
+		{"version with args", []string{"version", "extra"}, 2, []string{"no arguments"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := run(t, tc.args...)
+			if code != tc.code {
+				t.Errorf("hark %q: exit status %d, want %d\nstdout: %s\nstderr: %s", tc.args, code, tc.code, stdout, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("hark %q: stdout %q, want nothing: errors go to stderr", tc.args, stdout)
+			}
+			for _, w := range tc.inStderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("hark %q: stderr does not say %q:\n%s", tc.args, w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	for _, arg := range []string{"help", "-h", "--help"} {
+		code, stdout, stderr := run(t, arg)
+		if code != 0 {
+			t.Errorf("hark %s: exit status %d, want 0; stderr %s", arg, code, stderr)
+		}
+		for _, w := range []string{"Usage:", "serve", "publish", "version"} {
+			if !strings.Contains(stdout, w) {
+				t.Errorf("hark %s: stdout does not list %q:\n%s", arg, w, stdout)
+			}
+		}
+	}
+	// A command's own -h lists its flags and is not an error.
+	code, _, stderr := run(t, "serve", "-h")
+	if code != 0 || !strings.Contains(stderr, "-listen") || !strings.Contains(stderr, "-data") {
+		t.Errorf("hark serve -h: exit status %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func TestRunVersion(t *testing.T) {
+	code, stdout, stderr := run(t, "version")
+	if code != 0 {
+		t.Fatalf("hark version: exit status %d, stderr %s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "hark ") || !strings.HasSuffix(stdout, "\n") || strings.Count(stdout, "\n") != 1 {
+		t.Errorf("hark version printed %q, want one line \"hark <version>\"", stdout)
+	}
+	if v := strings.TrimSpace(strings.TrimPrefix(stdout, "hark ")); v == "" {
+		t.Errorf("hark version printed no version: %q", stdout)
+	}
+}

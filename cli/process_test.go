@@ -1,0 +1,216 @@
+package cli_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/wire"
+)
+
+// harkProc is a real `hark serve` process: this test binary re-executed
+// with reexecEnv set, which makes TestMain run cli.Run as main does.
+type harkProc struct {
+	cmd    *exec.Cmd
+	log    *serveLog // its stderr
+	exited chan struct{}
+	err    error // cmd.Wait's result, set before exited is closed
+	proto  string
+	api    string
+}
+
+// startHark starts `hark serve` on dir with kernel-chosen loopback ports,
+// and returns once it has logged its addresses. The process is killed at
+// the end of the test if it is still running.
+func startHark(t *testing.T, dir string, extra ...string) *harkProc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir}, extra...)
+	p := &harkProc{cmd: exec.Command(exe, args...), log: newServeLog(), exited: make(chan struct{})}
+	// Under -race a process sleeps 1 s before exiting (atexit_sleep_ms),
+	// which the graceful-exit tests would wait out.
+	p.cmd.Env = append(os.Environ(), reexecEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start hark serve: %v", err)
+	}
+	go func() {
+		_, _ = io.Copy(p.log, stderr)
+		p.err = p.cmd.Wait() // after the last read, as exec requires
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+			return
+		default:
+		}
+		_ = p.cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(testTimeout):
+			t.Errorf("hark serve (pid %d) did not exit after SIGKILL", p.cmd.Process.Pid)
+		}
+	})
+	select {
+	case <-p.log.running:
+	case <-p.exited:
+		t.Fatalf("hark serve exited before running: %v\nstderr:\n%s", p.err, p.log)
+	case <-time.After(testTimeout):
+		t.Fatalf("hark serve did not log its addresses within %v\nstderr:\n%s", testTimeout, p.log)
+	}
+	p.proto, p.api = p.log.addrs()
+	if p.api == "" {
+		t.Fatalf("no publish_api address in hark serve's log:\n%s", p.log)
+	}
+	return p
+}
+
+// wait waits, bounded, for the process to exit and returns cmd.Wait's
+// result.
+func (p *harkProc) wait(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(within):
+		t.Fatalf("hark serve (pid %d) still running after %v\nstderr:\n%s", p.cmd.Process.Pid, within, p.log)
+		return nil
+	}
+}
+
+// kill9 kills the process with SIGKILL: no shutdown code runs.
+func (p *harkProc) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill -9: %v", err)
+	}
+	err := p.wait(t, testTimeout)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("hark serve did not die of SIGKILL: %v\nstderr:\n%s", err, p.log)
+	}
+	if strings.Contains(p.log.String(), "shutting down") {
+		t.Fatalf("hark serve shut down gracefully: the kill was not a crash\nstderr:\n%s", p.log)
+	}
+}
+
+// TestServeKill9Durability runs the real `hark serve`, kills it with
+// SIGKILL, and checks that everything it acknowledged survived: items
+// answered 201, and an identified client's read position.
+func TestServeKill9Durability(t *testing.T) {
+	dir := t.TempDir()
+
+	p := startHark(t, dir)
+	c := dialLines(t, p.proto)
+	c.send("hello c1")
+	c.expect("OK")
+	// c2 identifies itself and reads nothing: after the crash, A1 and A2
+	// are still unread for it. A client the server had forgotten would
+	// start from "now" and get only the most recent ad.
+	c2 := dialLines(t, p.proto)
+	c2.send("hello c2")
+	c2.expect("OK")
+	a1 := postItem(t, p.api, "classified", "A1")
+	a2 := postItem(t, p.api, "classified", "A2")
+	if a2.ID <= a1.ID {
+		t.Fatalf("ids %d then %d: not increasing", a1.ID, a2.ID)
+	}
+	c.send("classified?")
+	c.expect(itemLine(a1)) // the oldest unread
+	c.send("random?")
+	random := c.line()
+	rid, rnum, err := wire.ParseItem(random)
+	if err != nil || rid == 0 {
+		t.Fatalf("random? answered %q to an identified client: %v", random, err)
+	}
+	if _, err := wire.ParseRandom(rnum); err != nil {
+		t.Fatalf("random? answered %q: %v", random, err)
+	}
+	p.kill9(t)
+
+	p = startHark(t, dir)
+	c = dialLines(t, p.proto)
+	c.send("hello c1")
+	c.expect("OK")
+	// A1 was delivered before the crash and is not offered again.
+	c.send("classified?")
+	c.expect(itemLine(a2))
+	// Nothing unread: the most recent ad.
+	c.send("classified?")
+	c.expect(itemLine(a2))
+	c.send("random?")
+	c.expect(random)
+	c2 = dialLines(t, p.proto)
+	c2.send("hello c2")
+	c2.expect("OK")
+	c2.send("classified?", "classified?", "classified?")
+	c2.expect(itemLine(a1), itemLine(a2), itemLine(a2))
+
+	// An ad acknowledged right before the kill is there after the restart.
+	a3 := postItem(t, p.api, "classified", "A3")
+	p.kill9(t)
+
+	p = startHark(t, dir)
+	c = dialLines(t, p.proto)
+	c.send("hello c1")
+	c.expect("OK")
+	c.send("classified?")
+	c.expect(itemLine(a3))
+	anon := dialLines(t, p.proto)
+	anon.send("classified?", "random?")
+	anon.expect("A3", rnum)
+	// The id sequence survived too: no id is handed out twice.
+	if a4 := postItem(t, p.api, "classified", "A4"); a4.ID <= a3.ID {
+		t.Errorf("first id after the restart %d, want > %d", a4.ID, a3.ID)
+	}
+}
+
+// TestServeSignals: SIGTERM and SIGINT stop `hark serve` gracefully: exit
+// status 0, connections closed, "stopped" logged, the store closed and
+// intact.
+func TestServeSignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			p := startHark(t, dir)
+			c := dialLines(t, p.proto)
+			c.send("notif")
+			c.expect("OK")
+			ad := postItem(t, p.api, "classified", "Lost: grey umbrella")
+			c.expect(wire.NotifClassified)
+
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.wait(t, 5*time.Second); err != nil {
+				t.Fatalf("hark serve after %v: %v, want exit status 0\nstderr:\n%s", sig, err, p.log)
+			}
+			if log := p.log.String(); !strings.Contains(log, "stopped") {
+				t.Errorf("hark serve's stderr does not say it stopped:\n%s", log)
+			}
+			c.expectEOF()
+
+			st, err := store.Open(dir, store.Retention{})
+			if err != nil {
+				t.Fatalf("reopen the store: %v", err)
+			}
+			defer st.Close()
+			if ads, _ := st.Loaded(); len(ads) != 1 || ads[0].ID != ad.ID {
+				t.Errorf("store after %v holds %+v, want ad %d", sig, ads, ad.ID)
+			}
+		})
+	}
+}

@@ -1,0 +1,161 @@
+package cli_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+func TestPublishClassified(t *testing.T) {
+	s := startServer(t)
+	api := "http://" + s.HTTPAddr().String()
+
+	notif := dialLines(t, s.Addr().String())
+	notif.send("notif")
+	notif.expect("OK")
+	ident := dialLines(t, s.Addr().String())
+	ident.send("hello publish-test")
+	ident.expect("OK")
+
+	const ad = "Vintage road bike, 56 cm frame: 240 €"
+	code, stdout, stderr := run(t, "publish", "--http", api, "classified", ad)
+	if code != 0 {
+		t.Fatalf("publish: exit status %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "published classified ad as item ") || !strings.Contains(stdout, "1 connection(s) notified") {
+		t.Errorf("publish: stdout %q does not say it published and notified one connection", stdout)
+	}
+	if stderr != "" {
+		t.Errorf("publish: stderr %q, want nothing", stderr)
+	}
+
+	// The ad really arrived.
+	notif.expect(wire.NotifClassified)
+	var id uint64
+	if _, err := fmt.Sscanf(stdout[strings.Index(stdout, "item "):], "item %d;", &id); err != nil {
+		t.Fatalf("no item id in %q: %v", stdout, err)
+	}
+	ident.send("classified?")
+	ident.expect(fmt.Sprintf("%d %s", id, ad))
+}
+
+func TestPublishJSON(t *testing.T) {
+	s := startServer(t)
+	api := "http://" + s.HTTPAddr().String()
+	c := dialLines(t, s.Addr().String())
+
+	const ad = "Piano lessons, Tuesday evenings"
+	code, stdout, stderr := run(t, "publish", "--json", "--http", api+"/", "classified", ad)
+	if code != 0 {
+		t.Fatalf("publish --json: exit status %d, stderr %s", code, stderr)
+	}
+	var p server.Published
+	dec := json.NewDecoder(strings.NewReader(stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("publish --json printed %q: %v", stdout, err)
+	}
+	if p.ID == 0 || p.Kind != wire.KindClassified || p.Value != ad || p.Time.IsZero() || p.Notified != 0 {
+		t.Errorf("publish --json: %+v", p)
+	}
+	c.send("classified?")
+	c.expect(ad)
+
+	code, stdout, stderr = run(t, "publish", "--json", "--http", api, "random", "89765234756")
+	if code != 0 {
+		t.Fatalf("publish --json random: exit status %d, stderr %s", code, stderr)
+	}
+	var r map[string]any
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r["value"] != "89765234756" || r["kind"] != "random" {
+		t.Errorf("publish --json random printed %q (%v)", stdout, err)
+	}
+	c.send("random?")
+	c.expect("89765234756")
+}
+
+func TestPublishRandom(t *testing.T) {
+	s := startServer(t)
+	api := "http://" + s.HTTPAddr().String()
+	c := dialLines(t, s.Addr().String())
+
+	code, stdout, stderr := run(t, "publish", "--http", api, "random", "42")
+	if code != 0 || !strings.Contains(stdout, "published random number 42 as item") {
+		t.Fatalf("publish random 42: exit status %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	c.send("random?")
+	c.expect("42")
+
+	// Without a number the server draws one, and stdout says which.
+	code, stdout, stderr = run(t, "publish", "--http", api, "random")
+	if code != 0 {
+		t.Fatalf("publish random: exit status %d, stderr %q", code, stderr)
+	}
+	var n string
+	if _, err := fmt.Sscanf(stdout, "published random number %s as item", &n); err != nil {
+		t.Fatalf("publish random printed %q: %v", stdout, err)
+	}
+	if _, err := wire.ParseRandom(n); err != nil || n == "42" {
+		t.Errorf("drawn number %q: %v", n, err)
+	}
+	c.send("random?")
+	c.expect(n)
+}
+
+func TestPublishUnreachable(t *testing.T) {
+	code, stdout, stderr := run(t, "publish", "--http", "http://127.0.0.1:1", "random")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want nothing", stdout)
+	}
+	for _, w := range []string{"cannot reach the publish API", "127.0.0.1:1"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr does not say %q: %s", w, stderr)
+		}
+	}
+}
+
+// TestPublishWrongServer: a URL that answers, but not as hark does, is a
+// failure (1) that says so, not a success.
+func TestPublishWrongServer(t *testing.T) {
+	s := startServer(t)
+	// The protocol port speaks hark's line protocol, not HTTP.
+	code, _, stderr := run(t, "publish", "--http", "http://"+s.Addr().String(), "random", "5")
+	if code != 1 || stderr == "" {
+		t.Errorf("publish to a non-HTTP port: exit status %d, stderr %q; want 1 and a message", code, stderr)
+	}
+}
+
+// TestPublishRefusedByServer: an error answer from the API is a failure
+// (1) whose message carries the server's explanation.
+func TestPublishRefusedByServer(t *testing.T) {
+	s, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The handler of a server that has shut down answers 503.
+	hs := httptest.NewServer(h)
+	defer hs.Close()
+	code, stdout, stderr := run(t, "publish", "--http", hs.URL, "classified", "too late")
+	if code != 1 || stdout != "" {
+		t.Errorf("exit status %d, stdout %q; want 1 and nothing", code, stdout)
+	}
+	for _, w := range []string{"refused", "503", "shutting down"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr does not say %q: %s", w, stderr)
+		}
+	}
+}

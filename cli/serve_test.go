@@ -1,0 +1,261 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/cli"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/store"
+)
+
+// inProcess is a cli.Serve running in a goroutine of the test.
+type inProcess struct {
+	log    *serveLog
+	cancel context.CancelFunc
+	done   chan error // receives Serve's result
+	proto  string     // protocol address, from the log
+	api    string     // publish API base URL, from the log
+}
+
+// startServe runs cli.Serve with args and waits, bounded, until it logs
+// that it is running. The test fails if Serve returns first.
+func startServe(t *testing.T, args ...string) *inProcess {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &inProcess{log: newServeLog(), cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- cli.Serve(ctx, args, io.Discard, p.log) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-p.done:
+		case <-time.After(2 * testTimeout):
+			t.Errorf("cli.Serve did not return after its context was cancelled")
+		}
+	})
+	select {
+	case <-p.log.running:
+	case err := <-p.done:
+		p.done <- err // for the cleanup
+		t.Fatalf("cli.Serve returned before running: %v\nlog:\n%s", err, p.log)
+	case <-time.After(testTimeout):
+		t.Fatalf("cli.Serve did not log that it is running within %v\nlog:\n%s", testTimeout, p.log)
+	}
+	p.proto, p.api = p.log.addrs()
+	if p.api == "" {
+		t.Fatalf("no publish_api address in the log:\n%s", p.log)
+	}
+	return p
+}
+
+// stop cancels Serve's context and returns its result.
+func (p *inProcess) stop(t *testing.T) error {
+	t.Helper()
+	p.cancel()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(2 * testTimeout):
+		t.Fatalf("cli.Serve did not return within %v of its context's end\nlog:\n%s", 2*testTimeout, p.log)
+		return nil
+	}
+}
+
+func TestServeGracefulStop(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir)
+	if !strings.HasPrefix(p.api, "http://127.0.0.1:") || !strings.HasPrefix(p.proto, "127.0.0.1:") {
+		t.Fatalf("addresses %q and %q: want kernel-chosen loopback ports", p.proto, p.api)
+	}
+
+	c := dialLines(t, p.proto)
+	c.send("hello serve-test")
+	c.expect("OK")
+	ad := postItem(t, p.api, "classified", "Room to let, garden")
+	c.send("classified?")
+	c.expect(itemLine(ad))
+
+	if err := p.stop(t); err != nil {
+		t.Fatalf("cli.Serve after cancel: %v, want nil (graceful exit)\nlog:\n%s", err, p.log)
+	}
+	log := p.log.String()
+	for _, w := range []string{"shutting down", "stopped"} {
+		if !strings.Contains(log, w) {
+			t.Errorf("the log does not say %q:\n%s", w, log)
+		}
+	}
+	// The connected client was let go.
+	c.expectEOF()
+
+	// The store is closed and intact: another opener gets it, with the ad.
+	st, err := store.Open(dir, store.Retention{})
+	if err != nil {
+		t.Fatalf("reopen the store after a graceful stop: %v", err)
+	}
+	defer st.Close()
+	ads, _ := st.Loaded()
+	if len(ads) != 1 || ads[0].ID != ad.ID || ads[0].Value != ad.Value {
+		t.Errorf("store after stop holds %+v, want the ad %d %q", ads, ad.ID, ad.Value)
+	}
+	cl, found, err := st.Client("serve-test")
+	if err != nil || !found || cl.Ad != ad.ID {
+		t.Errorf("client position after stop: %+v found=%v err=%v, want ad %d", cl, found, err, ad.ID)
+	}
+}
+
+func TestServeHTTPDisabled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log, done := newServeLog(), make(chan error, 1)
+	go func() {
+		done <- cli.Serve(ctx, []string{"--listen", "127.0.0.1:0", "--http", "", "--data", t.TempDir()}, io.Discard, log)
+	}()
+	select {
+	case <-log.running:
+	case err := <-done:
+		t.Fatalf("cli.Serve --http '': %v\nlog:\n%s", err, log)
+	case <-time.After(testTimeout):
+		t.Fatalf("cli.Serve did not start\nlog:\n%s", log)
+	}
+	if proto, api := log.addrs(); proto == "" || api != "" {
+		t.Errorf("with --http '': protocol %q, publish_api %q; want a protocol address and no API", proto, api)
+	}
+	c := dialLines(t, mustAddr(t, log))
+	c.send("random?")
+	if n := c.line(); n == "" {
+		t.Errorf("random? answered nothing")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("cli.Serve: %v", err)
+		}
+	case <-time.After(2 * testTimeout):
+		t.Fatal("cli.Serve did not return")
+	}
+}
+
+func mustAddr(t *testing.T, l *serveLog) string {
+	t.Helper()
+	proto, _ := l.addrs()
+	if proto == "" {
+		t.Fatalf("no protocol address in the log:\n%s", l)
+	}
+	return proto
+}
+
+// TestServeCorruptStore: a file that is not a hark store is refused with a
+// message that says what to do, and is left as it was.
+func TestServeCorruptStore(t *testing.T) {
+	// A real store, cut short as a full disk or a bad copy would leave it.
+	truncated := func(t *testing.T) []byte {
+		dir := t.TempDir()
+		st, err := store.Open(dir, store.Retention{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, store.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 8192 {
+			t.Fatalf("a fresh store is only %d bytes", len(b))
+		}
+		return b[:6000]
+	}
+	cases := []struct {
+		name    string
+		content func(t *testing.T) []byte
+	}{
+		{"short garbage", func(*testing.T) []byte { return []byte("this is not a bolt database\n") }},
+		{"one page of garbage", func(*testing.T) []byte { return bytes.Repeat([]byte("garbage!"), 5000/8) }},
+		{"64 KiB of garbage", func(*testing.T) []byte { return bytes.Repeat([]byte{0xde, 0xad, 0xbe, 0xef}, 16<<10) }},
+		{"truncated store", truncated},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, store.FileName)
+			content := tc.content(t)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+			defer cancel()
+			err := cli.Serve(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir}, io.Discard, &stderr)
+			if err == nil {
+				t.Fatalf("cli.Serve on a corrupt store returned nil\nlog:\n%s", &stderr)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("cli.Serve ran on a corrupt store until the test's deadline: %v", err)
+			}
+			msg := err.Error()
+			for _, w := range []string{"corrupt", "move the file aside", path} {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not say %q", msg, w)
+				}
+			}
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Errorf("error %q does not wrap store.ErrCorrupt", msg)
+			}
+			after, rerr := os.ReadFile(path)
+			if rerr != nil || !bytes.Equal(after, content) {
+				t.Errorf("the corrupt file was changed (%d bytes before, %d after, %v)", len(content), len(after), rerr)
+			}
+			// Through Run it is a failure, not a usage mistake.
+			code, _, runErr := run(t, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir)
+			if code != 1 || !strings.Contains(runErr, "move the file aside") {
+				t.Errorf("hark serve on a corrupt store: exit status %d, stderr %q; want 1 and the advice", code, runErr)
+			}
+		})
+	}
+}
+
+// TestServeStoreInUse: a second server on the same data directory is
+// refused at once, and the first one is not disturbed.
+func TestServeStoreInUse(t *testing.T) {
+	dir := t.TempDir()
+	s, err := server.Start(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	}()
+	code, _, stderr := run(t, "serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir)
+	if code != 1 || !strings.Contains(stderr, "in use") || !strings.Contains(stderr, "--data") {
+		t.Errorf("second hark serve on %s: exit status %d, stderr %q; want 1 and a message saying the store is in use", dir, code, stderr)
+	}
+	c := dialLines(t, s.Addr().String())
+	c.send("random?")
+	if n := c.line(); n == "" {
+		t.Errorf("the first server no longer answers random?")
+	}
+}
+
+// TestServeAddressInUse: a port already taken is a failure that names it.
+func TestServeAddressInUse(t *testing.T) {
+	s := startServer(t)
+	taken := s.Addr().String()
+	code, _, stderr := run(t, "serve", "--listen", taken, "--http", "127.0.0.1:0", "--data", t.TempDir())
+	if code != 1 || !strings.Contains(stderr, taken) {
+		t.Errorf("hark serve --listen %s (taken): exit status %d, stderr %q", taken, code, stderr)
+	}
+}

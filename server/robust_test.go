@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/wire"
+)
+
+// TestIdleTimeout: a connection in notification mode that sends nothing
+// for the idle timeout leaves the mode silently; any line resets the
+// timer; re-entering announces what was published meanwhile.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	s := startServer(t, Config{IdleTimeout: idle})
+	quiet, chatty := dial(t, s), dial(t, s)
+	quiet.send("notif")
+	quiet.expect("OK")
+	chatty.send("notif")
+	chatty.expect("OK")
+	publish(t, s, "random", "1")
+	quiet.expect("notif: random")
+	chatty.expect("notif: random")
+
+	// Time passing is what is under test here. The chatty client sends a
+	// line every third of the timeout; the quiet one says nothing.
+	for range 4 {
+		time.Sleep(idle / 3)
+		chatty.send("random?")
+		chatty.expect("1")
+	}
+	time.Sleep(idle / 3) // quiet has now been silent for 5/3 of the timeout
+	if _, n := publish(t, s, "classified", "while quiet slept"); n != 1 {
+		t.Fatalf("notified %d connections, want 1 (only the chatty one)", n)
+	}
+	chatty.expect("notif: classified")
+	// Had quiet been notified, the notification would precede this reply.
+	quiet.send("random?")
+	quiet.expect("1")
+	quiet.send("notif")
+	quiet.expect("OK", "notif: classified") // the ad it missed is still unread
+}
+
+func TestCommandErrors(t *testing.T) {
+	s := startServer(t, Config{})
+	publish(t, s, "random", "9")
+	c := dial(t, s)
+	c.write("RANDOM?\r\nrandom? \r\nNotif\r\n\x00\xff\xfe\r\nhello\r\nhello \r\nhello bad id\r\nhello é\r\n")
+	c.expect("ERR unknown command", "ERR unknown command", "ERR unknown command", "ERR unknown command",
+		"ERR bad client id", "ERR bad client id", "ERR bad client id", "ERR bad client id")
+	c.write("\r\n\n\r\nrandom?\r\n") // empty lines get no reply
+	c.expect("9")
+	c.send("hello c1", "hello c1", "hello c2")
+	c.expect("OK", "ERR already identified", "ERR already identified")
+}
+
+func TestLineTooLong(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s)
+	c.send(strings.Repeat("a", wire.MaxLine)) // the longest line allowed
+	c.expect("ERR unknown command")
+	c.send(strings.Repeat("a", wire.MaxLine+1))
+	c.expect("ERR line too long")
+	c.expectEOF()
+
+	// A line that never ends is cut off at the limit too.
+	c = dial(t, s)
+	c.write(strings.Repeat("x", 3*wire.MaxLine))
+	c.expect("ERR line too long")
+	c.expectEOF()
+
+	other := dial(t, s)
+	other.send("notif")
+	other.expect("OK")
+}
+
+// TestGarbage feeds random bytes: the server answers each line with an
+// error, or closes on a line too long, and keeps serving everyone else.
+func TestGarbage(t *testing.T) {
+	s := startServer(t, Config{})
+	publish(t, s, "random", "3")
+	rng := rand.New(rand.NewPCG(1, 2))
+	junk := make([]byte, 256<<10)
+	for i := range junk {
+		junk[i] = byte(rng.IntN(256))
+	}
+	c := dial(t, s)
+	go func() { // may fail once the server closes: that is allowed
+		c.nc.SetWriteDeadline(time.Now().Add(testTimeout))
+		if _, err := c.nc.Write(junk); err == nil {
+			_ = c.nc.(*net.TCPConn).CloseWrite()
+		}
+	}()
+	// Every complete, non-empty line gets exactly one answer.
+	lines := bytes.Split(junk, []byte("\n"))
+	want := 0
+	for _, l := range lines[:len(lines)-1] {
+		if len(bytes.TrimSuffix(l, []byte("\r"))) > 0 {
+			want++
+		}
+	}
+	answers := 0
+	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				break
+			}
+			t.Fatalf("reading garbage answers: %v", err)
+		}
+		if l != "ERR unknown command\r\n" && l != "ERR line too long\r\n" {
+			t.Fatalf("unexpected answer to garbage: %q", l)
+		}
+		answers++
+	}
+	if answers != want {
+		t.Fatalf("%d answers to %d garbage lines", answers, want)
+	}
+	other := dial(t, s)
+	other.send("random?")
+	other.expect("3")
+}
+
+// TestSlowReaderDropped: a client in notification mode that stops reading
+// is dropped once its queue is full, while a reading client gets every
+// notification.
+func TestSlowReaderDropped(t *testing.T) {
+	// Small socket buffers on both sides make the slow client's socket
+	// fill after a few hundred notifications instead of a few hundred
+	// thousand.
+	s := startServer(t, Config{MaxQueue: 1 << 10, SendBuffer: 4 << 10})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		ctlErr := rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+		return errors.Join(ctlErr, err)
+	}}
+	snc, err := d.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snc.Close()
+	slow := &testClient{t: t, nc: snc, br: newReader(snc)}
+	slow.send("notif")
+	slow.expect("OK")
+	fast := dial(t, s)
+	fast.send("notif")
+	fast.expect("OK")
+
+	got := make(chan int)
+	go func() { // the fast client reads everything, concurrently
+		n := 0
+		fast.nc.SetReadDeadline(time.Now().Add(4 * testTimeout))
+		for {
+			l, err := fast.br.ReadString('\n')
+			if err != nil || l != "notif: classified\r\n" {
+				break
+			}
+			n++
+		}
+		got <- n
+	}()
+
+	published, dropped := 0, false
+	for published < 20000 && !dropped {
+		_, n := publish(t, s, "classified", "flood")
+		published++
+		dropped = n == 1
+	}
+	if !dropped {
+		t.Fatalf("slow client still notified after %d ads", published)
+	}
+	// A few more, to show the others keep being notified.
+	for range 10 {
+		if _, n := publish(t, s, "classified", "after"); n != 1 {
+			t.Fatalf("notified %d, want 1", n)
+		}
+		published++
+	}
+	fast.nc.Close() // ends the reader goroutine after what is buffered
+	if n := <-got; n < published-1 {
+		// The last line may be cut by our own Close; none before it.
+		t.Fatalf("fast client got %d notifications of %d", n, published)
+	}
+	// The slow client's connection was closed by the server.
+	snc.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, err := io.Copy(io.Discard, snc); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("slow client: want the connection closed, got %v", err)
+	}
+	t.Logf("slow client dropped after %d ads", published-10)
+}
+
+func TestMaxConns(t *testing.T) {
+	s := startServer(t, Config{MaxConns: 2})
+	a, b := dial(t, s), dial(t, s)
+	a.send("notif")
+	a.expect("OK")
+	b.send("notif")
+	b.expect("OK")
+	c := dial(t, s)
+	c.expect("ERR too many connections")
+	c.expectEOF()
+	a.nc.Close()
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) == 1 })
+	d := dial(t, s)
+	d.send("stop_notif")
+	d.expect("OK")
+}
+
+// TestHalfClose: a client that sends its commands and shuts down its side
+// still gets every answer before the server closes.
+func TestHalfClose(t *testing.T) {
+	s := startServer(t, Config{})
+	publish(t, s, "random", "12")
+	c := dial(t, s)
+	c.write("random?\r\nclassified?\r\nrandom?")
+	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	c.expect("12", "")
+	c.expectEOF() // the unterminated last line is not a command
+}
+
+// TestShutdownAnswersWhatItRead: commands the server has read are answered
+// before it closes the connection, and Shutdown leaves no goroutine behind
+// (TestMain checks with goleak).
+func TestShutdownAnswersWhatItRead(t *testing.T) {
+	s := startServer(t, Config{})
+	publish(t, s, "random", "77")
+	idle := dial(t, s)
+	idle.send("notif")
+	idle.expect("OK")
+	busy := dial(t, s)
+	busy.write(strings.Repeat("random?\r\n", 50))
+	busy.expect("77") // the batch has been read
+	stopServer(t, s)
+	for range 49 {
+		busy.expect("77")
+	}
+	busy.expectEOF()
+	idle.expectEOF()
+	if _, _, err := s.Publish(context.Background(), wire.KindRandom, "1"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("publish after shutdown: got %v, want ErrClosed", err)
+	}
+}
+
+// waitFor polls cond until it holds, for state that has no event to wait
+// on from outside the server (a closed connection being unregistered).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
