@@ -1,0 +1,62 @@
+package netclient_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/server"
+)
+
+// benchConn connects to a real hark serve on loopback.
+func benchConn(b *testing.B) *netclient.Conn {
+	b.Helper()
+	s, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := netclient.Dial(context.Background(), s.Addr().String(), netclient.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		c.Close()
+		if err := s.Shutdown(context.Background()); err != nil {
+			b.Error(err)
+		}
+	})
+	return c
+}
+
+// BenchmarkRoundTrip: one random? at a time on one connection.
+//
+//	go test -run '^$' -bench RoundTrip -count 5 ./netclient/
+func BenchmarkRoundTrip(b *testing.B) {
+	c := benchConn(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := c.Random(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rt/s")
+}
+
+// BenchmarkRoundTripPipelined: 64 random? per write on one connection;
+// rt/s counts commands answered.
+func BenchmarkRoundTripPipelined(b *testing.B) {
+	const depth = 64
+	c := benchConn(b)
+	ctx := context.Background()
+	cmds := make([]netclient.Cmd, depth)
+	for i := range cmds {
+		cmds[i] = netclient.RandomCmd
+	}
+	for b.Loop() {
+		items, err := c.Do(ctx, cmds...)
+		if err != nil || len(items) != depth {
+			b.Fatalf("%d items, %v", len(items), err)
+		}
+	}
+	b.ReportMetric(float64(b.N*depth)/b.Elapsed().Seconds(), "rt/s")
+}
