@@ -1,0 +1,314 @@
+package netclient
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/harkapp/hark/wire"
+)
+
+// Delivery is one item handed to the session's user, exactly once.
+type Delivery struct {
+	Kind  wire.Kind
+	Value string
+	ID    uint64    // 0 when the server does not give ids (version 1)
+	Time  time.Time // when the session fetched it
+}
+
+// State is what the session is doing, for a status line.
+type State struct {
+	Connected bool
+	Addr      string
+	RetryIn   time.Duration // while not connected: the wait before the next try
+	Err       error         // while not connected: why
+}
+
+// SessionOptions configure a Session. Zero fields take the defaults.
+type SessionOptions struct {
+	Addr     string // host:port of the server
+	ClientID string // identification; "" speaks plain version 1
+	// Refresh is how often notification mode is re-entered, to stay ahead
+	// of the server's idle timeout (default 29m; must be below it).
+	Refresh      time.Duration
+	ReplyTimeout time.Duration // see Options (default 30s)
+	HelloTimeout time.Duration // wait for hello's OK before falling back to version 1 (default 3s)
+	MinBackoff   time.Duration // first reconnection delay (default 1s), doubled up to
+	MaxBackoff   time.Duration // this (default 60s); reset after a healthy minute
+	OnState      func(State)   // called on every connection change; must not block
+	Logger       *slog.Logger
+}
+
+// maxFetch bounds the ads fetched in one cycle; the rest stay unread and
+// are announced again when notification mode is re-entered.
+const maxFetch = 64
+
+// Session is the higher-level client the tray and `hark watch` use: it
+// connects, identifies itself, fetches, sits in notification mode, fetches
+// each announced item and delivers it once, in order, reconnecting with
+// backoff for as long as it runs.
+type Session struct {
+	opts      SessionOptions
+	log       *slog.Logger
+	reconnect chan struct{}
+
+	// Owned by Run's goroutine.
+	v1       bool      // the server does not know hello
+	lastID   [2]uint64 // per kind, for identified delivery
+	lastAd   string    // version 1: the last ad delivered, to skip repeats
+	lastRand string
+}
+
+// NewSession returns a session; Run starts it.
+func NewSession(opts SessionOptions) *Session {
+	if opts.Refresh <= 0 {
+		opts.Refresh = 29 * time.Minute
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = 3 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(60*time.Second, opts.MinBackoff)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Session{opts: opts, log: opts.Logger, reconnect: make(chan struct{}, 1)}
+}
+
+// Reconnect drops the current connection and connects again at once, e.g.
+// after the machine woke from suspend, when the old connection is likely
+// dead but would take a while to be found so.
+func (s *Session) Reconnect() {
+	select {
+	case s.reconnect <- struct{}{}:
+	default:
+	}
+}
+
+var errReconnect = errors.New("reconnect requested")
+
+// Run runs the session until ctx ends, calling deliver for each item from
+// this goroutine. It returns nil when ctx ends.
+func (s *Session) Run(ctx context.Context, deliver func(Delivery)) error {
+	backoff := time.Duration(0)
+	for {
+		start := time.Now()
+		err := s.runConn(ctx, deliver)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case errors.Is(err, errReconnect), errors.Is(err, ErrNoHello):
+			backoff = 0 // at once
+		case time.Since(start) > time.Minute:
+			backoff = s.opts.MinBackoff // it was healthy: start over
+		default:
+			backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
+		}
+		// Full jitter around the step keeps many clients of a restarted
+		// server from reconnecting in lockstep.
+		wait := backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
+		s.log.Info("disconnected", "addr", s.opts.Addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		s.state(State{Addr: s.opts.Addr, RetryIn: wait, Err: err})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.reconnect:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Session) state(st State) {
+	if s.opts.OnState != nil {
+		s.opts.OnState(st)
+	}
+}
+
+// pushes collects what OnNotify reports, from the connection's reader.
+type pushes struct {
+	mu     sync.Mutex
+	random bool
+	ads    int
+	signal chan struct{}
+}
+
+func (p *pushes) add(k wire.Kind) {
+	p.mu.Lock()
+	if k == wire.KindRandom {
+		p.random = true
+	} else {
+		p.ads++
+	}
+	p.mu.Unlock()
+	select {
+	case p.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pushes) take(maxAds int) (random bool, ads int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	random, ads = p.random, min(p.ads, maxAds)
+	p.random, p.ads = false, p.ads-ads
+	return random, ads
+}
+
+// runConn serves one connection until it fails, ctx ends, or a reconnect
+// is requested.
+func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
+	p := &pushes{signal: make(chan struct{}, 1)}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := Dial(dctx, s.opts.Addr, Options{OnNotify: p.add, ReplyTimeout: s.opts.ReplyTimeout, Logger: s.log})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	ided := false
+	if s.opts.ClientID != "" && !s.v1 {
+		hctx, cancel := context.WithTimeout(ctx, s.opts.HelloTimeout)
+		err := c.Hello(hctx, s.opts.ClientID)
+		cancel()
+		var se *ServerError
+		switch {
+		case err == nil:
+			ided = true
+		case errors.Is(err, ErrNoHello) || errors.As(err, &se):
+			s.v1 = true
+			s.log.Warn("the server does not know identification: falling back to version 1; items published while hark is away will be missed", "addr", s.opts.Addr, "err", err)
+			if errors.Is(err, ErrNoHello) {
+				return err // that connection is unusable; the next one skips hello
+			}
+		default:
+			return err
+		}
+	}
+
+	// Catch up: the latest number and the oldest unread ad, then
+	// notification mode, whose announcements say what else is unread.
+	lastWrite := time.Now()
+	items, err := c.Do(ctx, RandomCmd, ClassifiedCmd, NotifyCmd)
+	if err != nil {
+		return err
+	}
+	s.log.Info("connected", "addr", s.opts.Addr, "identified", ided)
+	s.state(State{Connected: true, Addr: s.opts.Addr})
+	s.deliver(items[:2], ided, deliver)
+
+	// The refresh is scheduled from the last line written and checked
+	// against the wall clock, which keeps counting during suspend, unlike
+	// Go's timers (golang/go#24595).
+	const maxSleep = 30 * time.Second
+	for {
+		due := lastWrite.Round(0).Add(s.opts.Refresh)
+		t := time.NewTimer(min(time.Until(due), maxSleep))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-s.reconnect:
+			t.Stop()
+			return errReconnect
+		case <-c.Done():
+			t.Stop()
+			return c.Err()
+		case <-p.signal:
+			t.Stop()
+		case <-t.C:
+		}
+		random, ads := p.take(maxFetch)
+		if !random && ads == 0 && time.Now().Round(0).Before(due) {
+			continue
+		}
+		// Leave the mode, fetch, re-enter: one write. Re-entering also
+		// resets the server's idle timer and re-announces what is unread.
+		cmds := []Cmd{StopNotifyCmd}
+		if random {
+			cmds = append(cmds, RandomCmd)
+		}
+		for range ads {
+			cmds = append(cmds, ClassifiedCmd)
+		}
+		cmds = append(cmds, NotifyCmd)
+		lastWrite = time.Now()
+		items, err := c.Do(ctx, cmds...)
+		if err != nil {
+			return err
+		}
+		s.deliver(items[1:len(items)-1], ided, deliver)
+		if ads == maxFetch {
+			p.add(wire.KindClassified) // more may be waiting: go round again
+		}
+	}
+}
+
+// deliver hands over items not delivered before. Identified items are
+// compared by id (ids only grow); version-1 items by value, which is all
+// that protocol allows: an ad repeated verbatim right after itself is
+// taken for the "most recent ad" answer, not a new ad.
+func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
+	now := time.Now()
+	for _, it := range items {
+		if it.Empty {
+			continue
+		}
+		k := 0
+		last := &s.lastAd
+		if it.Kind == wire.KindRandom {
+			k, last = 1, &s.lastRand
+		}
+		if ided {
+			if it.ID <= s.lastID[k] {
+				continue
+			}
+			s.lastID[k] = it.ID
+		} else {
+			if it.Value == *last {
+				continue
+			}
+		}
+		*last = it.Value
+		deliver(Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: now})
+	}
+}
+
+// ClientID returns the client id kept in dir (the user's XDG state
+// directory for hark), creating it on first use.
+func ClientID(dir string) (string, error) {
+	path := filepath.Join(dir, "client-id")
+	if b, err := os.ReadFile(path); err == nil {
+		id := strings.TrimSpace(string(b))
+		if err := wire.ValidateClientID(id); err != nil {
+			return "", fmt.Errorf("client id in %s: %w: delete the file to get a new id", path, err)
+		}
+		return id, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read client id: %w", err)
+	}
+	id := strings.ToLower(rand.Text()) // 128 random bits, base32
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create state directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save client id: %w", err)
+	}
+	return id, nil
+}

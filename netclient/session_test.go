@@ -1,0 +1,179 @@
+package netclient_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+// realServer runs hark serve in process on loopback.
+func realServer(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	s, err := server.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopReal(t, s) })
+	return s
+}
+
+func stopReal(t *testing.T, s *server.Server) {
+	t.Helper()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func pub(t *testing.T, s *server.Server, kind wire.Kind, v string) uint64 {
+	t.Helper()
+	it, _, err := s.Publish(context.Background(), kind, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return it.ID
+}
+
+// runSession runs a session until the test ends, returning its deliveries
+// and a channel that receives each connection (State.Connected).
+func runSession(t *testing.T, opts netclient.SessionOptions) (<-chan netclient.Delivery, <-chan struct{}) {
+	t.Helper()
+	got := make(chan netclient.Delivery, 1000)
+	connected := make(chan struct{}, 100)
+	opts.OnState = func(st netclient.State) {
+		if st.Connected {
+			connected <- struct{}{}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- netclient.NewSession(opts).Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return got, connected
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// collectAds reads deliveries until want ads have arrived and returns
+// their values in delivery order, failing on a duplicate id.
+func collectAds(t *testing.T, got <-chan netclient.Delivery, want int) []string {
+	t.Helper()
+	var ads []string
+	seen := map[uint64]bool{}
+	timeout := time.After(15 * time.Second)
+	for len(ads) < want {
+		select {
+		case d := <-got:
+			if d.ID != 0 && seen[d.ID] {
+				t.Fatalf("item %d (%q) delivered twice", d.ID, d.Value)
+			}
+			seen[d.ID] = true
+			if d.Kind == wire.KindClassified {
+				ads = append(ads, d.Value)
+			}
+		case <-timeout:
+			t.Fatalf("got %d ads of %d: %q", len(ads), want, ads)
+		}
+	}
+	return ads
+}
+
+func checkAds(t *testing.T, got []string, from, to int) {
+	t.Helper()
+	if len(got) != to-from+1 {
+		t.Fatalf("got %d ads, want %d: %q", len(got), to-from+1, got)
+	}
+	for i, v := range got {
+		if want := fmt.Sprintf("A%d", from+i); v != want {
+			t.Fatalf("ad %d is %q, want %q (all: %q)", i, v, want, got)
+		}
+	}
+}
+
+func TestSessionDeliversEachItemOnceInOrder(t *testing.T) {
+	s := realServer(t, server.Config{})
+	got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "tray-1"})
+	waitSignal(t, connected, "the session to connect")
+	for i := 1; i <= 40; i++ {
+		pub(t, s, wire.KindClassified, fmt.Sprintf("A%d", i))
+		if i%10 == 0 {
+			pub(t, s, wire.KindRandom, fmt.Sprint(i))
+		}
+	}
+	checkAds(t, collectAds(t, got, 40), 1, 40)
+}
+
+// TestSessionSurvivesServerRestart: the server goes away while ads are
+// being published and comes back on the same store; the session
+// reconnects, identifies itself and delivers every ad exactly once.
+func TestSessionSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	s1 := realServer(t, server.Config{DataDir: dir})
+	addr := s1.Addr().String()
+	got, connected := runSession(t, netclient.SessionOptions{
+		Addr: addr, ClientID: "tray-2", MinBackoff: 300 * time.Millisecond, MaxBackoff: time.Second,
+	})
+	waitSignal(t, connected, "the session to connect")
+	for i := 1; i <= 5; i++ {
+		pub(t, s1, wire.KindClassified, fmt.Sprintf("A%d", i))
+	}
+	stopReal(t, s1)
+	s2 := realServer(t, server.Config{DataDir: dir, Listen: addr})
+	for i := 6; i <= 10; i++ { // most likely while the session waits to retry
+		pub(t, s2, wire.KindClassified, fmt.Sprintf("A%d", i))
+	}
+	waitSignal(t, connected, "the session to reconnect")
+	for i := 11; i <= 15; i++ {
+		pub(t, s2, wire.KindClassified, fmt.Sprintf("A%d", i))
+	}
+	checkAds(t, collectAds(t, got, 15), 1, 15)
+}
+
+// TestSessionRefreshBeatsIdleTimeout: with a 1 s server idle timeout and a
+// shorter refresh, notifications keep coming across several timeouts.
+func TestSessionRefreshBeatsIdleTimeout(t *testing.T) {
+	s := realServer(t, server.Config{IdleTimeout: time.Second})
+	got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), Refresh: 300 * time.Millisecond})
+	waitSignal(t, connected, "the session to connect")
+	pub(t, s, wire.KindClassified, "A1")
+	checkAds(t, collectAds(t, got, 1), 1, 1)
+	time.Sleep(3 * time.Second) // three idle timeouts pass: the behaviour under test
+	if _, n, err := s.Publish(context.Background(), wire.KindClassified, "A2"); err != nil || n != 1 {
+		t.Fatalf("publish after 3 idle timeouts: notified %d connections, %v; want 1", n, err)
+	}
+	checkAds(t, collectAds(t, got, 1), 2, 2)
+}
+
+func TestClientIDIsKept(t *testing.T) {
+	dir := t.TempDir()
+	a, err := netclient.ClientID(dir)
+	if err != nil || wire.ValidateClientID(a) != nil {
+		t.Fatalf("ClientID = %q, %v", a, err)
+	}
+	b, err := netclient.ClientID(dir)
+	if err != nil || a != b {
+		t.Fatalf("second ClientID = %q, %v; want %q", b, err, a)
+	}
+}
