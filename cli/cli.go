@@ -30,6 +30,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
+		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
 		{"version", "print hark's version", Version},
 	}
 }

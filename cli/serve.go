@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/harkapp/hark/server"
@@ -86,9 +85,8 @@ func checkServeFlags(cfg *server.Config, keep store.Retention) error {
 		if a.addr == "" && a.flag == "--http" {
 			continue
 		}
-		_, port, err := net.SplitHostPort(a.addr)
-		if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-			return usagef("%s %q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:6789", a.flag, a.addr)
+		if err := checkHostPort(a.flag, a.addr); err != nil {
+			return err
 		}
 	}
 	switch {

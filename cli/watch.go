@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/harkapp/hark/netclient"
+)
+
+// DefaultServer is where the client looks for hark serve.
+const DefaultServer = "127.0.0.1:6789"
+
+// Watch runs `hark watch`: a headless subscriber printing one line per
+// item, the same session the tray runs.
+func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("watch", "[flags]", stderr)
+	addr := fs.String("server", DefaultServer, "`host:port` of the hark server")
+	asJSON := fs.Bool("json", false, "print one JSON object per item: kind, value, id (when known), time")
+	refresh := fs.Duration("refresh", 29*time.Minute, "re-enter notification mode this often; must be below the server's idle timeout")
+	v1 := fs.Bool("v1", false, "do not identify (plain version 1: items published while away are missed)")
+	var level logLevel
+	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: watch takes only flags", fs.Arg(0))
+	}
+	if err := checkHostPort("--server", *addr); err != nil {
+		return err
+	}
+	if *refresh <= 0 {
+		return usagef("--refresh must be positive, e.g. 29m")
+	}
+	log := newLogger(stderr, &level)
+	opts := netclient.SessionOptions{Addr: *addr, Refresh: *refresh, Logger: log}
+	if !*v1 {
+		dir, err := stateDir()
+		if err != nil {
+			return err
+		}
+		if opts.ClientID, err = netclient.ClientID(dir); err != nil {
+			return err
+		}
+	}
+	var werr error
+	err := netclient.NewSession(opts).Run(ctx, func(d netclient.Delivery) {
+		if werr != nil {
+			return
+		}
+		if *asJSON {
+			werr = json.NewEncoder(stdout).Encode(jsonItem(d))
+		} else {
+			_, werr = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
+		}
+	})
+	return errors.Join(err, werr)
+}
+
+type watchItem struct {
+	Kind  string `json:"kind"`
+	Value string `json:"value"`
+	ID    uint64 `json:"id,omitempty"`
+	Time  string `json:"time"`
+}
+
+func jsonItem(d netclient.Delivery) watchItem {
+	return watchItem{Kind: string(d.Kind), Value: d.Value, ID: d.ID, Time: d.Time.Format(time.RFC3339)}
+}
+
+// stateDir is hark's XDG state directory: the client id lives there.
+func stateDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "hark"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", errors.New("no home directory for the client id: set XDG_STATE_HOME, or pass --v1")
+	}
+	return filepath.Join(home, ".local", "state", "hark"), nil
+}
+
+func checkHostPort(flagName, addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
+		return usagef("%s %q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:6789", flagName, addr)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/cli"
+)
+
+// lines is an io.Writer that hands each complete line to a channel.
+type lines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	ch  chan string
+}
+
+func newLines() *lines { return &lines{ch: make(chan string, 1000)} }
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	for {
+		s, err := l.buf.ReadString('\n')
+		if err != nil {
+			l.buf.WriteString(s) // keep the partial line
+			return len(p), nil
+		}
+		l.ch <- strings.TrimSuffix(s, "\n")
+	}
+}
+
+// next returns the next line containing substr, skipping others.
+func (l *lines) next(t *testing.T, substr string) string {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		select {
+		case s := <-l.ch:
+			if strings.Contains(s, substr) {
+				return s
+			}
+		case <-timeout:
+			t.Fatalf("no line containing %q in time", substr)
+		}
+	}
+}
+
+// TestWatchKill9EveryAdOnce: hark serve is killed with SIGKILL while ads
+// are being published and restarted on its store; hark watch prints every
+// ad exactly once, in order.
+func TestWatchKill9EveryAdOnce(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	dir := t.TempDir()
+	p1 := startHark(t, dir)
+
+	out, logs := newLines(), newLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cli.Watch(ctx, []string{"--server", p1.proto, "--json"}, out, logs) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	logs.next(t, "msg=connected")
+
+	for i := 1; i <= 8; i++ {
+		postItem(t, p1.api, "classified", fmt.Sprintf("A%d", i))
+	}
+	p1.kill9(t)
+	p2 := startHark(t, dir, "--listen", p1.proto)
+	for i := 9; i <= 16; i++ {
+		postItem(t, p2.api, "classified", fmt.Sprintf("A%d", i))
+	}
+	logs.next(t, "msg=connected") // it came back
+	for i := 17; i <= 20; i++ {
+		postItem(t, p2.api, "classified", fmt.Sprintf("A%d", i))
+	}
+
+	seen := map[uint64]bool{}
+	for want := 1; want <= 20; {
+		var it struct {
+			Kind, Value, Time string
+			ID                uint64
+		}
+		line := out.next(t, "")
+		if err := json.Unmarshal([]byte(line), &it); err != nil {
+			t.Fatalf("watch printed %q: %v", line, err)
+		}
+		if _, err := time.Parse(time.RFC3339, it.Time); err != nil || it.ID == 0 {
+			t.Fatalf("watch printed %q: want an id and an RFC 3339 time", line)
+		}
+		if seen[it.ID] {
+			t.Fatalf("item %d printed twice: %q", it.ID, line)
+		}
+		seen[it.ID] = true
+		if it.Kind != "classified" {
+			continue // the random number fetched on connecting
+		}
+		if w := fmt.Sprintf("A%d", want); it.Value != w {
+			t.Fatalf("printed %q, want %s", it.Value, w)
+		}
+		want++
+	}
+}
