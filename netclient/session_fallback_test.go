@@ -1,0 +1,223 @@
+package netclient_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+// v1Server is a scripted version-1 server: it answers random? with 7,
+// classified? with "v1 ad", notif and stop_notif with OK, and hello as
+// told. It counts connections.
+type v1Server struct {
+	ln       net.Listener
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    []net.Conn
+	accepted chan struct{}
+}
+
+func startV1(t *testing.T, hello string, silentAfter int) *v1Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &v1Server{ln: ln, accepted: make(chan struct{}, 100)}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns = append(s.conns, nc)
+			s.mu.Unlock()
+			s.accepted <- struct{}{}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.serve(nc, hello, silentAfter)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
+	return s
+}
+
+// serve answers commands; hello gets the reply given ("" for none);
+// after silentAfter commands (0: never) it stops answering, like a frozen
+// peer whose kernel still acknowledges.
+func (s *v1Server) serve(nc net.Conn, hello string, silentAfter int) {
+	br := bufio.NewReader(nc)
+	for n := 1; ; n++ {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if silentAfter > 0 && n > silentAfter {
+			continue
+		}
+		var reply string
+		switch l = strings.TrimRight(l, "\r\n"); {
+		case strings.HasPrefix(l, "hello "):
+			if hello == "" {
+				continue
+			}
+			reply = hello
+		case l == "random?":
+			reply = "7"
+		case l == "classified?":
+			reply = "v1 ad"
+		case l == "notif" || l == "stop_notif":
+			reply = "OK"
+		default:
+			reply = "ERR unknown command"
+		}
+		if _, err := nc.Write([]byte(reply + "\r\n")); err != nil {
+			return
+		}
+	}
+}
+
+func (s *v1Server) waitAccept(t *testing.T, what string) {
+	t.Helper()
+	waitSignal(t, s.accepted, what)
+}
+
+func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind, value string) {
+	t.Helper()
+	select {
+	case d := <-got:
+		if d.Kind != kind || d.Value != value || d.ID != 0 {
+			t.Fatalf("delivered %+v, want %s %q without id", d, kind, value)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no delivery of %s %q", kind, value)
+	}
+}
+
+// A version-1 server that rejects hello: the session goes on in version 1
+// on the same connection.
+func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
+	s := startV1(t, "ERR unknown command", 0)
+	got, connected := runSession(t, netclient.SessionOptions{Addr: s.ln.Addr().String(), ClientID: "tray-3"})
+	waitSignal(t, connected, "the session to connect")
+	expectDelivery(t, got, wire.KindRandom, "7")
+	expectDelivery(t, got, wire.KindClassified, "v1 ad")
+}
+
+// A version-1 server that says nothing to hello: after the hello timeout
+// the session reconnects without hello and works in version 1.
+func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
+	s := startV1(t, "", 0)
+	got, connected := runSession(t, netclient.SessionOptions{
+		Addr: s.ln.Addr().String(), ClientID: "tray-4", HelloTimeout: 200 * time.Millisecond,
+	})
+	s.waitAccept(t, "the first connection")
+	s.waitAccept(t, "the connection without hello")
+	waitSignal(t, connected, "the session to connect")
+	expectDelivery(t, got, wire.KindRandom, "7")
+}
+
+// A peer that stops answering (half-open, or frozen) is found by the
+// refresh cycle's reply timeout, and the session reconnects.
+func TestSessionDetectsSilentPeer(t *testing.T) {
+	s := startV1(t, "", 3) // answers random?, classified?, notif, then nothing
+	_, connected := runSession(t, netclient.SessionOptions{
+		Addr: s.ln.Addr().String(), Refresh: 100 * time.Millisecond, ReplyTimeout: 300 * time.Millisecond,
+		MinBackoff: 10 * time.Millisecond,
+	})
+	s.waitAccept(t, "the first connection")
+	waitSignal(t, connected, "the session to connect")
+	s.waitAccept(t, "a reconnection after the peer went silent")
+}
+
+// Reconnect drops a healthy connection and connects again at once, not
+// after the backoff (an hour here), then catches up: what the tray does
+// when the machine wakes from suspend.
+func TestSessionReconnectNow(t *testing.T) {
+	srv := realServer(t, server.Config{})
+	connected := make(chan struct{}, 10)
+	sess := netclient.NewSession(netclient.SessionOptions{
+		Addr: srv.Addr().String(), ClientID: "tray-5", MinBackoff: time.Hour,
+		OnState: func(st netclient.State) {
+			if st.Connected {
+				connected <- struct{}{}
+			}
+		},
+	})
+	got := make(chan netclient.Delivery, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	defer func() { cancel(); <-done }()
+	waitSignal(t, connected, "the session to connect")
+	sess.Reconnect()
+	waitSignal(t, connected, "the session to reconnect at once")
+	pub(t, srv, wire.KindClassified, "after resume")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case d := <-got:
+			if d.Value == "after resume" {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the ad published after Reconnect never arrived")
+		}
+	}
+}
+
+// Connection refused: retries back off exponentially, with jitter, up to
+// the maximum.
+func TestSessionBackoff(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	waits := make(chan time.Duration, 100)
+	opts := netclient.SessionOptions{
+		Addr: addr, MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
+		OnState: func(st netclient.State) {
+			if !st.Connected {
+				waits <- st.RetryIn
+			}
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- netclient.NewSession(opts).Run(ctx, func(netclient.Delivery) {}) }()
+	defer func() { cancel(); <-done }()
+	for i, step := range []time.Duration{10, 20, 40, 80, 80, 80} {
+		step *= time.Millisecond
+		select {
+		case w := <-waits:
+			if w < step/2 || w > step {
+				t.Fatalf("retry %d waits %v, want between %v and %v", i+1, w, step/2, step)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no retry %d", i+1)
+		}
+	}
+}
