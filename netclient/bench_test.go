@@ -3,9 +3,11 @@ package netclient_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
 )
 
 // benchConn connects to a real hark serve on loopback.
@@ -59,4 +61,51 @@ func BenchmarkRoundTripPipelined(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*depth)/b.Elapsed().Seconds(), "rt/s")
+}
+
+// BenchmarkPublishToDelivery: from Publish (its disk sync included) until
+// an identified session has fetched the ad and handed it over.
+//
+//	go test -run '^$' -bench PublishToDelivery -count 5 ./netclient/
+func BenchmarkPublishToDelivery(b *testing.B) {
+	s, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			b.Error(err)
+		}
+	}()
+	got := make(chan netclient.Delivery, 16)
+	connected := make(chan struct{}, 1)
+	sess := netclient.NewSession(netclient.SessionOptions{
+		Addr: s.Addr().String(), ClientID: "bench",
+		OnState: func(st netclient.State) {
+			if st.Connected {
+				connected <- struct{}{}
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	defer func() { cancel(); <-done }()
+	<-connected // deliveries of the catch-up at connect are skipped by id below
+	var total time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		it, _, err := s.Publish(ctx, wire.KindClassified, "bench ad")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for d := range got {
+			if d.ID == it.ID {
+				break
+			}
+		}
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(total)/float64(b.N)/1e6, "ms/delivery")
 }
