@@ -51,13 +51,15 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false) // a terminal, not a web page: print <, > and & as they are
 	var werr error
 	err := netclient.NewSession(opts).Run(ctx, func(d netclient.Delivery) {
 		if werr != nil {
 			return
 		}
 		if *asJSON {
-			werr = json.NewEncoder(stdout).Encode(jsonItem(d))
+			werr = enc.Encode(jsonItem(d))
 		} else {
 			_, werr = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
 		}

@@ -81,9 +81,10 @@ func TestWatchKill9EveryAdOnce(t *testing.T) {
 		postItem(t, p2.api, "classified", fmt.Sprintf("A%d", i))
 	}
 	logs.next(t, "msg=connected") // it came back
-	for i := 17; i <= 20; i++ {
+	for i := 17; i <= 19; i++ {
 		postItem(t, p2.api, "classified", fmt.Sprintf("A%d", i))
 	}
+	postItem(t, p2.api, "classified", "A20 <b>&</b>")
 
 	seen := map[uint64]bool{}
 	for want := 1; want <= 20; {
@@ -105,7 +106,14 @@ func TestWatchKill9EveryAdOnce(t *testing.T) {
 		if it.Kind != "classified" {
 			continue // the random number fetched on connecting
 		}
-		if w := fmt.Sprintf("A%d", want); it.Value != w {
+		w := fmt.Sprintf("A%d", want)
+		if want == 20 {
+			w = "A20 <b>&</b>"
+			if !strings.Contains(line, w) {
+				t.Fatalf("watch printed %q: want <, > and & as they are", line)
+			}
+		}
+		if it.Value != w {
 			t.Fatalf("printed %q, want %s", it.Value, w)
 		}
 		want++
