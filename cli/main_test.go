@@ -1,13 +1,11 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -69,64 +67,6 @@ func startServer(t testing.TB) *server.Server {
 		}
 	})
 	return s
-}
-
-// lineConn is a raw protocol client: CRLF-terminated lines, a deadline on
-// every read and write.
-type lineConn struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
-}
-
-func dialLines(t testing.TB, addr string) *lineConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, testTimeout)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &lineConn{t: t, nc: nc, br: bufio.NewReader(nc)}
-}
-
-func (c *lineConn) send(lines ...string) {
-	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(testTimeout))
-	if _, err := io.WriteString(c.nc, strings.Join(lines, "\r\n")+"\r\n"); err != nil {
-		c.t.Fatalf("send %q: %v", lines, err)
-	}
-}
-
-func (c *lineConn) line() string {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
-	s, err := c.br.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read line: %v (got %q)", err, s)
-	}
-	if !strings.HasSuffix(s, "\r\n") {
-		c.t.Fatalf("line %q does not end with CRLF", s)
-	}
-	return strings.TrimSuffix(s, "\r\n")
-}
-
-func (c *lineConn) expect(want ...string) {
-	c.t.Helper()
-	for i, w := range want {
-		if got := c.line(); got != w {
-			c.t.Fatalf("line %d: got %q, want %q", i+1, got, w)
-		}
-	}
-}
-
-// expectEOF reads until the server closes the connection.
-func (c *lineConn) expectEOF() {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
-	s, err := c.br.ReadString('\n')
-	if err == nil || s != "" {
-		c.t.Fatalf("want the connection closed, got %q, %v", s, err)
-	}
 }
 
 // postItem publishes through a publish API with the test's own transport

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
+
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/wire"
 )
@@ -114,24 +116,24 @@ func TestServeKill9Durability(t *testing.T) {
 	dir := t.TempDir()
 
 	p := startHark(t, dir)
-	c := dialLines(t, p.proto)
-	c.send("hello c1")
-	c.expect("OK")
+	c := linetest.Dial(t, p.proto)
+	c.Send("hello c1")
+	c.Expect("OK")
 	// c2 identifies itself and reads nothing: after the crash, A1 and A2
 	// are still unread for it. A client the server had forgotten would
 	// start from "now" and get only the most recent ad.
-	c2 := dialLines(t, p.proto)
-	c2.send("hello c2")
-	c2.expect("OK")
+	c2 := linetest.Dial(t, p.proto)
+	c2.Send("hello c2")
+	c2.Expect("OK")
 	a1 := postItem(t, p.api, "classified", "A1")
 	a2 := postItem(t, p.api, "classified", "A2")
 	if a2.ID <= a1.ID {
 		t.Fatalf("ids %d then %d: not increasing", a1.ID, a2.ID)
 	}
-	c.send("classified?")
-	c.expect(itemLine(a1)) // the oldest unread
-	c.send("random?")
-	random := c.line()
+	c.Send("classified?")
+	c.Expect(itemLine(a1)) // the oldest unread
+	c.Send("random?")
+	random := c.Line()
 	rid, rnum, err := wire.ParseItem(random)
 	if err != nil || rid == 0 {
 		t.Fatalf("random? answered %q to an identified client: %v", random, err)
@@ -142,36 +144,36 @@ func TestServeKill9Durability(t *testing.T) {
 	p.kill9(t)
 
 	p = startHark(t, dir)
-	c = dialLines(t, p.proto)
-	c.send("hello c1")
-	c.expect("OK")
+	c = linetest.Dial(t, p.proto)
+	c.Send("hello c1")
+	c.Expect("OK")
 	// A1 was delivered before the crash and is not offered again.
-	c.send("classified?")
-	c.expect(itemLine(a2))
+	c.Send("classified?")
+	c.Expect(itemLine(a2))
 	// Nothing unread: the most recent ad.
-	c.send("classified?")
-	c.expect(itemLine(a2))
-	c.send("random?")
-	c.expect(random)
-	c2 = dialLines(t, p.proto)
-	c2.send("hello c2")
-	c2.expect("OK")
-	c2.send("classified?", "classified?", "classified?")
-	c2.expect(itemLine(a1), itemLine(a2), itemLine(a2))
+	c.Send("classified?")
+	c.Expect(itemLine(a2))
+	c.Send("random?")
+	c.Expect(random)
+	c2 = linetest.Dial(t, p.proto)
+	c2.Send("hello c2")
+	c2.Expect("OK")
+	c2.Send("classified?", "classified?", "classified?")
+	c2.Expect(itemLine(a1), itemLine(a2), itemLine(a2))
 
 	// An ad acknowledged right before the kill is there after the restart.
 	a3 := postItem(t, p.api, "classified", "A3")
 	p.kill9(t)
 
 	p = startHark(t, dir)
-	c = dialLines(t, p.proto)
-	c.send("hello c1")
-	c.expect("OK")
-	c.send("classified?")
-	c.expect(itemLine(a3))
-	anon := dialLines(t, p.proto)
-	anon.send("classified?", "random?")
-	anon.expect("A3", rnum)
+	c = linetest.Dial(t, p.proto)
+	c.Send("hello c1")
+	c.Expect("OK")
+	c.Send("classified?")
+	c.Expect(itemLine(a3))
+	anon := linetest.Dial(t, p.proto)
+	anon.Send("classified?", "random?")
+	anon.Expect("A3", rnum)
 	// The id sequence survived too: no id is handed out twice.
 	if a4 := postItem(t, p.api, "classified", "A4"); a4.ID <= a3.ID {
 		t.Errorf("first id after the restart %d, want > %d", a4.ID, a3.ID)
@@ -186,11 +188,11 @@ func TestServeSignals(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			p := startHark(t, dir)
-			c := dialLines(t, p.proto)
-			c.send("notif")
-			c.expect("OK")
+			c := linetest.Dial(t, p.proto)
+			c.Send("notif")
+			c.Expect("OK")
 			ad := postItem(t, p.api, "classified", "Lost: grey umbrella")
-			c.expect(wire.NotifClassified)
+			c.Expect(wire.NotifClassified)
 
 			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -201,7 +203,7 @@ func TestServeSignals(t *testing.T) {
 			if log := p.log.String(); !strings.Contains(log, "stopped") {
 				t.Errorf("hark serve's stderr does not say it stopped:\n%s", log)
 			}
-			c.expectEOF()
+			c.ExpectEOF()
 
 			st, err := store.Open(dir, store.Retention{})
 			if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/harkapp/hark/internal/linetest"
+
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
 )
@@ -16,12 +18,12 @@ func TestPublishClassified(t *testing.T) {
 	s := startServer(t)
 	api := "http://" + s.HTTPAddr().String()
 
-	notif := dialLines(t, s.Addr().String())
-	notif.send("notif")
-	notif.expect("OK")
-	ident := dialLines(t, s.Addr().String())
-	ident.send("hello publish-test")
-	ident.expect("OK")
+	notif := linetest.Dial(t, s.Addr().String())
+	notif.Send("notif")
+	notif.Expect("OK")
+	ident := linetest.Dial(t, s.Addr().String())
+	ident.Send("hello publish-test")
+	ident.Expect("OK")
 
 	const ad = "Vintage road bike, 56 cm frame: 240 €"
 	code, stdout, stderr := run(t, "publish", "--http", api, "classified", ad)
@@ -36,19 +38,19 @@ func TestPublishClassified(t *testing.T) {
 	}
 
 	// The ad really arrived.
-	notif.expect(wire.NotifClassified)
+	notif.Expect(wire.NotifClassified)
 	var id uint64
 	if _, err := fmt.Sscanf(stdout[strings.Index(stdout, "item "):], "item %d;", &id); err != nil {
 		t.Fatalf("no item id in %q: %v", stdout, err)
 	}
-	ident.send("classified?")
-	ident.expect(fmt.Sprintf("%d %s", id, ad))
+	ident.Send("classified?")
+	ident.Expect(fmt.Sprintf("%d %s", id, ad))
 }
 
 func TestPublishJSON(t *testing.T) {
 	s := startServer(t)
 	api := "http://" + s.HTTPAddr().String()
-	c := dialLines(t, s.Addr().String())
+	c := linetest.Dial(t, s.Addr().String())
 
 	const ad = "Piano lessons, Tuesday evenings"
 	code, stdout, stderr := run(t, "publish", "--json", "--http", api+"/", "classified", ad)
@@ -64,8 +66,8 @@ func TestPublishJSON(t *testing.T) {
 	if p.ID == 0 || p.Kind != wire.KindClassified || p.Value != ad || p.Time.IsZero() || p.Notified != 0 {
 		t.Errorf("publish --json: %+v", p)
 	}
-	c.send("classified?")
-	c.expect(ad)
+	c.Send("classified?")
+	c.Expect(ad)
 
 	code, stdout, stderr = run(t, "publish", "--json", "--http", api, "random", "89765234756")
 	if code != 0 {
@@ -75,21 +77,21 @@ func TestPublishJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil || r["value"] != "89765234756" || r["kind"] != "random" {
 		t.Errorf("publish --json random printed %q (%v)", stdout, err)
 	}
-	c.send("random?")
-	c.expect("89765234756")
+	c.Send("random?")
+	c.Expect("89765234756")
 }
 
 func TestPublishRandom(t *testing.T) {
 	s := startServer(t)
 	api := "http://" + s.HTTPAddr().String()
-	c := dialLines(t, s.Addr().String())
+	c := linetest.Dial(t, s.Addr().String())
 
 	code, stdout, stderr := run(t, "publish", "--http", api, "random", "42")
 	if code != 0 || !strings.Contains(stdout, "published random number 42 as item") {
 		t.Fatalf("publish random 42: exit status %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
-	c.send("random?")
-	c.expect("42")
+	c.Send("random?")
+	c.Expect("42")
 
 	// Without a number the server draws one, and stdout says which.
 	code, stdout, stderr = run(t, "publish", "--http", api, "random")
@@ -103,8 +105,8 @@ func TestPublishRandom(t *testing.T) {
 	if _, err := wire.ParseRandom(n); err != nil || n == "42" {
 		t.Errorf("drawn number %q: %v", n, err)
 	}
-	c.send("random?")
-	c.expect(n)
+	c.Send("random?")
+	c.Expect(n)
 }
 
 func TestPublishUnreachable(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
+
 	"github.com/harkapp/hark/cli"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/store"
@@ -76,12 +78,12 @@ func TestServeGracefulStop(t *testing.T) {
 		t.Fatalf("addresses %q and %q: want kernel-chosen loopback ports", p.proto, p.api)
 	}
 
-	c := dialLines(t, p.proto)
-	c.send("hello serve-test")
-	c.expect("OK")
+	c := linetest.Dial(t, p.proto)
+	c.Send("hello serve-test")
+	c.Expect("OK")
 	ad := postItem(t, p.api, "classified", "Room to let, garden")
-	c.send("classified?")
-	c.expect(itemLine(ad))
+	c.Send("classified?")
+	c.Expect(itemLine(ad))
 
 	if err := p.stop(t); err != nil {
 		t.Fatalf("cli.Serve after cancel: %v, want nil (graceful exit)\nlog:\n%s", err, p.log)
@@ -93,7 +95,7 @@ func TestServeGracefulStop(t *testing.T) {
 		}
 	}
 	// The connected client was let go.
-	c.expectEOF()
+	c.ExpectEOF()
 
 	// The store is closed and intact: another opener gets it, with the ad.
 	st, err := store.Open(dir, store.Retention{})
@@ -128,9 +130,9 @@ func TestServeHTTPDisabled(t *testing.T) {
 	if proto, api := log.addrs(); proto == "" || api != "" {
 		t.Errorf("with --http '': protocol %q, publish_api %q; want a protocol address and no API", proto, api)
 	}
-	c := dialLines(t, mustAddr(t, log))
-	c.send("random?")
-	if n := c.line(); n == "" {
+	c := linetest.Dial(t, mustAddr(t, log))
+	c.Send("random?")
+	if n := c.Line(); n == "" {
 		t.Errorf("random? answered nothing")
 	}
 	cancel()
@@ -243,9 +245,9 @@ func TestServeStoreInUse(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "in use") || !strings.Contains(stderr, "--data") {
 		t.Errorf("second hark serve on %s: exit status %d, stderr %q; want 1 and a message saying the store is in use", dir, code, stderr)
 	}
-	c := dialLines(t, s.Addr().String())
-	c.send("random?")
-	if n := c.line(); n == "" {
+	c := linetest.Dial(t, s.Addr().String())
+	c.Send("random?")
+	if n := c.Line(); n == "" {
 		t.Errorf("the first server no longer answers random?")
 	}
 }

@@ -1,14 +1,13 @@
 package server
 
 import (
-	"bufio"
 	"context"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/harkapp/hark/internal/linetest"
 
 	"github.com/harkapp/hark/wire"
 )
@@ -50,84 +49,15 @@ func stopServer(t testing.TB, s *Server) {
 	}
 }
 
-// client is a raw protocol client for tests: it writes exactly the bytes
-// it is given and reads line by line, with a deadline on every read.
-type testClient struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
-}
-
-func dial(t testing.TB, s *Server) *testClient {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", s.Addr().String(), testTimeout)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &testClient{t: t, nc: nc, br: newReader(nc)}
-}
-
-func newReader(nc net.Conn) *bufio.Reader { return bufio.NewReader(nc) }
-
-// send writes lines, each ended by CRLF, in one write.
-func (c *testClient) send(lines ...string) {
-	c.t.Helper()
-	c.write(strings.Join(lines, "\r\n") + "\r\n")
-}
-
-func (c *testClient) write(raw string) {
-	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(testTimeout))
-	if _, err := c.nc.Write([]byte(raw)); err != nil {
-		c.t.Fatalf("write %q: %v", raw, err)
-	}
-}
-
-// line reads one line and returns it without its CRLF. It fails the test
-// when the line does not end with CRLF.
-func (c *testClient) line() string {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
-	s, err := c.br.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read line: %v (got %q)", err, s)
-	}
-	if !strings.HasSuffix(s, "\r\n") {
-		c.t.Fatalf("line %q does not end with CRLF", s)
-	}
-	return strings.TrimSuffix(s, "\r\n")
-}
-
-// expect reads len(want) lines and compares them.
-func (c *testClient) expect(want ...string) {
-	c.t.Helper()
-	for i, w := range want {
-		if got := c.line(); got != w {
-			c.t.Fatalf("line %d: got %q, want %q", i+1, got, w)
-		}
-	}
-}
-
-// expectEOF reads until the server closes the connection, failing on any
-// further line.
-func (c *testClient) expectEOF() {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
-	s, err := c.br.ReadString('\n')
-	if err == nil || s != "" {
-		c.t.Fatalf("want the connection closed, got %q, %v", s, err)
-	}
-}
+// dial connects a raw protocol client to s.
+func dial(t testing.TB, s *Server) *linetest.Conn { return linetest.Dial(t, s.Addr().String()) }
 
 // publish publishes through the server's API and fails the test on error.
-func publish(t testing.TB, s *Server, kind string, value string) (id uint64, notified int) {
+func publish(t testing.TB, s *Server, kind wire.Kind, value string) (id uint64, notified int) {
 	t.Helper()
-	it, n, err := s.Publish(context.Background(), kindOf(kind), value)
+	it, n, err := s.Publish(context.Background(), kind, value)
 	if err != nil {
 		t.Fatalf("publish %s %q: %v", kind, value, err)
 	}
 	return it.ID, n
 }
-
-func kindOf(s string) wire.Kind { return wire.Kind(s) }

@@ -161,11 +161,11 @@ func TestHTTPPublishClassified(t *testing.T) {
 	api := apiOf(t, s)
 
 	notif := dial(t, s)
-	notif.send("notif")
-	notif.expect("OK")
+	notif.Send("notif")
+	notif.Expect("OK")
 	ident := dial(t, s)
-	ident.send("hello http-test")
-	ident.expect("OK")
+	ident.Send("hello http-test")
+	ident.Expect("OK")
 
 	const ad = "Nice appart in the 11e. — 1 200 €"
 	before := time.Now()
@@ -183,13 +183,13 @@ func TestHTTPPublishClassified(t *testing.T) {
 	if p.Time.Location() != time.UTC {
 		t.Errorf("time %v is not in UTC", p.Time)
 	}
-	notif.expect(wire.NotifClassified)
+	notif.Expect(wire.NotifClassified)
 
 	// The id in the answer is the item's id on the wire.
-	ident.send("classified?")
-	ident.expect(fmt.Sprintf("%d %s", p.ID, ad))
-	notif.send("stop_notif", "classified?")
-	notif.expect("OK", ad)
+	ident.Send("classified?")
+	ident.Expect(fmt.Sprintf("%d %s", p.ID, ad))
+	notif.Send("stop_notif", "classified?")
+	notif.Expect("OK", ad)
 }
 
 func TestHTTPPublishRandom(t *testing.T) {
@@ -201,8 +201,8 @@ func TestHTTPPublishRandom(t *testing.T) {
 	if p.Value != "42" || p.Notified != 0 {
 		t.Errorf("POST 42: value %q notified %d, want \"42\" and 0", p.Value, p.Notified)
 	}
-	c.send("random?")
-	c.expect("42")
+	c.Send("random?")
+	c.Expect("42")
 
 	// Numbers are trimmed.
 	p = api.published(wire.KindRandom, " 42\n")
@@ -222,8 +222,8 @@ func TestHTTPPublishRandom(t *testing.T) {
 	if _, err := wire.ParseRandom(p.Value); err != nil {
 		t.Fatalf("drawn number %q: %v", p.Value, err)
 	}
-	c.send("random?")
-	c.expect(p.Value)
+	c.Send("random?")
+	c.Expect(p.Value)
 }
 
 func TestHTTPRandomRefusals(t *testing.T) {
@@ -238,8 +238,8 @@ func TestHTTPRandomRefusals(t *testing.T) {
 	if h := api.health(); h.LatestID != p.ID {
 		t.Errorf("latest_id %d after refusals, want %d: a refused number was published", h.LatestID, p.ID)
 	}
-	c.send("random?")
-	c.expect("7")
+	c.Send("random?")
+	c.Expect("7")
 }
 
 func TestHTTPClassifiedRefusals(t *testing.T) {
@@ -250,8 +250,8 @@ func TestHTTPClassifiedRefusals(t *testing.T) {
 	// so classified? answers the most recent ad. Had a refused ad been
 	// published, it would be unread and answered instead.
 	c := dial(t, s)
-	c.send("notif")
-	c.expect("OK")
+	c.Send("notif")
+	c.Expect("OK")
 
 	cases := []struct {
 		name, body string
@@ -287,8 +287,8 @@ func TestHTTPClassifiedRefusals(t *testing.T) {
 		t.Errorf("after refusals: latest_id %d, ads %d; want %d and 1", h.LatestID, h.Ads, base.ID)
 	}
 	// No notification was pushed either: the next line is the answer.
-	c.send("classified?")
-	c.expect("Baseline ad")
+	c.Send("classified?")
+	c.Expect("Baseline ad")
 }
 
 func TestHTTPHealth(t *testing.T) {
@@ -304,14 +304,14 @@ func TestHTTPHealth(t *testing.T) {
 	}
 
 	plain := dial(t, s)
-	plain.send("random?") // a round trip: the connection is registered
-	plain.line()
+	plain.Send("random?") // a round trip: the connection is registered
+	plain.Line()
 	notif := dial(t, s)
-	notif.send("notif")
-	notif.expect("OK")
+	notif.Send("notif")
+	notif.Expect("OK")
 
 	ad := api.published(wire.KindClassified, "For sale")
-	notif.expect(wire.NotifClassified)
+	notif.Expect(wire.NotifClassified)
 	h = api.health()
 	want := Health{Status: "ok", Connections: 2, Notifying: 1, Ads: 1, LatestID: ad.ID}
 	if h != want {
@@ -319,7 +319,7 @@ func TestHTTPHealth(t *testing.T) {
 	}
 
 	// Counts follow connections going away.
-	notif.nc.Close()
+	notif.NC.Close()
 	deadline := time.Now().Add(testTimeout)
 	for {
 		h = api.health()

@@ -12,35 +12,35 @@ func TestIdentifiedClientGetsWhatItMissed(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, Config{DataDir: dir})
 	c := dial(t, s)
-	c.send("hello laptop-1", "classified?")
-	c.expect("OK", "") // no ad exists yet: an empty line
-	c.nc.Close()
+	c.Send("hello laptop-1", "classified?")
+	c.Expect("OK", "") // no ad exists yet: an empty line
+	c.NC.Close()
 
 	ids := make([]uint64, 3)
 	for i := range ids {
 		ids[i], _ = publish(t, s, "classified", fmt.Sprintf("A%d", i+1))
 	}
 	c = dial(t, s)
-	c.send("hello laptop-1", "notif")
-	c.expect("OK", "OK", "notif: classified", "notif: classified", "notif: classified")
-	c.send("stop_notif", "classified?")
-	c.expect("OK", fmt.Sprintf("%d A1", ids[0]))
+	c.Send("hello laptop-1", "notif")
+	c.Expect("OK", "OK", "notif: classified", "notif: classified", "notif: classified")
+	c.Send("stop_notif", "classified?")
+	c.Expect("OK", fmt.Sprintf("%d A1", ids[0]))
 
 	// A stranger connecting now has nothing unread.
 	stranger := dial(t, s)
-	stranger.send("notif", "classified?")
-	stranger.expect("OK", "A3")
+	stranger.Send("notif", "classified?")
+	stranger.Expect("OK", "A3")
 
 	// Restart: positions and items survive a clean shutdown.
-	c.nc.Close()
+	c.NC.Close()
 	stopServer(t, s)
 	s = startServer(t, Config{DataDir: dir})
 	a4, _ := publish(t, s, "classified", "A4")
 	c = dial(t, s)
-	c.send("hello laptop-1", "notif")
-	c.expect("OK", "OK", "notif: classified", "notif: classified", "notif: classified")
-	c.send("stop_notif", "classified?", "classified?", "classified?", "classified?")
-	c.expect("OK", fmt.Sprintf("%d A2", ids[1]), fmt.Sprintf("%d A3", ids[2]), fmt.Sprintf("%d A4", a4),
+	c.Send("hello laptop-1", "notif")
+	c.Expect("OK", "OK", "notif: classified", "notif: classified", "notif: classified")
+	c.Send("stop_notif", "classified?", "classified?", "classified?", "classified?")
+	c.Expect("OK", fmt.Sprintf("%d A2", ids[1]), fmt.Sprintf("%d A3", ids[2]), fmt.Sprintf("%d A4", a4),
 		fmt.Sprintf("%d A4", a4)) // none unread: the most recent, same id, so a client can tell
 }
 
@@ -52,10 +52,10 @@ func TestNewClientStartsAtConnect(t *testing.T) {
 	c := dial(t, s)
 	id, _ := publish(t, s, "classified", "after connect")
 	r, _ := publish(t, s, "random", "5")
-	c.send("hello fresh", "notif")
-	c.expect("OK", "OK", "notif: classified", "notif: random")
-	c.send("classified?", "random?")
-	c.expect(fmt.Sprintf("%d after connect", id), fmt.Sprintf("%d 5", r))
+	c.Send("hello fresh", "notif")
+	c.Expect("OK", "OK", "notif: classified", "notif: random")
+	c.Send("classified?", "random?")
+	c.Expect(fmt.Sprintf("%d after connect", id), fmt.Sprintf("%d 5", r))
 }
 
 // TestOneClientTwoConnections: connections sharing a client id share its
@@ -63,16 +63,16 @@ func TestNewClientStartsAtConnect(t *testing.T) {
 func TestOneClientTwoConnections(t *testing.T) {
 	s := startServer(t, Config{})
 	a, b := dial(t, s), dial(t, s)
-	a.send("hello desk")
-	a.expect("OK")
-	b.send("hello desk")
-	b.expect("OK")
+	a.Send("hello desk")
+	a.Expect("OK")
+	b.Send("hello desk")
+	b.Expect("OK")
 	x, _ := publish(t, s, "classified", "X")
 	y, _ := publish(t, s, "classified", "Y")
-	a.send("classified?")
-	a.expect(fmt.Sprintf("%d X", x))
-	b.send("classified?")
-	b.expect(fmt.Sprintf("%d Y", y))
-	a.send("notif")
-	a.expect("OK") // nothing unread for "desk"
+	a.Send("classified?")
+	a.Expect(fmt.Sprintf("%d X", x))
+	b.Send("classified?")
+	b.Expect(fmt.Sprintf("%d Y", y))
+	a.Send("notif")
+	a.Expect("OK") // nothing unread for "desk"
 }

@@ -17,21 +17,21 @@ func TestReferenceSession(t *testing.T) {
 	publish(t, s, "classified", "Nice appart in the 11e.")
 
 	c := dial(t, s)
-	c.send("random?")
-	c.expect("456902234")
-	c.send("classified?")
-	c.expect("Nice appart in the 11e.")
-	c.send("notif")
-	c.expect("OK")
+	c.Send("random?")
+	c.Expect("456902234")
+	c.Send("classified?")
+	c.Expect("Nice appart in the 11e.")
+	c.Send("notif")
+	c.Expect("OK")
 	publish(t, s, "classified", "Sunny studio, Montmartre")
 	publish(t, s, "random", "89765234756")
-	c.expect("notif: classified", "notif: random")
-	c.send("stop_notif")
-	c.expect("OK")
-	c.send("random?")
-	c.expect("89765234756")
-	c.send("notif")
-	c.expect("OK", "notif: classified")
+	c.Expect("notif: classified", "notif: random")
+	c.Send("stop_notif")
+	c.Expect("OK")
+	c.Send("random?")
+	c.Expect("89765234756")
+	c.Send("notif")
+	c.Expect("OK", "notif: classified")
 }
 
 // TestPipelining sends a batch of commands in one write: the server
@@ -42,8 +42,8 @@ func TestPipelining(t *testing.T) {
 	publish(t, s, "random", "7")
 	publish(t, s, "classified", "Bike for sale")
 	c := dial(t, s)
-	c.write("random?\r\nclassified?\r\nnotif\r\n\r\nstop_notif\nfoo\r\nrandom?\r\n")
-	c.expect("7", "Bike for sale", "OK", "OK", "ERR unknown command", "7")
+	c.Write("random?\r\nclassified?\r\nnotif\r\n\r\nstop_notif\nfoo\r\nrandom?\r\n")
+	c.Expect("7", "Bike for sale", "OK", "OK", "ERR unknown command", "7")
 }
 
 // TestNothingLostBetweenStopNotifAndNotif covers the classic cycle's blind
@@ -52,26 +52,26 @@ func TestPipelining(t *testing.T) {
 func TestNothingLostBetweenStopNotifAndNotif(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s)
-	c.send("notif")
-	c.expect("OK")
+	c.Send("notif")
+	c.Expect("OK")
 	publish(t, s, "classified", "A1")
-	c.expect("notif: classified")
-	c.send("stop_notif")
-	c.expect("OK")
+	c.Expect("notif: classified")
+	c.Send("stop_notif")
+	c.Expect("OK")
 	// The window: the client is fetching and not in notification mode.
 	publish(t, s, "classified", "A2")
 	publish(t, s, "classified", "A3")
-	c.send("classified?")
-	c.expect("A1")
-	c.send("notif")
-	c.expect("OK", "notif: classified", "notif: classified")
-	c.send("stop_notif", "classified?", "classified?", "classified?")
-	c.expect("OK", "A2", "A3", "A3") // no unread left: the most recent again
-	c.send("notif")
-	c.expect("OK")
+	c.Send("classified?")
+	c.Expect("A1")
+	c.Send("notif")
+	c.Expect("OK", "notif: classified", "notif: classified")
+	c.Send("stop_notif", "classified?", "classified?", "classified?")
+	c.Expect("OK", "A2", "A3", "A3") // no unread left: the most recent again
+	c.Send("notif")
+	c.Expect("OK")
 	// Nothing more was announced: the next line is the reply to random?.
 	publish(t, s, "random", "5")
-	c.expect("notif: random")
+	c.Expect("notif: random")
 }
 
 // TestUnreadMeansSinceConnect: for a connection that has not identified
@@ -81,14 +81,14 @@ func TestUnreadMeansSinceConnect(t *testing.T) {
 	publish(t, s, "classified", "old ad")
 	publish(t, s, "random", "1")
 	c := dial(t, s)
-	c.send("notif", "random?")
-	c.expect("OK", "1") // no announcement before the reply
+	c.Send("notif", "random?")
+	c.Expect("OK", "1") // no announcement before the reply
 	publish(t, s, "random", "2")
-	c.expect("notif: random")
-	c.send("stop_notif", "notif", "random?")
-	c.expect("OK", "OK", "notif: random", "2") // published since its last random?
-	c.send("stop_notif", "notif", "classified?")
-	c.expect("OK", "OK", "old ad")
+	c.Expect("notif: random")
+	c.Send("stop_notif", "notif", "random?")
+	c.Expect("OK", "OK", "notif: random", "2") // published since its last random?
+	c.Send("stop_notif", "notif", "classified?")
+	c.Expect("OK", "OK", "old ad")
 }
 
 // TestNotificationsBetweenReplies pipelines many commands while items are
@@ -98,8 +98,8 @@ func TestNotificationsBetweenReplies(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "31337")
 	c := dial(t, s)
-	c.send("notif")
-	c.expect("OK")
+	c.Send("notif")
+	c.Expect("OK")
 
 	const commands, ads = 300, 60
 	done := make(chan struct{})
@@ -113,12 +113,12 @@ func TestNotificationsBetweenReplies(t *testing.T) {
 		}
 	}()
 	for range commands / 30 {
-		c.write(strings.Repeat("random?\r\n", 30))
+		c.Write(strings.Repeat("random?\r\n", 30))
 	}
 	<-done
 	replies, notifs := 0, 0
 	for replies < commands || notifs < ads {
-		switch l := c.line(); l {
+		switch l := c.Line(); l {
 		case "31337":
 			replies++
 		case "notif: classified":
@@ -127,8 +127,8 @@ func TestNotificationsBetweenReplies(t *testing.T) {
 			t.Fatalf("unexpected line %q after %d replies and %d notifications", l, replies, notifs)
 		}
 	}
-	c.send("stop_notif")
-	c.expect("OK")
+	c.Send("stop_notif")
+	c.Expect("OK")
 	if replies != commands || notifs != ads {
 		t.Fatalf("got %d replies and %d notifications, want %d and %d", replies, notifs, commands, ads)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
+
 	"github.com/harkapp/hark/wire"
 )
 
@@ -22,64 +24,64 @@ func TestIdleTimeout(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	s := startServer(t, Config{IdleTimeout: idle})
 	quiet, chatty := dial(t, s), dial(t, s)
-	quiet.send("notif")
-	quiet.expect("OK")
-	chatty.send("notif")
-	chatty.expect("OK")
+	quiet.Send("notif")
+	quiet.Expect("OK")
+	chatty.Send("notif")
+	chatty.Expect("OK")
 	publish(t, s, "random", "1")
-	quiet.expect("notif: random")
-	chatty.expect("notif: random")
+	quiet.Expect("notif: random")
+	chatty.Expect("notif: random")
 
 	// Time passing is what is under test here. The chatty client sends a
 	// line every third of the timeout; the quiet one says nothing.
 	for range 4 {
 		time.Sleep(idle / 3)
-		chatty.send("random?")
-		chatty.expect("1")
+		chatty.Send("random?")
+		chatty.Expect("1")
 	}
 	time.Sleep(idle / 3) // quiet has now been silent for 5/3 of the timeout
 	if _, n := publish(t, s, "classified", "while quiet slept"); n != 1 {
 		t.Fatalf("notified %d connections, want 1 (only the chatty one)", n)
 	}
-	chatty.expect("notif: classified")
+	chatty.Expect("notif: classified")
 	// Had quiet been notified, the notification would precede this reply.
-	quiet.send("random?")
-	quiet.expect("1")
-	quiet.send("notif")
-	quiet.expect("OK", "notif: classified") // the ad it missed is still unread
+	quiet.Send("random?")
+	quiet.Expect("1")
+	quiet.Send("notif")
+	quiet.Expect("OK", "notif: classified") // the ad it missed is still unread
 }
 
 func TestCommandErrors(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "9")
 	c := dial(t, s)
-	c.write("RANDOM?\r\nrandom? \r\nNotif\r\n\x00\xff\xfe\r\nhello\r\nhello \r\nhello bad id\r\nhello é\r\n")
-	c.expect("ERR unknown command", "ERR unknown command", "ERR unknown command", "ERR unknown command",
+	c.Write("RANDOM?\r\nrandom? \r\nNotif\r\n\x00\xff\xfe\r\nhello\r\nhello \r\nhello bad id\r\nhello é\r\n")
+	c.Expect("ERR unknown command", "ERR unknown command", "ERR unknown command", "ERR unknown command",
 		"ERR bad client id", "ERR bad client id", "ERR bad client id", "ERR bad client id")
-	c.write("\r\n\n\r\nrandom?\r\n") // empty lines get no reply
-	c.expect("9")
-	c.send("hello c1", "hello c1", "hello c2")
-	c.expect("OK", "ERR already identified", "ERR already identified")
+	c.Write("\r\n\n\r\nrandom?\r\n") // empty lines get no reply
+	c.Expect("9")
+	c.Send("hello c1", "hello c1", "hello c2")
+	c.Expect("OK", "ERR already identified", "ERR already identified")
 }
 
 func TestLineTooLong(t *testing.T) {
 	s := startServer(t, Config{})
 	c := dial(t, s)
-	c.send(strings.Repeat("a", wire.MaxLine)) // the longest line allowed
-	c.expect("ERR unknown command")
-	c.send(strings.Repeat("a", wire.MaxLine+1))
-	c.expect("ERR line too long")
-	c.expectEOF()
+	c.Send(strings.Repeat("a", wire.MaxLine)) // the longest line allowed
+	c.Expect("ERR unknown command")
+	c.Send(strings.Repeat("a", wire.MaxLine+1))
+	c.Expect("ERR line too long")
+	c.ExpectEOF()
 
 	// A line that never ends is cut off at the limit too.
 	c = dial(t, s)
-	c.write(strings.Repeat("x", 3*wire.MaxLine))
-	c.expect("ERR line too long")
-	c.expectEOF()
+	c.Write(strings.Repeat("x", 3*wire.MaxLine))
+	c.Expect("ERR line too long")
+	c.ExpectEOF()
 
 	other := dial(t, s)
-	other.send("notif")
-	other.expect("OK")
+	other.Send("notif")
+	other.Expect("OK")
 }
 
 // TestGarbage feeds random bytes: the server answers each line with an
@@ -94,9 +96,9 @@ func TestGarbage(t *testing.T) {
 	}
 	c := dial(t, s)
 	go func() { // may fail once the server closes: that is allowed
-		c.nc.SetWriteDeadline(time.Now().Add(testTimeout))
-		if _, err := c.nc.Write(junk); err == nil {
-			_ = c.nc.(*net.TCPConn).CloseWrite()
+		c.NC.SetWriteDeadline(time.Now().Add(testTimeout))
+		if _, err := c.NC.Write(junk); err == nil {
+			_ = c.NC.(*net.TCPConn).CloseWrite()
 		}
 	}()
 	// Every complete, non-empty line gets exactly one answer.
@@ -108,9 +110,9 @@ func TestGarbage(t *testing.T) {
 		}
 	}
 	answers := 0
-	c.nc.SetReadDeadline(time.Now().Add(testTimeout))
+	c.NC.SetReadDeadline(time.Now().Add(testTimeout))
 	for {
-		l, err := c.br.ReadString('\n')
+		l, err := c.BR.ReadString('\n')
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				break
@@ -126,8 +128,8 @@ func TestGarbage(t *testing.T) {
 		t.Fatalf("%d answers to %d garbage lines", answers, want)
 	}
 	other := dial(t, s)
-	other.send("random?")
-	other.expect("3")
+	other.Send("random?")
+	other.Expect("3")
 }
 
 // TestSlowReaderDropped: a client in notification mode that stops reading
@@ -150,19 +152,19 @@ func TestSlowReaderDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer snc.Close()
-	slow := &testClient{t: t, nc: snc, br: newReader(snc)}
-	slow.send("notif")
-	slow.expect("OK")
+	slow := linetest.New(t, snc)
+	slow.Send("notif")
+	slow.Expect("OK")
 	fast := dial(t, s)
-	fast.send("notif")
-	fast.expect("OK")
+	fast.Send("notif")
+	fast.Expect("OK")
 
 	got := make(chan int)
 	go func() { // the fast client reads everything, concurrently
 		n := 0
-		fast.nc.SetReadDeadline(time.Now().Add(4 * testTimeout))
+		fast.NC.SetReadDeadline(time.Now().Add(4 * testTimeout))
 		for {
-			l, err := fast.br.ReadString('\n')
+			l, err := fast.BR.ReadString('\n')
 			if err != nil || l != "notif: classified\r\n" {
 				break
 			}
@@ -187,7 +189,7 @@ func TestSlowReaderDropped(t *testing.T) {
 		}
 		published++
 	}
-	fast.nc.Close() // ends the reader goroutine after what is buffered
+	fast.NC.Close() // ends the reader goroutine after what is buffered
 	if n := <-got; n < published-1 {
 		// The last line may be cut by our own Close; none before it.
 		t.Fatalf("fast client got %d notifications of %d", n, published)
@@ -203,18 +205,18 @@ func TestSlowReaderDropped(t *testing.T) {
 func TestMaxConns(t *testing.T) {
 	s := startServer(t, Config{MaxConns: 2})
 	a, b := dial(t, s), dial(t, s)
-	a.send("notif")
-	a.expect("OK")
-	b.send("notif")
-	b.expect("OK")
+	a.Send("notif")
+	a.Expect("OK")
+	b.Send("notif")
+	b.Expect("OK")
 	c := dial(t, s)
-	c.expect("ERR too many connections")
-	c.expectEOF()
-	a.nc.Close()
+	c.Expect("ERR too many connections")
+	c.ExpectEOF()
+	a.NC.Close()
 	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.conns) == 1 })
 	d := dial(t, s)
-	d.send("stop_notif")
-	d.expect("OK")
+	d.Send("stop_notif")
+	d.Expect("OK")
 }
 
 // TestHalfClose: a client that sends its commands and shuts down its side
@@ -223,12 +225,12 @@ func TestHalfClose(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "12")
 	c := dial(t, s)
-	c.write("random?\r\nclassified?\r\nrandom?")
-	if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
+	c.Write("random?\r\nclassified?\r\nrandom?")
+	if err := c.NC.(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	c.expect("12", "")
-	c.expectEOF() // the unterminated last line is not a command
+	c.Expect("12", "")
+	c.ExpectEOF() // the unterminated last line is not a command
 }
 
 // TestShutdownAnswersWhatItRead: commands the server has read are answered
@@ -238,17 +240,17 @@ func TestShutdownAnswersWhatItRead(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "77")
 	idle := dial(t, s)
-	idle.send("notif")
-	idle.expect("OK")
+	idle.Send("notif")
+	idle.Expect("OK")
 	busy := dial(t, s)
-	busy.write(strings.Repeat("random?\r\n", 50))
-	busy.expect("77") // the batch has been read
+	busy.Write(strings.Repeat("random?\r\n", 50))
+	busy.Expect("77") // the batch has been read
 	stopServer(t, s)
 	for range 49 {
-		busy.expect("77")
+		busy.Expect("77")
 	}
-	busy.expectEOF()
-	idle.expectEOF()
+	busy.ExpectEOF()
+	idle.ExpectEOF()
 	if _, _, err := s.Publish(context.Background(), wire.KindRandom, "1"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("publish after shutdown: got %v, want ErrClosed", err)
 	}

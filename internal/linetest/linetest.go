@@ -1,0 +1,90 @@
+// Package linetest is a raw client of hark's line protocol for tests: it
+// writes exactly the bytes it is given and reads line by line, with a
+// deadline on every read and write, failing the test on anything else.
+// Tests in several packages talk to real servers with it.
+package linetest
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Timeout bounds every read and write, so that a bug shows as a failure
+// with a message rather than a hung test binary.
+const Timeout = 10 * time.Second
+
+// Conn is a test's end of a protocol connection. NC and BR are there for
+// tests that need the socket itself.
+type Conn struct {
+	T  testing.TB
+	NC net.Conn
+	BR *bufio.Reader
+}
+
+// Dial connects to addr and closes the connection when the test ends.
+func Dial(t testing.TB, addr string) *Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, Timeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return New(t, nc)
+}
+
+// New wraps an established connection.
+func New(t testing.TB, nc net.Conn) *Conn { return &Conn{T: t, NC: nc, BR: bufio.NewReader(nc)} }
+
+// Send writes lines, each ended by CRLF, in one write.
+func (c *Conn) Send(lines ...string) {
+	c.T.Helper()
+	c.Write(strings.Join(lines, "\r\n") + "\r\n")
+}
+
+// Write writes raw bytes.
+func (c *Conn) Write(raw string) {
+	c.T.Helper()
+	c.NC.SetWriteDeadline(time.Now().Add(Timeout))
+	if _, err := c.NC.Write([]byte(raw)); err != nil {
+		c.T.Fatalf("write %q: %v", raw, err)
+	}
+}
+
+// Line reads one line and returns it without its CRLF, failing the test
+// when it does not end with CRLF.
+func (c *Conn) Line() string {
+	c.T.Helper()
+	c.NC.SetReadDeadline(time.Now().Add(Timeout))
+	s, err := c.BR.ReadString('\n')
+	if err != nil {
+		c.T.Fatalf("read line: %v (got %q)", err, s)
+	}
+	if !strings.HasSuffix(s, "\r\n") {
+		c.T.Fatalf("line %q does not end with CRLF", s)
+	}
+	return strings.TrimSuffix(s, "\r\n")
+}
+
+// Expect reads len(want) lines and compares them.
+func (c *Conn) Expect(want ...string) {
+	c.T.Helper()
+	for i, w := range want {
+		if got := c.Line(); got != w {
+			c.T.Fatalf("line %d: got %q, want %q", i+1, got, w)
+		}
+	}
+}
+
+// ExpectEOF reads until the server closes the connection, failing on any
+// further line.
+func (c *Conn) ExpectEOF() {
+	c.T.Helper()
+	c.NC.SetReadDeadline(time.Now().Add(Timeout))
+	s, err := c.BR.ReadString('\n')
+	if err == nil || s != "" {
+		c.T.Fatalf("want the connection closed, got %q, %v", s, err)
+	}
+}
