@@ -47,10 +47,17 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if opts.ClientID, err = netclient.ClientID(dir); err != nil {
+		id, release, err := netclient.ClientID(dir)
+		if err != nil {
 			return err
 		}
+		defer release()
+		opts.ClientID = id
 	}
+	// A write error (a full disk) ends the session: items the server
+	// counts as read must not be consumed unseen.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // a terminal, not a web page: print <, > and & as they are
 	var werr error
@@ -62,6 +69,10 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			werr = enc.Encode(jsonItem(d))
 		} else {
 			_, werr = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
+		}
+		if werr != nil {
+			werr = fmt.Errorf("writing an item: %w", werr)
+			cancel()
 		}
 	})
 	return errors.Join(err, werr)

@@ -181,15 +181,15 @@ func (c *Conn) StopNotify(ctx context.Context) error {
 
 // Hello identifies the connection (hark's extension). A version-1 server
 // answers with an error, or not at all: the caller bounds the wait with
-// ctx; when ctx ends first, Hello closes the connection and returns
-// ErrNoHello. After the OK, replies carry item ids (the switch follows the
+// ctx; when its deadline passes first, Hello closes the connection and
+// returns ErrNoHello. After the OK, replies carry item ids (the switch follows the
 // wire: commands pipelined behind hello are parsed with ids).
 func (c *Conn) Hello(ctx context.Context, clientID string) error {
 	if err := wire.ValidateClientID(clientID); err != nil {
 		return err
 	}
 	_, err := c.Do(ctx, HelloCmd(clientID))
-	if err != nil && ctx.Err() != nil {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		c.fail(ErrNoHello)
 		return fmt.Errorf("%w (%w)", ErrNoHello, err)
 	}
@@ -240,7 +240,9 @@ func first(r []Item, err error) (Item, error) {
 }
 
 // Do writes cmds in one write and waits for all their replies, returned in
-// order (the Item of an OK reply is zero). The first error wins; when ctx
+// order (the Item of an OK reply is zero). On an error it returns the
+// replies received before it with the error: a fetched item must not be
+// thrown away, since the server may already count it as read. When ctx
 // ends first, the replies still in flight are read and discarded.
 func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
 	if len(cmds) == 0 {
@@ -291,11 +293,11 @@ func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
 		select {
 		case r := <-cl.res:
 			if r.err != nil {
-				return nil, r.err
+				return items[:i], r.err
 			}
 			items[i] = r.item
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return items[:i], ctx.Err()
 		}
 	}
 	return items, nil

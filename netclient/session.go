@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"os"
@@ -173,6 +174,11 @@ func (p *pushes) take(maxAds int) (random bool, ads int) {
 // runConn serves one connection until it fails, ctx ends, or a reconnect
 // is requested.
 func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
+	// A Reconnect asked for while no connection was up is already served.
+	select {
+	case <-s.reconnect:
+	default:
+	}
 	p := &pushes{signal: make(chan struct{}, 1)}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	c, err := Dial(dctx, s.opts.Addr, Options{OnNotify: p.add, ReplyTimeout: s.opts.ReplyTimeout, Logger: s.log})
@@ -191,9 +197,13 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 		switch {
 		case err == nil:
 			ided = true
-		case errors.Is(err, ErrNoHello) || errors.As(err, &se):
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, ErrNoHello) || errors.As(err, &se) && se.Line == wire.ErrUnknownCommand:
+			// Only these mean "no identification here"; any other ERR
+			// (too many connections, say) is a failure to retry.
 			s.v1 = true
-			s.log.Warn("the server does not know identification: falling back to version 1; items published while hark is away will be missed", "addr", s.opts.Addr, "err", err)
+			s.log.Warn("the server does not know identification: falling back to version 1 for this connection; items published while hark is away will be missed", "addr", s.opts.Addr, "err", err)
 			if errors.Is(err, ErrNoHello) {
 				return err // that connection is unusable; the next one skips hello
 			}
@@ -204,14 +214,25 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 
 	// Catch up: the latest number and the oldest unread ad, then
 	// notification mode, whose announcements say what else is unread.
+	if ided || s.opts.ClientID == "" {
+		s.v1 = false
+	} else {
+		// Try hello again on the next connection: the server may have
+		// been upgraded, or was only slow this time.
+		defer func() { s.v1 = false }()
+	}
+	// Fetch batches run to the end even when ctx ends, bounded by the
+	// reply timeout: an item the server has counted as read must reach
+	// the user.
+	bctx := context.WithoutCancel(ctx)
 	lastWrite := time.Now()
-	items, err := c.Do(ctx, RandomCmd, ClassifiedCmd, NotifyCmd)
+	items, err := c.Do(bctx, RandomCmd, ClassifiedCmd, NotifyCmd)
+	s.deliver(items[:min(len(items), 2)], ided, deliver)
 	if err != nil {
 		return err
 	}
 	s.log.Info("connected", "addr", s.opts.Addr, "identified", ided)
 	s.state(State{Connected: true, Addr: s.opts.Addr})
-	s.deliver(items[:2], ided, deliver)
 
 	// The refresh is scheduled from the last line written and checked
 	// against the wall clock, which keeps counting during suspend, unlike
@@ -249,11 +270,13 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 		}
 		cmds = append(cmds, NotifyCmd)
 		lastWrite = time.Now()
-		items, err := c.Do(ctx, cmds...)
+		items, err := c.Do(bctx, cmds...)
+		if len(items) > 1 {
+			s.deliver(items[1:min(len(items), len(cmds)-1)], ided, deliver)
+		}
 		if err != nil {
 			return err
 		}
-		s.deliver(items[1:len(items)-1], ided, deliver)
 		if ads == maxFetch {
 			p.add(wire.KindClassified) // more may be waiting: go round again
 		}
@@ -290,25 +313,57 @@ func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
 	}
 }
 
-// ClientID returns the client id kept in dir (the user's XDG state
-// directory for hark), creating it on first use.
-func ClientID(dir string) (string, error) {
-	path := filepath.Join(dir, "client-id")
-	if b, err := os.ReadFile(path); err == nil {
-		id := strings.TrimSpace(string(b))
+// maxSlots bounds how many instances of one user may run sessions at once,
+// each with an id of its own.
+const maxSlots = 8
+
+// ClientID returns a client id kept in dir (the user's XDG state directory
+// for hark), creating it on first use, and locks it until release is
+// called. Two sessions sharing an id would share one read position and
+// split the items between them, so a second instance running at the same
+// time gets the next slot's id (client-id.2, …), which is just as durable.
+func ClientID(dir string) (id string, release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, fmt.Errorf("create state directory: %w", err)
+	}
+	for slot := 1; slot <= maxSlots; slot++ {
+		path := filepath.Join(dir, "client-id")
+		if slot > 1 {
+			path += fmt.Sprintf(".%d", slot)
+		}
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return "", nil, fmt.Errorf("open client id: %w", err)
+		}
+		if !tryLock(f) {
+			f.Close()
+			continue // another instance holds this one
+		}
+		release = func() { unlock(f); f.Close() }
+		id, err := readOrCreateID(f)
+		if err != nil {
+			release()
+			return "", nil, fmt.Errorf("client id in %s: %w", path, err)
+		}
+		return id, release, nil
+	}
+	return "", nil, fmt.Errorf("%d hark clients already run for this user; stop one, or use --v1", maxSlots)
+}
+
+func readOrCreateID(f *os.File) (string, error) {
+	b, err := io.ReadAll(io.LimitReader(f, 256))
+	if err != nil {
+		return "", err
+	}
+	if id := strings.TrimSpace(string(b)); id != "" {
 		if err := wire.ValidateClientID(id); err != nil {
-			return "", fmt.Errorf("client id in %s: %w: delete the file to get a new id", path, err)
+			return "", fmt.Errorf("%w: delete the file to get a new id", err)
 		}
 		return id, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("read client id: %w", err)
 	}
 	id := strings.ToLower(rand.Text()) // 128 random bits, base32
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("create state directory: %w", err)
+	if _, err := f.WriteAt([]byte(id+"\n"), 0); err != nil {
+		return "", err
 	}
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save client id: %w", err)
-	}
-	return id, nil
+	return id, f.Sync()
 }

@@ -3,9 +3,11 @@ package netclient_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,6 +220,131 @@ func TestSessionBackoff(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("no retry %d", i+1)
+		}
+	}
+}
+
+// cutProxy forwards to upstream; the first time the server sends a line
+// ending in suffix, it forwards that line and then cuts the connection.
+func cutProxy(t *testing.T, upstream, suffix string) (string, <-chan struct{}) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var armed atomic.Bool
+	armed.Store(true)
+	cut := make(chan struct{}, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() {
+				defer c.Close()
+				defer u.Close()
+				br := bufio.NewReader(u)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := c.Write([]byte(l)); err != nil {
+						return
+					}
+					if strings.HasSuffix(strings.TrimRight(l, "\r\n"), suffix) && armed.CompareAndSwap(true, false) {
+						cut <- struct{}{}
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), cut
+}
+
+// An identified session receives the reply to classified? (the server has
+// durably moved its position past the ad), then the connection drops before
+// notif's OK: the ad it did receive is still delivered.
+func TestSessionKeepsRepliesOfAFailedBatch(t *testing.T) {
+	s := realServer(t, server.Config{})
+	addr, cut := cutProxy(t, s.Addr().String(), " A1")
+	got, connected := runSession(t, netclient.SessionOptions{Addr: addr, ClientID: "rev-1", MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second})
+	waitSignal(t, connected, "connect")
+	pub(t, s, wire.KindClassified, "A1")
+	waitSignal(t, cut, "cut")
+	pub(t, s, wire.KindClassified, "A2") // while the session waits to retry
+	waitSignal(t, connected, "reconnect")
+	checkAds(t, collectAds(t, got, 2), 1, 2)
+}
+
+// A hark server at --max-conns refuses the connection with ERR too many
+// connections: that is a failure to retry, not a version-1 server.
+func TestSessionRetriesHelloAfterTooManyConnections(t *testing.T) {
+	s := realServer(t, server.Config{MaxConns: 1})
+	hog, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	if _, err := hog.Write([]byte("random?\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(hog).ReadString('\n'); err != nil { // it holds the only slot
+		t.Fatal(err)
+	}
+	disc := make(chan error, 10)
+	got := make(chan netclient.Delivery, 100)
+	connected := make(chan struct{}, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	sess := netclient.NewSession(netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "rev-2",
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnState: func(st netclient.State) {
+			if st.Connected {
+				connected <- struct{}{}
+			} else {
+				select {
+				case disc <- st.Err:
+				default:
+				}
+			}
+		}})
+	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	defer func() { cancel(); <-done }()
+	waitErr := func() error {
+		select {
+		case err := <-disc:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("the session never reported the refusal")
+			return nil
+		}
+	}
+	t.Logf("first disconnect: %v", waitErr())
+	hog.Close()
+	waitSignal(t, connected, "connect")
+	pub(t, s, wire.KindClassified, "A1")
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case d := <-got:
+			if d.Value != "A1" {
+				continue
+			}
+			if d.ID == 0 {
+				t.Fatalf("A1 delivered without id: the session fell back to version 1 on a hark server at its connection limit")
+			}
+			return
+		case <-timeout:
+			t.Fatal("A1 never delivered")
 		}
 	}
 }

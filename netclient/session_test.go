@@ -168,12 +168,21 @@ func TestSessionRefreshBeatsIdleTimeout(t *testing.T) {
 
 func TestClientIDIsKept(t *testing.T) {
 	dir := t.TempDir()
-	a, err := netclient.ClientID(dir)
+	a, release, err := netclient.ClientID(dir)
 	if err != nil || wire.ValidateClientID(a) != nil {
 		t.Fatalf("ClientID = %q, %v", a, err)
 	}
-	b, err := netclient.ClientID(dir)
-	if err != nil || a != b {
-		t.Fatalf("second ClientID = %q, %v; want %q", b, err, a)
+	// While the first instance holds its id, a second one gets its own.
+	b, releaseB, err := netclient.ClientID(dir)
+	if err != nil || b == a || wire.ValidateClientID(b) != nil {
+		t.Fatalf("concurrent ClientID = %q, %v; want a valid id other than %q", b, err, a)
 	}
+	release()
+	releaseB()
+	// Later runs get the same ids back.
+	again, release, err := netclient.ClientID(dir)
+	if err != nil || again != a {
+		t.Fatalf("ClientID after release = %q, %v; want %q", again, err, a)
+	}
+	release()
 }
