@@ -47,12 +47,12 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		id, release, err := netclient.ClientID(dir)
+		idt, err := netclient.OpenIdentity(dir)
 		if err != nil {
 			return err
 		}
-		defer release()
-		opts.ClientID = id
+		defer idt.Close()
+		opts.Identity = idt
 	}
 	// A write error (a full disk) ends the session: items the server
 	// counts as read must not be consumed unseen.

@@ -37,6 +37,9 @@ type State struct {
 type SessionOptions struct {
 	Addr     string // host:port of the server
 	ClientID string // identification; "" speaks plain version 1
+	// Identity, when set, supplies ClientID and keeps the last delivered
+	// ids across runs, so a restarted client repeats nothing.
+	Identity *Identity
 	// Refresh is how often notification mode is re-entered, to stay ahead
 	// of the server's idle timeout (default 29m; must be below it).
 	Refresh      time.Duration
@@ -85,7 +88,12 @@ func NewSession(opts SessionOptions) *Session {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Session{opts: opts, log: opts.Logger, reconnect: make(chan struct{}, 1)}
+	s := &Session{opts: opts, log: opts.Logger, reconnect: make(chan struct{}, 1)}
+	if opts.Identity != nil {
+		s.opts.ClientID = opts.Identity.ID()
+		s.lastID[0], s.lastID[1] = opts.Identity.Seen()
+	}
+	return s
 }
 
 // Reconnect drops the current connection and connects again at once, e.g.
@@ -310,6 +318,11 @@ func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
 		}
 		*last = it.Value
 		deliver(Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: now})
+		if ided && s.opts.Identity != nil {
+			if err := s.opts.Identity.SetSeen(s.lastID[0], s.lastID[1]); err != nil {
+				s.log.Warn("cannot record the last item delivered; it may be shown again after a restart", "err", err)
+			}
+		}
 	}
 }
 
@@ -317,14 +330,24 @@ func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
 // each with an id of its own.
 const maxSlots = 8
 
-// ClientID returns a client id kept in dir (the user's XDG state directory
-// for hark), creating it on first use, and locks it until release is
-// called. Two sessions sharing an id would share one read position and
-// split the items between them, so a second instance running at the same
-// time gets the next slot's id (client-id.2, …), which is just as durable.
-func ClientID(dir string) (id string, release func(), err error) {
+// Identity is a client id kept in a file, with the ids of the last items
+// delivered under it, so that a restarted client neither misses nor
+// repeats anything. It holds a lock on its file until Close.
+type Identity struct {
+	id   string
+	f    *os.File
+	mu   sync.Mutex
+	seen [2]uint64 // last ad id, last random id delivered
+}
+
+// OpenIdentity opens the client id kept in dir (the user's XDG state
+// directory for hark), creating it on first use. Two sessions sharing an
+// id would share one read position and split the items between them, so a
+// second instance running at the same time gets the next slot's id
+// (client-id.2, …), which is just as durable.
+func OpenIdentity(dir string) (*Identity, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("create state directory: %w", err)
+		return nil, fmt.Errorf("create state directory: %w", err)
 	}
 	for slot := 1; slot <= maxSlots; slot++ {
 		path := filepath.Join(dir, "client-id")
@@ -333,37 +356,74 @@ func ClientID(dir string) (id string, release func(), err error) {
 		}
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
-			return "", nil, fmt.Errorf("open client id: %w", err)
+			return nil, fmt.Errorf("open client id: %w", err)
 		}
 		if !tryLock(f) {
 			f.Close()
 			continue // another instance holds this one
 		}
-		release = func() { unlock(f); f.Close() }
-		id, err := readOrCreateID(f)
-		if err != nil {
-			release()
-			return "", nil, fmt.Errorf("client id in %s: %w", path, err)
+		idt := &Identity{f: f}
+		if err := idt.load(); err != nil {
+			idt.Close()
+			return nil, fmt.Errorf("client id in %s: %w: delete the file to get a new id", path, err)
 		}
-		return id, release, nil
+		return idt, nil
 	}
-	return "", nil, fmt.Errorf("%d hark clients already run for this user; stop one, or use --v1", maxSlots)
+	return nil, fmt.Errorf("%d hark clients already run for this user; stop one, or use --v1", maxSlots)
 }
 
-func readOrCreateID(f *os.File) (string, error) {
-	b, err := io.ReadAll(io.LimitReader(f, 256))
+// The file holds the id on its first line and, once something was
+// delivered, "seen <ad id> <random id>" on the second.
+func (idt *Identity) load() error {
+	b, err := io.ReadAll(io.LimitReader(idt.f, 512))
 	if err != nil {
-		return "", err
+		return err
 	}
-	if id := strings.TrimSpace(string(b)); id != "" {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if id := strings.TrimSpace(lines[0]); id != "" {
 		if err := wire.ValidateClientID(id); err != nil {
-			return "", fmt.Errorf("%w: delete the file to get a new id", err)
+			return err
 		}
-		return id, nil
+		idt.id = id
+		if len(lines) > 1 {
+			// A damaged second line only costs a repeat: ignore it.
+			_, _ = fmt.Sscanf(lines[1], "seen %d %d", &idt.seen[0], &idt.seen[1])
+		}
+		return nil
 	}
-	id := strings.ToLower(rand.Text()) // 128 random bits, base32
-	if _, err := f.WriteAt([]byte(id+"\n"), 0); err != nil {
-		return "", err
+	idt.id = strings.ToLower(rand.Text()) // 128 random bits, base32
+	return idt.write()
+}
+
+func (idt *Identity) write() error {
+	rec := fmt.Sprintf("%s\nseen %d %d\n", idt.id, idt.seen[0], idt.seen[1])
+	if _, err := idt.f.WriteAt([]byte(rec), 0); err != nil {
+		return err
 	}
-	return id, f.Sync()
+	return idt.f.Truncate(int64(len(rec)))
+}
+
+// ID is the client id.
+func (idt *Identity) ID() string { return idt.id }
+
+// Seen returns the ids of the last ad and random number delivered.
+func (idt *Identity) Seen() (ad, random uint64) {
+	idt.mu.Lock()
+	defer idt.mu.Unlock()
+	return idt.seen[0], idt.seen[1]
+}
+
+// SetSeen records the ids of the last items delivered. It is not synced
+// to disk: losing it in a crash costs one repeated item, not a lost one.
+func (idt *Identity) SetSeen(ad, random uint64) error {
+	idt.mu.Lock()
+	defer idt.mu.Unlock()
+	idt.seen = [2]uint64{ad, random}
+	return idt.write()
+}
+
+// Close releases the id for another instance.
+func (idt *Identity) Close() error {
+	unlock(idt.f)
+	return idt.f.Close()
 }

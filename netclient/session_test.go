@@ -166,23 +166,78 @@ func TestSessionRefreshBeatsIdleTimeout(t *testing.T) {
 	checkAds(t, collectAds(t, got, 1), 2, 2)
 }
 
-func TestClientIDIsKept(t *testing.T) {
+func TestIdentityIsKeptAndExclusive(t *testing.T) {
 	dir := t.TempDir()
-	a, release, err := netclient.ClientID(dir)
-	if err != nil || wire.ValidateClientID(a) != nil {
-		t.Fatalf("ClientID = %q, %v", a, err)
+	a, err := netclient.OpenIdentity(dir)
+	if err != nil || wire.ValidateClientID(a.ID()) != nil {
+		t.Fatalf("OpenIdentity = %v; id %q", err, a.ID())
 	}
 	// While the first instance holds its id, a second one gets its own.
-	b, releaseB, err := netclient.ClientID(dir)
-	if err != nil || b == a || wire.ValidateClientID(b) != nil {
-		t.Fatalf("concurrent ClientID = %q, %v; want a valid id other than %q", b, err, a)
+	b, err := netclient.OpenIdentity(dir)
+	if err != nil || b.ID() == a.ID() || wire.ValidateClientID(b.ID()) != nil {
+		t.Fatalf("concurrent OpenIdentity = %v; id %q, want a valid id other than %q", err, b.ID(), a.ID())
 	}
-	release()
-	releaseB()
-	// Later runs get the same ids back.
-	again, release, err := netclient.ClientID(dir)
-	if err != nil || again != a {
-		t.Fatalf("ClientID after release = %q, %v; want %q", again, err, a)
+	if err := a.SetSeen(42, 7); err != nil {
+		t.Fatal(err)
 	}
-	release()
+	a.Close()
+	b.Close()
+	again, err := netclient.OpenIdentity(dir)
+	if err != nil || again.ID() != a.ID() {
+		t.Fatalf("OpenIdentity after Close = %v; id %q, want %q", err, again.ID(), a.ID())
+	}
+	defer again.Close()
+	if ad, random := again.Seen(); ad != 42 || random != 7 {
+		t.Fatalf("Seen = %d, %d; want 42, 7", ad, random)
+	}
+}
+
+// TestRestartedClientRepeatsNothing: a client restarted with its identity
+// delivers only what was published since it last delivered.
+func TestRestartedClientRepeatsNothing(t *testing.T) {
+	s := realServer(t, server.Config{})
+	state := t.TempDir()
+	run := func(publish string) []netclient.Delivery {
+		idt, err := netclient.OpenIdentity(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer idt.Close()
+		got := make(chan netclient.Delivery, 100)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- netclient.NewSession(netclient.SessionOptions{Addr: s.Addr().String(), Identity: idt}).
+				Run(ctx, func(d netclient.Delivery) { got <- d })
+		}()
+		pub(t, s, wire.KindClassified, publish)
+		var all []netclient.Delivery
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case d := <-got:
+				all = append(all, d)
+				if d.Value != publish {
+					continue
+				}
+			case <-timeout:
+				t.Fatalf("%q never delivered; got %+v", publish, all)
+			}
+			break
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		close(got)
+		for d := range got {
+			all = append(all, d)
+		}
+		return all
+	}
+	run("first")
+	second := run("second")
+	if len(second) != 1 || second[0].Value != "second" {
+		t.Fatalf("the restarted client delivered %+v; want only the new ad", second)
+	}
 }
