@@ -121,7 +121,7 @@ func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind,
 // on the same connection.
 func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
 	s := startV1(t, "ERR unknown command", 0)
-	got, connected := runSession(t, netclient.SessionOptions{Addr: s.ln.Addr().String(), ClientID: "tray-3"})
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.ln.Addr().String(), ClientID: "tray-3"})
 	waitSignal(t, connected, "the session to connect")
 	expectDelivery(t, got, wire.KindRandom, "7")
 	expectDelivery(t, got, wire.KindClassified, "v1 ad")
@@ -131,7 +131,7 @@ func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
 // the session reconnects without hello and works in version 1.
 func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
 	s := startV1(t, "", 0)
-	got, connected := runSession(t, netclient.SessionOptions{
+	_, got, connected := runSession(t, netclient.SessionOptions{
 		Addr: s.ln.Addr().String(), ClientID: "tray-4", HelloTimeout: 200 * time.Millisecond,
 	})
 	s.waitAccept(t, "the first connection")
@@ -144,7 +144,7 @@ func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
 // refresh cycle's reply timeout, and the session reconnects.
 func TestSessionDetectsSilentPeer(t *testing.T) {
 	s := startV1(t, "", 3) // answers random?, classified?, notif, then nothing
-	_, connected := runSession(t, netclient.SessionOptions{
+	_, _, connected := runSession(t, netclient.SessionOptions{
 		Addr: s.ln.Addr().String(), Refresh: 100 * time.Millisecond, ReplyTimeout: 300 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond,
 	})
@@ -158,35 +158,12 @@ func TestSessionDetectsSilentPeer(t *testing.T) {
 // when the machine wakes from suspend.
 func TestSessionReconnectNow(t *testing.T) {
 	srv := realServer(t, server.Config{})
-	connected := make(chan struct{}, 10)
-	sess := netclient.NewSession(netclient.SessionOptions{
-		Addr: srv.Addr().String(), ClientID: "tray-5", MinBackoff: time.Hour,
-		OnState: func(st netclient.State) {
-			if st.Connected {
-				connected <- struct{}{}
-			}
-		},
-	})
-	got := make(chan netclient.Delivery, 100)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
-	defer func() { cancel(); <-done }()
+	sess, got, connected := runSession(t, netclient.SessionOptions{Addr: srv.Addr().String(), ClientID: "tray-5", MinBackoff: time.Hour})
 	waitSignal(t, connected, "the session to connect")
 	sess.Reconnect()
 	waitSignal(t, connected, "the session to reconnect at once")
 	pub(t, srv, wire.KindClassified, "after resume")
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case d := <-got:
-			if d.Value == "after resume" {
-				return
-			}
-		case <-deadline:
-			t.Fatal("the ad published after Reconnect never arrived")
-		}
-	}
+	awaitValue(t, got, "after resume")
 }
 
 // Connection refused: retries back off exponentially, with jitter, up to
@@ -276,7 +253,7 @@ func cutProxy(t *testing.T, upstream, suffix string) (string, <-chan struct{}) {
 func TestSessionKeepsRepliesOfAFailedBatch(t *testing.T) {
 	s := realServer(t, server.Config{})
 	addr, cut := cutProxy(t, s.Addr().String(), " A1")
-	got, connected := runSession(t, netclient.SessionOptions{Addr: addr, ClientID: "rev-1", MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second})
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: addr, ClientID: "rev-1", MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second})
 	waitSignal(t, connected, "connect")
 	pub(t, s, wire.KindClassified, "A1")
 	waitSignal(t, cut, "cut")
@@ -301,24 +278,17 @@ func TestSessionRetriesHelloAfterTooManyConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	disc := make(chan error, 10)
-	got := make(chan netclient.Delivery, 100)
-	connected := make(chan struct{}, 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	sess := netclient.NewSession(netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "rev-2",
-		MinBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	_, got, connected := runSession(t, netclient.SessionOptions{
+		Addr: s.Addr().String(), ClientID: "rev-2", MinBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 		OnState: func(st netclient.State) {
-			if st.Connected {
-				connected <- struct{}{}
-			} else {
+			if !st.Connected {
 				select {
 				case disc <- st.Err:
 				default:
 				}
 			}
-		}})
-	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
-	defer func() { cancel(); <-done }()
+		},
+	})
 	waitErr := func() error {
 		select {
 		case err := <-disc:
@@ -332,19 +302,7 @@ func TestSessionRetriesHelloAfterTooManyConnections(t *testing.T) {
 	hog.Close()
 	waitSignal(t, connected, "connect")
 	pub(t, s, wire.KindClassified, "A1")
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case d := <-got:
-			if d.Value != "A1" {
-				continue
-			}
-			if d.ID == 0 {
-				t.Fatalf("A1 delivered without id: the session fell back to version 1 on a hark server at its connection limit")
-			}
-			return
-		case <-timeout:
-			t.Fatal("A1 never delivered")
-		}
+	if d := awaitValue(t, got, "A1"); d.ID == 0 {
+		t.Fatalf("A1 delivered without id: the session fell back to version 1 on a hark server at its connection limit")
 	}
 }

@@ -44,27 +44,49 @@ func pub(t *testing.T, s *server.Server, kind wire.Kind, v string) uint64 {
 	return it.ID
 }
 
-// runSession runs a session until the test ends, returning its deliveries
-// and a channel that receives each connection (State.Connected).
-func runSession(t *testing.T, opts netclient.SessionOptions) (<-chan netclient.Delivery, <-chan struct{}) {
+// runSession runs a session until the test ends. It returns the session,
+// its deliveries, and a channel that receives each connection
+// (State.Connected); opts.OnState, if set, still sees every state.
+func runSession(t *testing.T, opts netclient.SessionOptions) (*netclient.Session, <-chan netclient.Delivery, <-chan struct{}) {
 	t.Helper()
 	got := make(chan netclient.Delivery, 1000)
 	connected := make(chan struct{}, 100)
+	onState := opts.OnState
 	opts.OnState = func(st netclient.State) {
+		if onState != nil {
+			onState(st)
+		}
 		if st.Connected {
 			connected <- struct{}{}
 		}
 	}
+	sess := netclient.NewSession(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- netclient.NewSession(opts).Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return got, connected
+	return sess, got, connected
+}
+
+// awaitValue skips deliveries until one with value arrives, and returns it.
+func awaitValue(t *testing.T, got <-chan netclient.Delivery, value string) netclient.Delivery {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case d := <-got:
+			if d.Value == value {
+				return d
+			}
+		case <-timeout:
+			t.Fatalf("%q never delivered", value)
+		}
+	}
 }
 
 func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
@@ -114,7 +136,7 @@ func checkAds(t *testing.T, got []string, from, to int) {
 
 func TestSessionDeliversEachItemOnceInOrder(t *testing.T) {
 	s := realServer(t, server.Config{})
-	got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "tray-1"})
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "tray-1"})
 	waitSignal(t, connected, "the session to connect")
 	for i := 1; i <= 40; i++ {
 		pub(t, s, wire.KindClassified, fmt.Sprintf("A%d", i))
@@ -132,7 +154,7 @@ func TestSessionSurvivesServerRestart(t *testing.T) {
 	dir := t.TempDir()
 	s1 := realServer(t, server.Config{DataDir: dir})
 	addr := s1.Addr().String()
-	got, connected := runSession(t, netclient.SessionOptions{
+	_, got, connected := runSession(t, netclient.SessionOptions{
 		Addr: addr, ClientID: "tray-2", MinBackoff: 300 * time.Millisecond, MaxBackoff: time.Second,
 	})
 	waitSignal(t, connected, "the session to connect")
@@ -155,7 +177,7 @@ func TestSessionSurvivesServerRestart(t *testing.T) {
 // shorter refresh, notifications keep coming across several timeouts.
 func TestSessionRefreshBeatsIdleTimeout(t *testing.T) {
 	s := realServer(t, server.Config{IdleTimeout: time.Second})
-	got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), Refresh: 300 * time.Millisecond})
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), Refresh: 300 * time.Millisecond})
 	waitSignal(t, connected, "the session to connect")
 	pub(t, s, wire.KindClassified, "A1")
 	checkAds(t, collectAds(t, got, 1), 1, 1)
