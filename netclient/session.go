@@ -65,10 +65,10 @@ type Session struct {
 	reconnect chan struct{}
 
 	// Owned by Run's goroutine.
-	v1       bool      // the server does not know hello
-	lastID   [2]uint64 // per kind, for identified delivery
-	lastAd   string    // version 1: the last ad delivered, to skip repeats
-	lastRand string
+	skipHello bool      // the last connection's hello went unanswered: connect once without it
+	lastID    [2]uint64 // per kind, for identified delivery
+	lastAd    string    // version 1: the last ad delivered, to skip repeats
+	lastRand  string
 }
 
 // NewSession returns a session; Run starts it.
@@ -196,8 +196,12 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 	}
 	defer c.Close()
 
+	// After an unanswered hello, one connection goes without; the next
+	// tries again, as the server may have been only slow, or upgraded.
+	skipHello := s.skipHello
+	s.skipHello = false
 	ided := false
-	if s.opts.ClientID != "" && !s.v1 {
+	if s.opts.ClientID != "" && !skipHello {
 		hctx, cancel := context.WithTimeout(ctx, s.opts.HelloTimeout)
 		err := c.Hello(hctx, s.opts.ClientID)
 		cancel()
@@ -210,10 +214,10 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 		case errors.Is(err, ErrNoHello) || errors.As(err, &se) && se.Line == wire.ErrUnknownCommand:
 			// Only these mean "no identification here"; any other ERR
 			// (too many connections, say) is a failure to retry.
-			s.v1 = true
 			s.log.Warn("the server does not know identification: falling back to version 1 for this connection; items published while hark is away will be missed", "addr", s.opts.Addr, "err", err)
 			if errors.Is(err, ErrNoHello) {
-				return err // that connection is unusable; the next one skips hello
+				s.skipHello = true
+				return err // that connection is unusable
 			}
 		default:
 			return err
@@ -222,13 +226,6 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 
 	// Catch up: the latest number and the oldest unread ad, then
 	// notification mode, whose announcements say what else is unread.
-	if ided || s.opts.ClientID == "" {
-		s.v1 = false
-	} else {
-		// Try hello again on the next connection: the server may have
-		// been upgraded, or was only slow this time.
-		defer func() { s.v1 = false }()
-	}
 	// Fetch batches run to the end even when ctx ends, bounded by the
 	// reply timeout: an item the server has counted as read must reach
 	// the user.
