@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
+		{"autostart", "enable, disable or show starting the tray on login", Autostart},
 		{"version", "print hark's version", Version},
 	}
 }
@@ -38,6 +39,7 @@ func commands() []command {
 const usageText = `hark: a desktop notifier for the hark protocol
 
 Usage:
+  hark [--server host:port] [--config file] [--demo]   run the tray app
   hark <command> [flags] [arguments]
 
 Commands:
@@ -56,12 +58,11 @@ func printUsage(w io.Writer) {
 // Run runs the command named by args[0] and returns the process's exit
 // status: 0 on success, 2 on a usage error, 1 on any other failure.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		printUsage(stderr)
-		return 2
-	}
-	switch args[0] {
-	case "help", "-h", "-help", "--help":
+	switch {
+	case len(args) == 0, strings.HasPrefix(args[0], "-") && !isHelp(args[0]):
+		// No command: the tray app, the face most people use.
+		return finish(stderr, "hark", Tray(ctx, args, stdout, stderr))
+	case args[0] == "help" || isHelp(args[0]):
 		printUsage(stdout)
 		return 0
 	}
@@ -69,29 +70,35 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		err := c.run(ctx, args[1:], stdout, stderr)
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			fmt.Fprintf(stderr, "hark %s: %s\n", c.name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
-			return 2
-		default:
-			fmt.Fprintf(stderr, "hark %s: %v\n", c.name, err)
-			return 1
-		}
+		return finish(stderr, "hark "+c.name, c.run(ctx, args[1:], stdout, stderr))
 	}
 	fmt.Fprintf(stderr, "hark: unknown command %q\n\n", args[0])
 	printUsage(stderr)
 	return 2
 }
 
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help"
+}
+
+// finish turns a command's error into its message and exit status.
+func finish(stderr io.Writer, name string, err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "%s: %s\n", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		return 2
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+}
+
 // newFlags returns a flag set whose errors come back as usage errors
 // instead of exiting the process.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("hark "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(strings.TrimSpace("hark "+name), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: hark %s %s\n\nFlags:\n", name, synopsis)

@@ -15,7 +15,13 @@ func TestRunExitCodes(t *testing.T) {
 		code     int
 		inStderr []string // each must appear on stderr
 	}{
-		{"no args", nil, 2, []string{"Usage:", "serve", "publish", "version"}},
+		{"tray bogus flag", []string{"--bogus"}, 2, []string{"bogus"}},
+		{"tray bad server", []string{"--server", "nonsense"}, 2, []string{"--server", `"nonsense"`, "host:port"}},
+		{"tray demo and server", []string{"--demo", "--server", "127.0.0.1:1"}, 2, []string{"--demo"}},
+		{"tray extra arg", []string{"--demo", "now"}, 2, []string{`"now"`}},
+		{"autostart no verb", []string{"autostart"}, 2, []string{"enable, disable or status"}},
+		{"autostart bad verb", []string{"autostart", "maybe"}, 2, []string{`"maybe"`}},
+		{"autostart bad server", []string{"autostart", "enable", "--server", "x"}, 2, []string{"--server"}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`, "Usage:"}},
 		{"serve bogus flag", []string{"serve", "--bogus"}, 2, []string{"bogus"}},
 		{"serve bad listen", []string{"serve", "--listen", "nonsense"}, 2, []string{"--listen", `"nonsense"`, "host:port"}},

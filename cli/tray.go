@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/tray"
+)
+
+// Demo generator periods: often enough to see popups within a minute.
+const (
+	demoRandomEvery     = 10 * time.Second
+	demoClassifiedEvery = 30 * time.Second
+)
+
+// trayFlags are the flags that decide what the tray connects to and
+// where its settings live; start on login repeats them.
+type trayFlags struct {
+	server, config string
+	demo           bool
+}
+
+func (f *trayFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	BoolVar(*bool, string, bool, string)
+}, withDemo bool) {
+	fs.StringVar(&f.server, "server", "", "`host:port` of the hark server (default: the config file's, else "+DefaultServer+")")
+	fs.StringVar(&f.config, "config", "", "settings `file` (default $XDG_CONFIG_HOME/hark/config.toml)")
+	if withDemo {
+		fs.BoolVar(&f.demo, "demo", false, "run a demo server with sample items inside hark, and connect to it")
+	}
+}
+
+func (f *trayFlags) check() error {
+	if f.server != "" {
+		if err := tray.CheckServer(f.server); err != nil {
+			return usagef("--server: %v", err)
+		}
+	}
+	if f.demo && f.server != "" {
+		return usagef("--demo runs its own server: leave out --server")
+	}
+	return nil
+}
+
+// configPath resolves --config to an absolute path, so start on login
+// finds the same file whatever its working directory.
+func (f *trayFlags) configPath() (string, error) {
+	if f.config == "" {
+		return tray.DefaultConfigPath()
+	}
+	p, err := filepath.Abs(f.config)
+	if err != nil {
+		return "", fmt.Errorf("--config %q: %w", f.config, err)
+	}
+	return p, nil
+}
+
+// autostart is the start-on-login entry for this binary and these flags.
+func (f *trayFlags) autostart(stderr io.Writer) (*tray.Autostart, error) {
+	exe, err := selfPath(stderr)
+	if err != nil {
+		return nil, err
+	}
+	argv := []string{exe}
+	switch {
+	case f.demo:
+		argv = append(argv, "--demo")
+	case f.server != "":
+		argv = append(argv, "--server", f.server)
+	}
+	if f.config != "" {
+		p, err := f.configPath()
+		if err != nil {
+			return nil, err
+		}
+		argv = append(argv, "--config", p)
+	}
+	return tray.NewAutostart(argv)
+}
+
+// selfPath is this binary's path for an autostart entry. A `go run`
+// binary lives in a build cache that is deleted on exit, so then an
+// installed hark on PATH is used instead, if there is one.
+func selfPath(stderr io.Writer) (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding hark's own binary for start on login: %w", err)
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		if p, err := exec.LookPath("hark"); err == nil {
+			if abs, err := filepath.Abs(p); err == nil {
+				return abs, nil
+			}
+		}
+		fmt.Fprintf(stderr, "hark: warning: this hark runs from a temporary `go run` build (%s) and no hark is on PATH: start on login will not find it; install hark with `go install` first\n", exe)
+	}
+	return exe, nil
+}
+
+// Tray runs `hark` without a command: the tray app.
+func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs := newFlags("", "[--server host:port] [--config file] [--demo]", stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hark [--server host:port] [--config file] [--demo]\n\nRuns the tray app. Flags:\n")
+		fs.PrintDefaults()
+		fmt.Fprintf(stderr, "\nOther commands: run 'hark help'.\n")
+	}
+	var f trayFlags
+	f.register(fs, true)
+	var level logLevel
+	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: run 'hark help' for the commands", fs.Arg(0))
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	log := newLogger(stderr, &level)
+	cfgPath, err := f.configPath()
+	if err != nil {
+		return err
+	}
+	state, err := stateDir()
+	if err != nil {
+		return err
+	}
+	as, err := f.autostart(stderr)
+	if err != nil {
+		return err
+	}
+	opts := tray.Options{
+		Server:        f.server,
+		DefaultServer: DefaultServer,
+		ConfigPath:    cfgPath,
+		StateDir:      state,
+		Autostart:     as,
+		Logger:        log,
+	}
+	if f.demo {
+		srv, stop, err := startDemo(log, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		// A fresh store restarts ids at 1: identifying would make the
+		// client skip them, so the demo speaks plain version 1.
+		opts.Server = srv
+	} else {
+		idt, err := netclient.OpenIdentity(state)
+		if err != nil {
+			return err
+		}
+		defer idt.Close()
+		opts.Identity = idt
+	}
+	err = tray.Run(ctx, opts)
+	if errors.Is(err, tray.ErrRunning) {
+		fmt.Fprintln(stderr, "hark is already running in this session: look for its icon in the tray (or quit it first)")
+		return nil
+	}
+	return err
+}
+
+// startDemo runs an embedded hark serve on free loopback ports with its
+// generators on and a store in a temporary directory.
+func startDemo(log interface {
+	Info(string, ...any)
+}, stderr io.Writer) (addr string, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "hark-demo-*")
+	if err != nil {
+		return "", nil, fmt.Errorf("demo store: %w", err)
+	}
+	srv, err := server.Start(server.Config{
+		Listen:          "127.0.0.1:0",
+		HTTP:            "127.0.0.1:0",
+		DataDir:         dir,
+		RandomEvery:     demoRandomEvery,
+		ClassifiedEvery: demoClassifiedEvery,
+	})
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("demo server: %w", err)
+	}
+	api := "http://" + srv.HTTPAddr().String()
+	log.Info("demo server is running: a random number every 10 s, an ad every 30 s", "protocol", srv.Addr(), "publish_api", api)
+	fmt.Fprintf(stderr, "hark demo: publish your own ad with\n  go run . publish --http %s classified 'Bike for sale, 50 EUR'\n", api)
+	return srv.Addr().String(), func() {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		srv.Shutdown(ctx)
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// Autostart runs `hark autostart enable|disable|status`.
+func Autostart(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("autostart", "enable|disable|status [--server host:port] [--config file]", stderr)
+	var f trayFlags
+	f.register(fs, false)
+	if len(args) == 0 {
+		return usagef("say enable, disable or status")
+	}
+	verb := args[0]
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err := f.check(); err != nil {
+		return err
+	}
+	as, err := f.autostart(stderr)
+	if err != nil {
+		return err
+	}
+	switch verb {
+	case "enable":
+		if err := as.Enable(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "hark starts on login: %s\n", as.Path)
+	case "disable":
+		if err := as.Disable(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "hark does not start on login (%s removed)\n", as.Path)
+	case "status":
+		on, err := as.Enabled()
+		if err != nil {
+			return err
+		}
+		if on {
+			fmt.Fprintf(stdout, "enabled: %s\n", as.Path)
+		} else {
+			fmt.Fprintf(stdout, "disabled: no %s\n", as.Path)
+		}
+	default:
+		return usagef("%q: say enable, disable or status", verb)
+	}
+	return nil
+}

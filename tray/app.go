@@ -1,0 +1,488 @@
+// Package tray is hark's desktop face: a tray icon and menu (fyne.io/systray)
+// over a netclient session, turning each fetched item into a desktop popup.
+// It degrades rather than dies: without a tray host it shows popups only,
+// without a notification daemon it logs, without a session bus both.
+package tray
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/wire"
+)
+
+// ErrRunning is returned by Run when another hark tray runs in this
+// session; it is not a failure.
+var ErrRunning = errRunning
+
+const (
+	recentMax   = 10              // ads kept for the Recent ads menu
+	callTimeout = 5 * time.Second // any one D-Bus call
+	popupQueue  = 32              // popups waiting for a slow daemon before they go to the log
+)
+
+// Options configure the tray.
+type Options struct {
+	// Server is the --server flag ("" when not given): it beats the config
+	// file's server, which beats DefaultServer.
+	Server        string
+	DefaultServer string
+	ConfigPath    string              // the settings file
+	Identity      *netclient.Identity // nil: plain version 1
+	StateDir      string              // for the instance lock when there is no XDG_RUNTIME_DIR
+	Autostart     *Autostart          // the start-on-login entry this hark writes
+	Refresh       time.Duration       // notification-mode refresh (0: the session's default)
+	Logger        *slog.Logger
+}
+
+// Run runs the tray until ctx ends or the user picks Quit. It must be
+// called from the main goroutine: systray needs the main OS thread on
+// some platforms.
+func Run(ctx context.Context, opts Options) error {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	release, err := lockInstance(opts.StateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+
+	a := newApp(opts, log)
+	d, err := openDesktop(ctx)
+	if err != nil {
+		log.Warn("no tray icon and no popups: new items are written to this log", "reason", err)
+		return a.run(ctx)
+	}
+	defer d.Close()
+	d.exportAddress()
+	a.desktop = d
+
+	pctx, cancel := context.WithTimeout(ctx, callTimeout)
+	name, nerr := d.NotificationServer(pctx)
+	host, herr := d.TrayHost(pctx)
+	cancel()
+	if nerr != nil {
+		log.Warn("no popups: new items are written to this log and kept in the tray menu", "reason", nerr)
+	} else {
+		a.notify = d.Notify
+		log.Info("popups through " + name)
+	}
+	switch {
+	case herr != nil:
+		log.Warn("cannot tell whether a tray host runs", "err", herr)
+	case !host:
+		log.Warn("no tray host (" + watcherName + ") on this desktop: no tray icon until one starts; popups still work. On GNOME, install the AppIndicator extension.")
+	}
+	return runSystray(ctx, a)
+}
+
+// app is the tray's state and the one goroutine that changes it: session
+// events, menu clicks and timers all arrive there, so nothing needs a lock.
+type app struct {
+	opts     Options
+	log      *slog.Logger
+	server   string
+	settings Settings
+	saveable bool // false when the config file is broken: never overwrite it
+	pres     *presenter
+
+	desktop *desktop
+	notify  func(context.Context, Popup) error // nil: nothing shows popups
+	ui      ui                                 // nil: no tray
+	actions chan action
+	popups  chan Popup
+
+	state       netclient.State
+	stateAt     time.Time
+	latest      string
+	recent      []string // newest first
+	unread      bool
+	autostartOn bool
+	notices     []Popup // shown once popups can be
+}
+
+func newApp(opts Options, log *slog.Logger) *app {
+	a := &app{opts: opts, log: log, actions: make(chan action, 16), popups: make(chan Popup, popupQueue)}
+	s, err := LoadSettings(opts.ConfigPath)
+	a.settings, a.saveable = s, err == nil
+	if err != nil {
+		log.Error(err.Error())
+		a.notices = append(a.notices, Popup{Title: "hark's settings file is broken", Body: err.Error()})
+	}
+	a.server = opts.Server
+	if a.server == "" {
+		a.server = s.Server
+	}
+	if a.server == "" {
+		a.server = opts.DefaultServer
+	}
+	a.pres = newPresenter(a.settings)
+	if opts.Autostart != nil {
+		on, err := opts.Autostart.Enabled()
+		if err != nil {
+			log.Warn(err.Error())
+		}
+		a.autostartOn = on
+	}
+	return a
+}
+
+// stateBox keeps the session's latest state for the app goroutine:
+// OnState must not block, and only the latest state matters.
+type stateBox struct {
+	mu    sync.Mutex
+	state netclient.State
+	ready chan struct{} // one token: a new state is waiting
+}
+
+func (b *stateBox) put(s netclient.State) {
+	b.mu.Lock()
+	b.state = s
+	b.mu.Unlock()
+	select {
+	case b.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (b *stateBox) get() netclient.State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// run is the app goroutine. It returns when ctx ends or the user quits,
+// after every goroutine it started has finished.
+func (a *app) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // runs before wg.Wait
+
+	states := &stateBox{ready: make(chan struct{}, 1)}
+	deliveries := make(chan netclient.Delivery, 64)
+	session := netclient.NewSession(netclient.SessionOptions{
+		Addr:     a.server,
+		Identity: a.opts.Identity,
+		Refresh:  a.opts.Refresh,
+		OnState:  states.put,
+		Logger:   a.log,
+	})
+	a.log.Info("hark tray is running", "server", a.server)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := session.Run(ctx, func(d netclient.Delivery) {
+			select {
+			case deliveries <- d:
+			case <-ctx.Done():
+				a.log.Info("item arrived while quitting", "kind", d.Kind, "value", d.Value)
+			}
+		})
+		if err != nil {
+			a.log.Error("session ended", "err", err)
+		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		a.showPopups(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := watchSleep(ctx, func() {
+			a.log.Debug("watching logind for resume from suspend")
+		}, func() {
+			a.log.Info("woke from suspend: reconnecting")
+			session.Reconnect()
+		})
+		if err != nil {
+			a.log.Debug("after suspend, dead connections are noticed by keepalive alone", "reason", err)
+		}
+	}()
+	if a.desktop != nil && a.ui != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := a.desktop.WatchTrayHost(ctx, func(present bool) {
+				if present {
+					a.log.Info("a tray host appeared: hark's icon is shown")
+				} else {
+					a.log.Warn("the tray host went away: no tray icon until it comes back; popups still work")
+				}
+			})
+			if err != nil {
+				a.log.Warn(err.Error())
+			}
+		}()
+	}
+
+	for _, p := range a.notices {
+		a.popup(p)
+	}
+	a.render()
+	flush := time.NewTimer(time.Hour)
+	flush.Stop()
+	// While offline, the status line counts down to the next try once a
+	// second (not every host tells when the menu opens, so it cannot be
+	// computed then). Connected, nothing ticks.
+	countdown := time.NewTicker(time.Second)
+	countdown.Stop()
+	defer countdown.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-countdown.C:
+		case <-states.ready:
+			a.state, a.stateAt = states.get(), time.Now()
+			if a.state.Connected {
+				countdown.Stop()
+			} else {
+				countdown.Reset(time.Second)
+			}
+		case d := <-deliveries:
+			a.item(d)
+		case act := <-a.actions:
+			// Using the menu shows it: what was new has been seen. (Hosts
+			// that report opening the menu clear it sooner; xfce4-panel
+			// only calls AboutToShowGroup, which systray does not pass on.)
+			a.unread = false
+			if act.kind == actQuit {
+				a.log.Info("quit from the menu")
+				return nil
+			}
+			a.do(act, session)
+		case now := <-flush.C:
+			for _, p := range a.pres.flush(now) {
+				a.popup(p)
+			}
+		}
+		if at, ok := a.pres.due(); ok {
+			flush.Reset(time.Until(at))
+		}
+		a.render()
+	}
+}
+
+// item takes in one fetched item.
+func (a *app) item(d netclient.Delivery) {
+	a.log.Debug("item", "kind", d.Kind, "value", d.Value, "id", d.ID)
+	switch d.Kind {
+	case wire.KindRandom:
+		a.latest = d.Value
+	case wire.KindClassified:
+		a.recent = append([]string{d.Value}, a.recent[:min(len(a.recent), recentMax-1)]...)
+	}
+	a.unread = true
+	for _, p := range a.pres.item(d, time.Now()) {
+		a.popup(p)
+	}
+}
+
+// popup hands p to the popup goroutine without waiting for a slow
+// daemon; when even the queue is full, the log gets it instead.
+func (a *app) popup(p Popup) {
+	select {
+	case a.popups <- p:
+	default:
+		a.log.Warn("popup not shown: the notification daemon is too slow", "title", p.Title, "body", p.Body)
+	}
+}
+
+// showPopups shows popups one at a time, each call under a deadline, so a
+// hung daemon delays popups but never the menu or the session.
+func (a *app) showPopups(ctx context.Context) {
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-a.popups:
+			if a.notify == nil {
+				a.log.Info(p.Title, "body", p.Body)
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, callTimeout)
+			err := a.notify(cctx, p)
+			cancel()
+			if err != nil {
+				if !failing {
+					a.log.Warn("popups fail: items go to this log until they work again", "err", err)
+					failing = true
+				}
+				a.log.Info(p.Title, "body", p.Body)
+				continue
+			}
+			a.log.Debug("popup shown", "title", p.Title)
+			if failing {
+				a.log.Info("popups work again")
+				failing = false
+			}
+		}
+	}
+}
+
+// do carries out a menu click.
+func (a *app) do(act action, session *netclient.Session) {
+	switch act.kind {
+	case actOpened:
+		a.log.Debug("menu opened")
+		a.unread = false
+	case actRandom:
+		a.settings.Random = !a.settings.Random
+		a.pres.setKind(wire.KindRandom, a.settings.Random)
+		a.save()
+	case actClassified:
+		a.settings.Classified = !a.settings.Classified
+		a.pres.setKind(wire.KindClassified, a.settings.Classified)
+		a.save()
+	case actDND:
+		a.settings.DoNotDisturb = !a.settings.DoNotDisturb
+		for _, p := range a.pres.setDND(a.settings.DoNotDisturb) {
+			a.popup(p)
+		}
+		a.save()
+	case actAutostart:
+		a.toggleAutostart()
+	case actReconnect:
+		a.log.Info("reconnecting, as asked from the menu")
+		session.Reconnect()
+	case actRecent:
+		if act.index >= 0 && act.index < len(a.recent) {
+			a.popup(Popup{Title: "Classified ad", Body: a.recent[act.index]})
+		}
+	}
+}
+
+func (a *app) save() {
+	if !a.saveable {
+		a.log.Warn("setting changed until hark quits: the broken config file is left as it is", "file", a.opts.ConfigPath)
+		return
+	}
+	if err := SaveSettings(a.opts.ConfigPath, a.settings); err != nil {
+		a.log.Error(err.Error() + "; the change holds until hark quits")
+		return
+	}
+	a.log.Debug("settings saved", "file", a.opts.ConfigPath)
+}
+
+func (a *app) toggleAutostart() {
+	as := a.opts.Autostart
+	if as == nil {
+		return
+	}
+	var err error
+	if a.autostartOn {
+		err = as.Disable()
+	} else {
+		err = as.Enable()
+	}
+	if err != nil {
+		a.log.Error(err.Error())
+	}
+	// The check mark shows what is on disk, whatever happened.
+	on, serr := as.Enabled()
+	if serr != nil {
+		a.log.Error(serr.Error())
+	}
+	a.autostartOn = on
+	a.log.Info("start on login", "enabled", on, "file", as.Path)
+}
+
+// view is everything the tray shows, computed from the app's state.
+type view struct {
+	Icon       []byte
+	Tooltip    string
+	Status     string
+	Latest     string
+	Recent     []string
+	Random     bool
+	Classified bool
+	DND        bool
+	Autostart  bool
+}
+
+func (a *app) render() {
+	if a.ui == nil {
+		return
+	}
+	a.ui.render(a.view(time.Now()))
+}
+
+func (a *app) view(now time.Time) view {
+	v := view{
+		Status:     a.status(now),
+		Latest:     "Latest number: none yet",
+		Recent:     a.recent,
+		Random:     a.settings.Random,
+		Classified: a.settings.Classified,
+		DND:        a.settings.DoNotDisturb,
+		Autostart:  a.autostartOn,
+	}
+	if a.latest != "" {
+		v.Latest = "Latest number: " + a.latest
+	}
+	v.Tooltip = "hark: " + v.Status
+	switch {
+	case !a.state.Connected:
+		v.Icon = assets.TrayOffline
+	case a.settings.DoNotDisturb:
+		v.Icon = assets.TrayDoNotDisturb
+		v.Tooltip += " (do not disturb)"
+	case a.unread:
+		v.Icon = assets.TrayUnread
+		v.Tooltip += " (new items)"
+	default:
+		v.Icon = assets.TrayConnected
+	}
+	return v
+}
+
+// status is the menu's first line.
+func (a *app) status(now time.Time) string {
+	switch {
+	case a.state.Connected:
+		return "Connected to " + a.state.Addr
+	case a.stateAt.IsZero():
+		return "Connecting to " + a.server + "…"
+	}
+	left := a.stateAt.Add(a.state.RetryIn).Sub(now)
+	if left < time.Second {
+		return "Offline, reconnecting to " + a.server + "…"
+	}
+	return fmt.Sprintf("Offline, retrying in %d s", int((left+time.Second-1)/time.Second))
+}
+
+type actionKind int
+
+const (
+	actOpened actionKind = iota
+	actRandom
+	actClassified
+	actDND
+	actAutostart
+	actReconnect
+	actQuit
+	actRecent // index says which ad
+)
+
+type action struct {
+	kind  actionKind
+	index int
+}
+
+// ui is the tray icon and menu; render is called from the app goroutine
+// only.
+type ui interface {
+	render(view)
+}

@@ -1,0 +1,943 @@
+package tray
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+// These tests run the app goroutine (app.run) against a real hark server
+// on loopback, with a real netclient session. What they replace is the
+// desktop: systray is process-global state that can run once per process,
+// so the ui is a recorder of the views the app renders, and notify records
+// the popups instead of calling a notification daemon. The real tray is
+// tested end to end elsewhere.
+
+// logRecord is one line the app logged.
+type logRecord struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+// logRecorder is a slog.Handler that records into a stream.
+type logRecorder struct {
+	s     *stream[logRecord]
+	attrs []slog.Attr
+}
+
+func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{}
+	for _, a := range h.attrs {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	h.s.add(logRecord{Level: r.Level, Msg: r.Message, Attrs: m})
+	return nil
+}
+
+func (h *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	return &logRecorder{s: h.s, attrs: append(slices.Clip(h.attrs), as...)}
+}
+
+func (h *logRecorder) WithGroup(string) slog.Handler { return h }
+
+// recordingUI records every view the app renders.
+type recordingUI struct{ views *stream[view] }
+
+func (u recordingUI) render(v view) { u.views.add(v) }
+
+// iconName names an icon for failure messages.
+func iconName(icon []byte) string {
+	switch {
+	case icon == nil:
+		return "none"
+	case bytes.Equal(icon, assets.TrayOffline):
+		return "offline"
+	case bytes.Equal(icon, assets.TrayConnected):
+		return "connected"
+	case bytes.Equal(icon, assets.TrayUnread):
+		return "unread"
+	case bytes.Equal(icon, assets.TrayDoNotDisturb):
+		return "dnd"
+	}
+	return fmt.Sprintf("unknown icon (%d bytes)", len(icon))
+}
+
+func formatView(v view) string {
+	return fmt.Sprintf("icon=%s status=%q tooltip=%q latest=%q recent=%q random=%v classified=%v dnd=%v autostart=%v",
+		iconName(v.Icon), v.Status, v.Tooltip, v.Latest, v.Recent, v.Random, v.Classified, v.DND, v.Autostart)
+}
+
+// appEnv keeps the app away from the real home, runtime directory and
+// D-Bus buses, and returns the config home.
+func appEnv(t *testing.T) string {
+	t.Helper()
+	xdg := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", xdg)
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
+	// No system bus here: the sleep watcher fails at once, as it does on
+	// a machine without logind.
+	t.Setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent")
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent")
+	return xdg
+}
+
+// startServer runs hark's real server on a loopback port the kernel
+// picks, with a fresh store, until the test ends.
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	srv, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start server: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// fixture is an app wired to a real server, a popup recorder and a view
+// recorder.
+type fixture struct {
+	t      *testing.T
+	srv    *server.Server
+	addr   string
+	opts   Options
+	a      *app
+	popups *stream[Popup]
+	views  *stream[view]
+	logs   *stream[logRecord]
+
+	// stop is closed when the test ends, before the app is stopped: a
+	// notify that blocks waits for it too.
+	stop chan struct{}
+
+	cancel context.CancelFunc
+	ended  chan struct{} // closed when run has returned
+	runErr error         // run's result, once ended is closed
+
+	initial string // the random number the server drew when it started
+	numbers int
+}
+
+// newFixture builds the app with newApp. configure, if set, adjusts the
+// options first (after the environment is set up, so NewAutostart sees
+// the test's XDG_CONFIG_HOME). The app is not running yet: tests may
+// replace f.a.notify before start.
+func newFixture(t *testing.T, configure func(f *fixture, o *Options)) *fixture {
+	t.Helper()
+	xdg := appEnv(t)
+	srv := startServer(t)
+	f := &fixture{
+		t:      t,
+		srv:    srv,
+		addr:   srv.Addr().String(),
+		popups: newStream[Popup](),
+		views:  newStream[view](),
+		logs:   newStream[logRecord](),
+		stop:   make(chan struct{}),
+		ended:  make(chan struct{}),
+	}
+	f.views.format = formatView
+	f.opts = Options{
+		Server:     f.addr,
+		ConfigPath: filepath.Join(xdg, "hark", "config.toml"),
+		StateDir:   t.TempDir(),
+		Logger:     slog.New(&logRecorder{s: f.logs}),
+	}
+	if configure != nil {
+		configure(f, &f.opts)
+	}
+	f.a = newApp(f.opts, f.opts.Logger)
+	f.a.notify = func(_ context.Context, p Popup) error {
+		f.popups.add(p)
+		return nil
+	}
+	f.a.ui = recordingUI{f.views}
+	return f
+}
+
+// start runs the app until the test ends.
+func (f *fixture) start() {
+	t := f.t
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	go func() {
+		f.runErr = f.a.run(ctx)
+		close(f.ended)
+	}()
+	t.Cleanup(func() {
+		close(f.stop)
+		cancel()
+		select {
+		case <-f.ended:
+			if f.runErr != nil {
+				t.Errorf("run: %v", f.runErr)
+			}
+		case <-time.After(testTimeout):
+			t.Errorf("run did not return after its context ended")
+		}
+	})
+}
+
+// awaitEnd waits for run to return and returns its result.
+func (f *fixture) awaitEnd(what string) error {
+	f.t.Helper()
+	select {
+	case <-f.ended:
+		return f.runErr
+	case <-time.After(testTimeout):
+		f.t.Fatalf("run did not return after %s", what)
+		return nil
+	}
+}
+
+// connected waits for the popup of the random number the server drew at
+// start (the session fetches it on connecting, and random numbers are on
+// by default), then for the view that says connected. Ads published
+// from then on are announced: a version-1 server counts only those.
+func (f *fixture) connected() {
+	f.t.Helper()
+	f.firstNumber()
+	f.awaitConnectedView()
+}
+
+// firstNumber waits for the popup of the server's first random number.
+func (f *fixture) firstNumber() {
+	f.t.Helper()
+	p := f.popups.next(f.t, "the popup for the server's first random number")
+	if p.Title != "New random number" || p.Group != "" {
+		f.t.Fatalf("first popup %+v, want a New random number", p)
+	}
+	if _, err := wire.ParseRandom(p.Body); err != nil {
+		f.t.Fatalf("first popup %+v: %v", p, err)
+	}
+	f.initial = p.Body
+}
+
+func (f *fixture) awaitConnectedView() view {
+	f.t.Helper()
+	return f.views.await(f.t, "the connected view", func(v view) bool { return v.Status == "Connected to "+f.addr })
+}
+
+func (f *fixture) publish(kind wire.Kind, value string) {
+	f.t.Helper()
+	if _, _, err := f.srv.Publish(context.Background(), kind, value); err != nil {
+		f.t.Fatalf("publish %s %q: %v", kind, value, err)
+	}
+}
+
+// number publishes a new random number, different from every one before
+// (a version-1 client cannot tell a repeated number from an old one).
+func (f *fixture) number() string {
+	f.t.Helper()
+	for {
+		f.numbers++
+		v := strconv.Itoa(1000 + f.numbers)
+		if v != f.initial {
+			f.publish(wire.KindRandom, v)
+			return v
+		}
+	}
+}
+
+func (f *fixture) act(kind actionKind) { f.actIndex(kind, 0) }
+
+func (f *fixture) actIndex(kind actionKind, index int) {
+	f.t.Helper()
+	select {
+	case f.a.actions <- action{kind: kind, index: index}:
+	case <-time.After(testTimeout):
+		f.t.Fatalf("the app takes no action")
+	}
+}
+
+func (f *fixture) awaitView(what string, match func(view) bool) view {
+	f.t.Helper()
+	return f.views.await(f.t, what, match)
+}
+
+// nextPopup requires the very next popup to be want.
+func (f *fixture) nextPopup(want Popup) {
+	f.t.Helper()
+	got := f.popups.next(f.t, fmt.Sprintf("popup %+v", want))
+	if got != want {
+		f.t.Fatalf("next popup %+v, want %+v; all popups:\n%s", got, want, f.popups.dump())
+	}
+}
+
+// savedSettings reads the config file the app writes.
+func (f *fixture) savedSettings() Settings {
+	f.t.Helper()
+	s, err := LoadSettings(f.opts.ConfigPath)
+	if err != nil {
+		f.t.Fatalf("the saved config: %v", err)
+	}
+	if _, err := os.Stat(f.opts.ConfigPath); err != nil {
+		f.t.Fatalf("no config file saved: %v", err)
+	}
+	return s
+}
+
+func recentIs(values ...string) func(view) bool {
+	return func(v view) bool { return slices.Equal(v.Recent, values) }
+}
+
+func latestIs(n string) func(view) bool {
+	return func(v view) bool { return v.Latest == "Latest number: "+n }
+}
+
+func TestAppShowsItems(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	f.publish(wire.KindClassified, "Bike for sale, 50 EUR")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "Bike for sale, 50 EUR"})
+	f.awaitView("the ad in Recent ads", recentIs("Bike for sale, 50 EUR"))
+
+	n := f.number()
+	f.nextPopup(Popup{Title: "New random number", Body: n})
+	f.awaitView("the number as the latest", latestIs(n))
+}
+
+func TestAppClassifiedToggle(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	f.act(actClassified)
+	f.awaitView("ads unchecked", func(v view) bool { return !v.Classified && v.Random })
+	if s := f.savedSettings(); s != (Settings{Random: true, Classified: false}) {
+		t.Fatalf("saved %+v after switching ads off", s)
+	}
+	raw, err := os.ReadFile(f.opts.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "\nclassified = false\n") {
+		t.Fatalf("the config file does not say classified = false:\n%s", raw)
+	}
+
+	// The ad still reaches the menu, but makes no popup: the next popup
+	// is the number published after it.
+	f.publish(wire.KindClassified, "hidden ad")
+	f.awaitView("the hidden ad in Recent ads", recentIs("hidden ad"))
+	n := f.number()
+	f.nextPopup(Popup{Title: "New random number", Body: n})
+
+	// And back on.
+	f.act(actClassified)
+	f.awaitView("ads checked", func(v view) bool { return v.Classified })
+	if s := f.savedSettings(); s != DefaultSettings() {
+		t.Fatalf("saved %+v after switching ads back on", s)
+	}
+	f.publish(wire.KindClassified, "shown ad")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "shown ad"})
+}
+
+func TestAppRandomToggle(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	f.act(actRandom)
+	f.awaitView("numbers unchecked", func(v view) bool { return !v.Random && v.Classified })
+	if s := f.savedSettings(); s != (Settings{Random: false, Classified: true}) {
+		t.Fatalf("saved %+v after switching numbers off", s)
+	}
+	n := f.number()
+	f.awaitView("the number as the latest", latestIs(n))
+	f.publish(wire.KindClassified, "an ad")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "an ad"})
+}
+
+func TestAppDoNotDisturb(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	f.act(actDND)
+	f.awaitView("do not disturb checked", func(v view) bool { return v.DND })
+	if s := f.savedSettings(); !s.DoNotDisturb {
+		t.Fatalf("saved %+v after entering do not disturb", s)
+	}
+	f.publish(wire.KindClassified, "quiet ad")
+	f.awaitView("the quiet ad", recentIs("quiet ad"))
+	n := f.number()
+	f.awaitView("the quiet number", latestIs(n))
+
+	f.act(actDND)
+	f.nextPopup(Popup{
+		Title: "2 items arrived while you were away",
+		Body:  "1 classified ad and 1 random number. The latest are in hark's menu.",
+	})
+	f.awaitView("do not disturb unchecked", func(v view) bool { return !v.DND })
+	if s := f.savedSettings(); s != DefaultSettings() {
+		t.Fatalf("saved %+v after leaving do not disturb", s)
+	}
+	f.publish(wire.KindClassified, "loud ad")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "loud ad"})
+}
+
+func TestAppAutostartToggle(t *testing.T) {
+	var as *Autostart
+	f := newFixture(t, func(f *fixture, o *Options) {
+		var err error
+		as, err = NewAutostart([]string{"/usr/bin/hark", "--server", "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Autostart = as
+	})
+	if want := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "autostart", "hark.desktop"); as.Path != want {
+		t.Fatalf("autostart entry at %s, want %s", as.Path, want)
+	}
+	f.start()
+	if v := f.views.next(t, "the first view"); v.Autostart {
+		t.Fatalf("start on login checked with no entry: %s", formatView(v))
+	}
+
+	f.act(actAutostart)
+	f.awaitView("start on login checked", func(v view) bool { return v.Autostart })
+	raw, err := os.ReadFile(as.Path)
+	if err != nil {
+		t.Fatalf("no entry after checking start on login: %v", err)
+	}
+	if want, _ := as.Content(); string(raw) != want {
+		t.Fatalf("the entry holds\n%s\nwant\n%s", raw, want)
+	}
+
+	f.act(actAutostart)
+	f.awaitView("start on login unchecked", func(v view) bool { return !v.Autostart })
+	if _, err := os.Stat(as.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the entry is still there after unchecking: %v", err)
+	}
+	// Start on login is not a setting in the config file.
+	if _, err := os.Stat(f.opts.ConfigPath); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("toggling start on login wrote the config file: %v", err)
+	}
+}
+
+func TestAppAutostartShowsExistingEntry(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		as, err := NewAutostart([]string{"/usr/bin/hark"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := as.Enable(); err != nil {
+			t.Fatal(err)
+		}
+		o.Autostart = as
+	})
+	f.start()
+	if v := f.views.next(t, "the first view"); !v.Autostart {
+		t.Fatalf("an entry exists, yet start on login is unchecked: %s", formatView(v))
+	}
+}
+
+func TestAppAutostartFailureShowsWhatIsOnDisk(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		as, err := NewAutostart([]string{"/usr/bin/hark"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A file where the autostart directory goes: Enable fails.
+		if err := os.WriteFile(filepath.Dir(as.Path), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o.Autostart = as
+	})
+	f.start()
+	f.views.next(t, "the first view")
+	f.act(actAutostart)
+	f.logs.await(t, "the error logged", func(r logRecord) bool {
+		return r.Level == slog.LevelError && strings.Contains(r.Msg, "enabling start on login")
+	})
+	// A later click, to have a view rendered after the failed one.
+	f.act(actDND)
+	f.awaitView("do not disturb", func(v view) bool { return v.DND })
+	for _, v := range f.views.all() {
+		if v.Autostart {
+			t.Fatalf("start on login checked though enabling failed: %s", formatView(v))
+		}
+	}
+}
+
+func TestAppRecentAds(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	f.publish(wire.KindClassified, "first ad")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "first ad"})
+	f.publish(wire.KindClassified, "second ad")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "second ad"})
+	f.awaitView("both in Recent ads, newest first", recentIs("second ad", "first ad"))
+
+	f.actIndex(actRecent, 0)
+	f.nextPopup(Popup{Title: "Classified ad", Body: "second ad"})
+	// Indexes with no ad show nothing: the next popup is index 1's.
+	f.actIndex(actRecent, 2) // one past the last ad
+	f.actIndex(actRecent, 5)
+	f.actIndex(actRecent, -1)
+	f.actIndex(actRecent, recentMax)
+	f.actIndex(actRecent, 1)
+	f.nextPopup(Popup{Title: "Classified ad", Body: "first ad"})
+}
+
+func TestAppFlood(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+
+	const n = 12
+	var ads []string
+	for i := range n {
+		ads = append(ads, fmt.Sprintf("ad %02d", i+1))
+		f.publish(wire.KindClassified, ads[i])
+	}
+	// Recent ads keeps the ten newest, newest first.
+	want := slices.Clone(ads[n-recentMax:])
+	slices.Reverse(want)
+	f.awaitView("the ten newest ads", recentIs(want...))
+
+	// Every ad is accounted for exactly once and in order, singly or in a
+	// summary that lists the first three it holds.
+	seen, popups := 0, 0
+	for seen < n {
+		p := f.popups.next(t, fmt.Sprintf("popups for ads %d..%d", seen+1, n))
+		popups++
+		switch {
+		case p.Title == "New classified ad" && p.Group == "":
+			if p.Body != ads[seen] {
+				t.Fatalf("popup %+v, want ad %q", p, ads[seen])
+			}
+			seen++
+		case p.Group == "burst":
+			var k int
+			if _, err := fmt.Sscanf(p.Title, "%d new classified ads", &k); err != nil || k < 2 || seen+k > n {
+				t.Fatalf("summary %+v after %d ads", p, seen)
+			}
+			lines := strings.Split(p.Body, "\n")
+			for i := range min(k, summaryShow) {
+				if lines[i] != "• "+ads[seen+i] {
+					t.Fatalf("summary %+v: line %d, want ad %q", p, i, ads[seen+i])
+				}
+			}
+			if k > summaryShow && lines[summaryShow] != fmt.Sprintf("…and %d more", k-summaryShow) {
+				t.Fatalf("summary %+v: no count of the rest", p)
+			}
+			seen += k
+		default:
+			t.Fatalf("unexpected popup %+v", p)
+		}
+	}
+	// Twelve ads published back to back over loopback arrive within the
+	// two-second burst window (with the server's first number, only two
+	// more show singly), so they cannot all have shown singly: the flush
+	// timer showed a summary.
+	if popups >= n {
+		t.Fatalf("%d popups for %d ads: the burst was not coalesced:\n%s", popups, n, f.popups.dump())
+	}
+}
+
+func TestAppQuit(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+	f.act(actQuit)
+	if err := f.awaitEnd("Quit"); err != nil {
+		t.Fatalf("run after Quit = %v, want nil", err)
+	}
+	f.logs.await(t, "the quit logged", func(r logRecord) bool { return r.Msg == "quit from the menu" })
+}
+
+func TestAppContextCancel(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+	f.cancel()
+	if err := f.awaitEnd("its context was cancelled"); err != nil {
+		t.Fatalf("run after cancel = %v, want nil", err)
+	}
+}
+
+func TestAppContextCancelBeforeConnect(t *testing.T) {
+	// Nothing listens at this address: the session retries until the end.
+	f := newFixture(t, func(f *fixture, o *Options) { o.Server = "127.0.0.1:1" })
+	f.start()
+	f.views.await(t, "offline", func(v view) bool { return strings.HasPrefix(v.Status, "Offline") })
+	f.cancel()
+	if err := f.awaitEnd("its context was cancelled"); err != nil {
+		t.Fatalf("run after cancel = %v, want nil", err)
+	}
+}
+
+func TestAppIconsAndStatus(t *testing.T) {
+	icons := [][]byte{assets.TrayOffline, assets.TrayConnected, assets.TrayUnread, assets.TrayDoNotDisturb}
+	for i := range icons {
+		if len(icons[i]) == 0 {
+			t.Fatalf("tray icon %d is empty", i)
+		}
+		for j := range i {
+			if bytes.Equal(icons[i], icons[j]) {
+				t.Fatalf("tray icons %d and %d are the same: the test could not tell them apart", i, j)
+			}
+		}
+	}
+
+	f := newFixture(t, nil)
+	f.start()
+	first := f.views.next(t, "the first view")
+	if !bytes.Equal(first.Icon, assets.TrayOffline) || first.Status != "Connecting to "+f.addr+"…" ||
+		first.Tooltip != "hark: "+first.Status {
+		t.Fatalf("first view %s; want the offline icon and Connecting to %s…", formatView(first), f.addr)
+	}
+	if first.Latest != "Latest number: none yet" || len(first.Recent) != 0 || !first.Random || !first.Classified || first.DND || first.Autostart {
+		t.Fatalf("first view %s", formatView(first))
+	}
+
+	// The server's first number arrives on connecting: unread.
+	f.firstNumber()
+	f.awaitView("connected with an unread item", func(v view) bool {
+		return bytes.Equal(v.Icon, assets.TrayUnread) && v.Status == "Connected to "+f.addr &&
+			v.Tooltip == "hark: Connected to "+f.addr+" (new items)"
+	})
+
+	f.act(actOpened)
+	f.awaitView("read", func(v view) bool {
+		return bytes.Equal(v.Icon, assets.TrayConnected) && v.Tooltip == "hark: Connected to "+f.addr
+	})
+
+	f.publish(wire.KindClassified, "an ad")
+	f.awaitView("unread again", func(v view) bool {
+		return bytes.Equal(v.Icon, assets.TrayUnread) && slices.Equal(v.Recent, []string{"an ad"})
+	})
+
+	f.act(actDND)
+	f.awaitView("do not disturb", func(v view) bool {
+		return bytes.Equal(v.Icon, assets.TrayDoNotDisturb) && v.DND &&
+			v.Tooltip == "hark: Connected to "+f.addr+" (do not disturb)"
+	})
+
+	// The server goes: offline beats do not disturb.
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := f.awaitView("offline", func(v view) bool { return strings.HasPrefix(v.Status, "Offline") })
+	if !bytes.Equal(v.Icon, assets.TrayOffline) || v.Tooltip != "hark: "+v.Status {
+		t.Fatalf("offline view %s", formatView(v))
+	}
+}
+
+func TestAppStatusLine(t *testing.T) {
+	appEnv(t)
+	a := newApp(Options{Server: "example.org:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml")}, slog.New(slog.DiscardHandler))
+	if got, want := a.status(base), "Connecting to example.org:6789…"; got != want {
+		t.Fatalf("before any state: %q, want %q", got, want)
+	}
+	a.state = netclient.State{Addr: "example.org:6789", RetryIn: 5 * time.Second, Err: errors.New("connection refused")}
+	a.stateAt = base
+	for _, c := range []struct {
+		after time.Duration
+		want  string
+	}{
+		{0, "Offline, retrying in 5 s"},
+		{1 * ms, "Offline, retrying in 5 s"},
+		{1500 * ms, "Offline, retrying in 4 s"},
+		{4 * time.Second, "Offline, retrying in 1 s"},
+		{4001 * ms, "Offline, reconnecting to example.org:6789…"},
+		{time.Minute, "Offline, reconnecting to example.org:6789…"},
+	} {
+		if got := a.status(base.Add(c.after)); got != c.want {
+			t.Errorf("%v after a 5 s retry was announced: %q, want %q", c.after, got, c.want)
+		}
+	}
+	a.state = netclient.State{Connected: true, Addr: "example.org:6789"}
+	if got, want := a.status(base), "Connected to example.org:6789"; got != want {
+		t.Fatalf("connected: %q, want %q", got, want)
+	}
+
+	v := a.view(base)
+	if v.Status != "Connected to example.org:6789" || v.Tooltip != "hark: Connected to example.org:6789" ||
+		!bytes.Equal(v.Icon, assets.TrayConnected) || v.Latest != "Latest number: none yet" {
+		t.Fatalf("view %s", formatView(v))
+	}
+	a.latest = "42"
+	if v := a.view(base); v.Latest != "Latest number: 42" {
+		t.Fatalf("view %s", formatView(v))
+	}
+}
+
+func TestNewAppServerPrecedence(t *testing.T) {
+	appEnv(t)
+	withServer := writeConfig(t, `server = "config.example:2"`+"\n")
+	without := writeConfig(t, "random = true\n")
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		name   string
+		opts   Options
+		server string
+	}{
+		{"flag beats config", Options{Server: "flag.example:1", DefaultServer: "default.example:3", ConfigPath: withServer}, "flag.example:1"},
+		{"config beats default", Options{DefaultServer: "default.example:3", ConfigPath: withServer}, "config.example:2"},
+		{"default", Options{DefaultServer: "default.example:3", ConfigPath: without}, "default.example:3"},
+		{"default without a file", Options{DefaultServer: "default.example:3", ConfigPath: filepath.Join(t.TempDir(), "none.toml")}, "default.example:3"},
+	} {
+		if a := newApp(c.opts, log); a.server != c.server {
+			t.Errorf("%s: server %q, want %q", c.name, a.server, c.server)
+		}
+	}
+}
+
+func TestAppUsesConfigFileServer(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		if err := SaveSettings(o.ConfigPath, Settings{Server: f.addr, Random: true, Classified: true}); err != nil {
+			t.Fatal(err)
+		}
+		o.Server = ""
+		o.DefaultServer = "127.0.0.1:1" // nothing there
+	})
+	f.start()
+	f.connected()
+}
+
+func TestAppConfigSettingsApply(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		if err := SaveSettings(o.ConfigPath, Settings{Random: false, Classified: true}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.start()
+	first := f.views.next(t, "the first view")
+	if first.Random || !first.Classified || first.DND {
+		t.Fatalf("first view %s does not show the config file's settings", formatView(first))
+	}
+	// The server's first number arrives, without a popup.
+	f.awaitView("connected with the first number", func(v view) bool {
+		return v.Status == "Connected to "+f.addr && v.Latest != "Latest number: none yet"
+	})
+	f.publish(wire.KindClassified, "the first popup")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "the first popup"})
+}
+
+func TestAppConfigDoNotDisturbApplies(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		if err := SaveSettings(o.ConfigPath, Settings{Random: true, Classified: true, DoNotDisturb: true}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.start()
+	f.awaitView("connected in do not disturb", func(v view) bool {
+		return v.DND && bytes.Equal(v.Icon, assets.TrayDoNotDisturb) && v.Latest != "Latest number: none yet"
+	})
+	f.act(actDND)
+	f.nextPopup(Popup{Title: "1 item arrived while you were away", Body: "1 random number. The latest are in hark's menu."})
+}
+
+func TestAppBrokenConfig(t *testing.T) {
+	var broken []byte
+	f := newFixture(t, func(f *fixture, o *Options) {
+		broken = []byte("random = = false\n")
+		if err := os.MkdirAll(filepath.Dir(o.ConfigPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(o.ConfigPath, broken, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+	f.start()
+
+	notice := f.popups.next(t, "the notice about the broken file")
+	if notice.Title != "hark's settings file is broken" || !strings.Contains(notice.Body, f.opts.ConfigPath) ||
+		!strings.Contains(notice.Body, "line 1") {
+		t.Fatalf("notice %+v; want it to name %s and line 1", notice, f.opts.ConfigPath)
+	}
+	// The defaults apply: numbers make popups.
+	f.connected()
+
+	unchanged := func(after string) {
+		t.Helper()
+		raw, err := os.ReadFile(f.opts.ConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(raw, broken) {
+			t.Fatalf("after %s the broken file was overwritten:\n%s", after, raw)
+		}
+		if names := dirNames(t, filepath.Dir(f.opts.ConfigPath)); !slices.Equal(names, []string{"config.toml"}) {
+			t.Fatalf("after %s the config directory holds %q", after, names)
+		}
+	}
+	f.act(actClassified)
+	f.awaitView("ads unchecked", func(v view) bool { return !v.Classified })
+	unchanged("switching ads off")
+	f.logs.await(t, "the warning that the change is not saved", func(r logRecord) bool {
+		return r.Level == slog.LevelWarn && strings.Contains(r.Msg, "broken config file is left as it is")
+	})
+
+	// The change holds for this run all the same.
+	f.publish(wire.KindClassified, "hidden ad")
+	f.awaitView("the hidden ad", recentIs("hidden ad"))
+	n := f.number()
+	f.nextPopup(Popup{Title: "New random number", Body: n})
+
+	f.act(actDND)
+	f.awaitView("do not disturb", func(v view) bool { return v.DND })
+	f.act(actRandom)
+	f.awaitView("numbers unchecked", func(v view) bool { return !v.Random })
+	unchanged("three toggles")
+}
+
+func TestAppNotifyErrorsDoNotStopPopups(t *testing.T) {
+	f := newFixture(t, nil)
+	var mu sync.Mutex
+	calls := 0
+	f.a.notify = func(_ context.Context, p Popup) error {
+		f.popups.add(p)
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls <= 2 {
+			return errors.New("the daemon is out to lunch")
+		}
+		return nil
+	}
+	f.start()
+	f.connected() // the first call, which fails
+	f.publish(wire.KindClassified, "ad one")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "ad one"}) // fails too
+	f.publish(wire.KindClassified, "ad two")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "ad two"}) // works
+
+	f.logs.await(t, "popups working again", func(r logRecord) bool { return r.Msg == "popups work again" })
+	var warnings int
+	var logged []string
+	for _, r := range f.logs.all() {
+		if strings.HasPrefix(r.Msg, "popups fail") {
+			warnings++
+			if r.Attrs["err"] != "the daemon is out to lunch" {
+				t.Errorf("the warning does not carry the error: %+v", r)
+			}
+		}
+		if r.Level == slog.LevelInfo && (r.Msg == "New random number" || r.Msg == "New classified ad") {
+			logged = append(logged, r.Attrs["body"])
+		}
+	}
+	if warnings != 1 {
+		t.Errorf("%d warnings that popups fail, want exactly 1 for the failing spell", warnings)
+	}
+	// What could not be shown went to the log instead.
+	if want := []string{f.initial, "ad one"}; !slices.Equal(logged, want) {
+		t.Errorf("popups logged instead of shown: %q, want %q", logged, want)
+	}
+}
+
+func TestAppHungNotifyDelaysOnlyPopups(t *testing.T) {
+	f := newFixture(t, nil)
+	gate := make(chan struct{})
+	f.a.notify = func(_ context.Context, p Popup) error {
+		f.popups.add(p)
+		select {
+		case <-gate:
+		case <-f.stop:
+		}
+		return nil
+	}
+	f.start()
+	// The first popup hangs in notify; the session and the menu go on.
+	f.connected()
+	f.publish(wire.KindClassified, "queued ad")
+	f.awaitView("the ad in the menu", recentIs("queued ad"))
+
+	// The ad's popup waits in the queue; 31 more fit; the rest are logged.
+	const clicks = 40
+	for range clicks {
+		f.actIndex(actRecent, 0)
+	}
+	f.act(actClassified) // marks the end of the clicks
+	f.awaitView("ads unchecked", func(v view) bool { return !v.Classified })
+	dropped := 0
+	for _, r := range f.logs.all() {
+		if strings.Contains(r.Msg, "popup not shown") {
+			dropped++
+			if r.Attrs["title"] != "Classified ad" {
+				t.Errorf("dropped %+v", r)
+			}
+		}
+	}
+	queued := popupQueue - 1
+	if dropped != clicks-queued {
+		t.Fatalf("%d popups dropped to the log, want %d (queue of %d, one taken by the ad)", dropped, clicks-queued, popupQueue)
+	}
+
+	close(gate)
+	f.nextPopup(Popup{Title: "New classified ad", Body: "queued ad"})
+	for range queued {
+		f.nextPopup(Popup{Title: "Classified ad", Body: "queued ad"})
+	}
+	n := f.number()
+	f.nextPopup(Popup{Title: "New random number", Body: n})
+}
+
+func TestAppReconnect(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+	f.act(actReconnect)
+	f.logs.await(t, "the reconnect logged", func(r logRecord) bool { return r.Msg == "reconnecting, as asked from the menu" })
+	f.logs.await(t, "the session dropping its connection", func(r logRecord) bool {
+		return r.Msg == "disconnected" && strings.Contains(r.Attrs["err"], "reconnect requested")
+	})
+	f.logs.await(t, "the session connecting again", func(r logRecord) bool { return r.Msg == "connected" })
+	// The new connection delivers.
+	f.publish(wire.KindClassified, "after reconnecting")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "after reconnecting"})
+}
+
+func TestAppWithoutUIOrNotify(t *testing.T) {
+	// No tray and no popups: items go to the log.
+	f := newFixture(t, nil)
+	f.a.ui = nil
+	f.a.notify = nil
+	f.start()
+	f.logs.await(t, "connected", func(r logRecord) bool { return r.Msg == "connected" })
+	f.publish(wire.KindClassified, "logged ad")
+	r := f.logs.await(t, "the ad logged", func(r logRecord) bool { return r.Msg == "New classified ad" })
+	if r.Attrs["body"] != "logged ad" || r.Level != slog.LevelInfo {
+		t.Fatalf("logged %+v", r)
+	}
+	if len(f.views.all()) != 0 || len(f.popups.all()) != 0 {
+		t.Fatal("something was rendered or shown")
+	}
+}

@@ -1,0 +1,148 @@
+package tray
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Settings are what the user can change from the menu or the config file.
+// Server is "" when the file does not name one.
+type Settings struct {
+	Server       string `toml:"server,omitempty"`
+	Random       bool   `toml:"random"`         // popups for random numbers
+	Classified   bool   `toml:"classified"`     // popups for classified ads
+	DoNotDisturb bool   `toml:"do_not_disturb"` // no popups at all
+}
+
+// DefaultSettings is what a user without a config file gets.
+func DefaultSettings() Settings {
+	return Settings{Random: true, Classified: true}
+}
+
+// ConfigError says the config file cannot be used, and where it is wrong.
+type ConfigError struct {
+	Path string
+	Err  error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("config file %s: %v (fix or delete it; until then hark uses its defaults and does not save changes)", e.Path, e.Err)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// DefaultConfigPath is $XDG_CONFIG_HOME/hark/config.toml (~/.config when
+// unset or relative, as the XDG spec says).
+func DefaultConfigPath() (string, error) {
+	dir, err := configHome()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "hark", "config.toml"), nil
+}
+
+func configHome() (string, error) {
+	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
+		return d, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", errors.New("no home directory: set HOME or XDG_CONFIG_HOME")
+	}
+	return filepath.Join(home, ".config"), nil
+}
+
+// LoadSettings reads the config file at path over the defaults. A missing
+// file is not an error: it is created on the first change. Anything else
+// wrong with it is a *ConfigError naming the line.
+func LoadSettings(path string) (Settings, error) {
+	s := DefaultSettings()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return DefaultSettings(), &ConfigError{path, err}
+	}
+	md, err := toml.Decode(string(data), &s)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			err = fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return DefaultSettings(), &ConfigError{path, err}
+	}
+	if keys := md.Undecoded(); len(keys) > 0 {
+		// A misspelt key would silently do nothing; say so instead.
+		return DefaultSettings(), &ConfigError{path, fmt.Errorf("unknown setting %q (known: server, random, classified, do_not_disturb)", keys[0].String())}
+	}
+	if s.Server != "" {
+		if err := CheckServer(s.Server); err != nil {
+			return DefaultSettings(), &ConfigError{path, fmt.Errorf("server: %w", err)}
+		}
+	}
+	return s, nil
+}
+
+// CheckServer checks a host:port.
+func CheckServer(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:6789)", addr)
+	}
+	return nil
+}
+
+const configHeader = `# hark's settings. hark rewrites this file when you change a setting from
+# its menu; other edits take effect when hark next starts.
+#
+# server = "host:port"   where hark serve runs (the --server flag beats this)
+# random, classified     popups for random numbers / classified ads
+# do_not_disturb         no popups at all; the tray still collects items
+
+`
+
+// SaveSettings writes s to path atomically (a temporary file renamed over
+// the old one), so a crash never leaves half a file.
+func SaveSettings(path string, s Settings) error {
+	// A config file that is a symlink (into a dotfiles repository, say)
+	// stays one: the file it points to is replaced.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
+	}
+	var buf bytes.Buffer
+	buf.WriteString(configHeader)
+	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
+		return fmt.Errorf("encoding settings: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("saving settings: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".config.toml.*")
+	if err != nil {
+		return fmt.Errorf("saving settings: %w", err)
+	}
+	_, err = tmp.Write(buf.Bytes())
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("saving settings to %s: %w", path, err)
+	}
+	return nil
+}

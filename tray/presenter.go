@@ -1,0 +1,226 @@
+package tray
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/wire"
+)
+
+// Popup is one desktop notification. Body is plain text: the notifier
+// escapes it for daemons that read markup.
+type Popup struct {
+	Title string
+	Body  string
+	// Group names popups that replace each other instead of stacking up
+	// (a burst summary updates the previous one); "" for a new popup.
+	Group string
+}
+
+// Burst coalescing: more than burstLimit popups within burstWindow and
+// the rest are gathered into one summary, shown burstWindow after the
+// first one held back. A flood thus costs at most burstLimit+1 popups
+// every burstWindow.
+const (
+	burstLimit  = 3
+	burstWindow = 2 * time.Second
+	summaryShow = 3   // values listed in a summary
+	summaryCut  = 100 // runes of one value in a summary
+)
+
+// presenter decides which popups the items make: the kind toggles, do not
+// disturb and burst coalescing. It holds no clock and does no I/O, so
+// every rule is tested with made-up times.
+type presenter struct {
+	random, classified, dnd bool
+
+	shown   []time.Time // popups shown within the last burstWindow
+	batch   []netclient.Delivery
+	batchAt time.Time // when the batch is due
+	away    map[wire.Kind]int
+}
+
+func newPresenter(s Settings) *presenter {
+	return &presenter{random: s.Random, classified: s.Classified, dnd: s.DoNotDisturb, away: map[wire.Kind]int{}}
+}
+
+func (p *presenter) wants(k wire.Kind) bool {
+	switch k {
+	case wire.KindRandom:
+		return p.random
+	case wire.KindClassified:
+		return p.classified
+	}
+	return false
+}
+
+// item returns the popups a newly fetched item makes now.
+func (p *presenter) item(d netclient.Delivery, now time.Time) []Popup {
+	if !p.wants(d.Kind) {
+		return nil
+	}
+	if p.dnd {
+		p.away[d.Kind]++
+		return nil
+	}
+	if len(p.batch) > 0 {
+		p.batch = append(p.batch, d)
+		return nil
+	}
+	p.forget(now)
+	if len(p.shown) >= burstLimit {
+		p.batch = append(p.batch, d)
+		p.batchAt = now.Add(burstWindow)
+		return nil
+	}
+	p.shown = append(p.shown, now)
+	return []Popup{single(d)}
+}
+
+// forget drops popup times older than the window.
+func (p *presenter) forget(now time.Time) {
+	i := 0
+	for i < len(p.shown) && now.Sub(p.shown[i]) >= burstWindow {
+		i++
+	}
+	p.shown = p.shown[i:]
+}
+
+// due says when flush has work, if it has any.
+func (p *presenter) due() (time.Time, bool) {
+	return p.batchAt, len(p.batch) > 0
+}
+
+// flush shows the held-back items once they are due. Items of a kind
+// switched off meanwhile are dropped from it.
+func (p *presenter) flush(now time.Time) []Popup {
+	if len(p.batch) == 0 || now.Before(p.batchAt) {
+		return nil
+	}
+	var keep []netclient.Delivery
+	for _, d := range p.batch {
+		if p.wants(d.Kind) {
+			keep = append(keep, d)
+		}
+	}
+	p.batch = nil
+	if len(keep) == 0 {
+		return nil
+	}
+	p.forget(now)
+	p.shown = append(p.shown, now)
+	if len(keep) == 1 {
+		return []Popup{single(keep[0])}
+	}
+	return []Popup{summary(keep)}
+}
+
+// setKind switches one kind's popups on or off.
+func (p *presenter) setKind(k wire.Kind, on bool) {
+	switch k {
+	case wire.KindRandom:
+		p.random = on
+	case wire.KindClassified:
+		p.classified = on
+	}
+}
+
+// setDND turns do not disturb on or off. Leaving it returns one popup
+// that counts what arrived meanwhile; entering it holds back a pending
+// batch as "arrived while away" too.
+func (p *presenter) setDND(on bool) []Popup {
+	if on == p.dnd {
+		return nil
+	}
+	p.dnd = on
+	if on {
+		for _, d := range p.batch {
+			if p.wants(d.Kind) {
+				p.away[d.Kind]++
+			}
+		}
+		p.batch = nil
+		return nil
+	}
+	// A kind switched off while away is no longer of interest.
+	var ads, nums int
+	if p.classified {
+		ads = p.away[wire.KindClassified]
+	}
+	if p.random {
+		nums = p.away[wire.KindRandom]
+	}
+	clear(p.away)
+	n := ads + nums
+	if n == 0 {
+		return nil
+	}
+	title := fmt.Sprintf("%d items arrived while you were away", n)
+	if n == 1 {
+		title = "1 item arrived while you were away"
+	}
+	var parts []string
+	if ads > 0 {
+		parts = append(parts, plural(ads, "classified ad", "classified ads"))
+	}
+	if nums > 0 {
+		parts = append(parts, plural(nums, "random number", "random numbers"))
+	}
+	body := strings.Join(parts, " and ") + ". The latest are in hark's menu."
+	return []Popup{{Title: title, Body: body}}
+}
+
+func single(d netclient.Delivery) Popup {
+	title := "New classified ad"
+	if d.Kind == wire.KindRandom {
+		title = "New random number"
+	}
+	return Popup{Title: title, Body: d.Value}
+}
+
+func summary(items []netclient.Delivery) Popup {
+	kind := items[0].Kind
+	for _, d := range items[1:] {
+		if d.Kind != kind {
+			kind = ""
+		}
+	}
+	var title string
+	switch kind {
+	case wire.KindClassified:
+		title = fmt.Sprintf("%d new classified ads", len(items))
+	case wire.KindRandom:
+		title = fmt.Sprintf("%d new random numbers", len(items))
+	default:
+		title = fmt.Sprintf("%d new items", len(items))
+	}
+	var b strings.Builder
+	for i, d := range items[:min(len(items), summaryShow)] {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("• " + cut(d.Value, summaryCut))
+	}
+	if more := len(items) - summaryShow; more > 0 {
+		fmt.Fprintf(&b, "\n…and %d more", more)
+	}
+	return Popup{Title: title, Body: b.String(), Group: "burst"}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// cut shortens s to at most n runes, marking the cut with an ellipsis.
+func cut(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

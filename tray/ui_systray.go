@@ -1,0 +1,138 @@
+package tray
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+
+	"fyne.io/systray"
+)
+
+// systrayUI is the tray icon and its menu. systray keeps them in package
+// state and serves them over D-Bus (com.canonical.dbusmenu); its calls are
+// safe from any goroutine, and hark makes them from the app goroutine only.
+type systrayUI struct {
+	status, latest, recentMenu, noAds  *systray.MenuItem
+	recent                             [recentMax]*systray.MenuItem
+	random, classified, dnd, autostart *systray.MenuItem
+	reconnect, quit                    *systray.MenuItem
+	last                               view
+	drawn                              bool
+}
+
+func newSystrayUI() *systrayUI {
+	u := &systrayUI{}
+	u.status = systray.AddMenuItem("Connecting…", "")
+	u.status.Disable()
+	u.latest = systray.AddMenuItem("Latest number: none yet", "")
+	u.latest.Disable()
+	u.recentMenu = systray.AddMenuItem("Recent ads", "The last ten ads; pick one to see it again")
+	u.noAds = u.recentMenu.AddSubMenuItem("No ads yet", "")
+	u.noAds.Disable()
+	for i := range u.recent {
+		u.recent[i] = u.recentMenu.AddSubMenuItem("", "")
+		u.recent[i].Hide()
+	}
+	systray.AddSeparator()
+	u.random = systray.AddMenuItemCheckbox("Random numbers", "Popups for new random numbers", false)
+	u.classified = systray.AddMenuItemCheckbox("Classified ads", "Popups for new classified ads", false)
+	u.dnd = systray.AddMenuItemCheckbox("Do not disturb", "No popups; items still arrive in this menu", false)
+	u.autostart = systray.AddMenuItemCheckbox("Start on login", "Start hark when you log in", false)
+	systray.AddSeparator()
+	u.reconnect = systray.AddMenuItem("Reconnect now", "Drop the connection and connect again")
+	u.quit = systray.AddMenuItem("Quit", "Quit hark")
+	return u
+}
+
+// forward turns menu clicks into actions. systray drops a click when no
+// one is receiving at that moment, so every item has its own goroutine
+// waiting, and actions is buffered.
+func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions chan<- action) {
+	pipe := func(ch <-chan struct{}, act action) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-ch:
+					select {
+					case actions <- act:
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+		}()
+	}
+	pipe(systray.TrayOpenedCh, action{kind: actOpened})
+	pipe(u.random.ClickedCh, action{kind: actRandom})
+	pipe(u.classified.ClickedCh, action{kind: actClassified})
+	pipe(u.dnd.ClickedCh, action{kind: actDND})
+	pipe(u.autostart.ClickedCh, action{kind: actAutostart})
+	pipe(u.reconnect.ClickedCh, action{kind: actReconnect})
+	pipe(u.quit.ClickedCh, action{kind: actQuit})
+	for i, it := range u.recent {
+		pipe(it.ClickedCh, action{kind: actRecent, index: i})
+	}
+}
+
+// render applies what changed since the last view: each systray call
+// sends D-Bus signals, and an idle tray should send none.
+func (u *systrayUI) render(v view) {
+	first := !u.drawn
+	u.drawn = true
+	old := u.last
+	u.last = v
+	if first || string(v.Icon) != string(old.Icon) {
+		systray.SetIcon(v.Icon)
+	}
+	if first || v.Tooltip != old.Tooltip {
+		systray.SetTooltip(v.Tooltip)
+	}
+	if first || v.Status != old.Status {
+		u.status.SetTitle(menuLabel(v.Status))
+	}
+	if first || v.Latest != old.Latest {
+		u.latest.SetTitle(menuLabel(v.Latest))
+	}
+	if first || !slices.Equal(v.Recent, old.Recent) {
+		for i, it := range u.recent {
+			if i < len(v.Recent) {
+				it.SetTitle(menuLabel(cut(v.Recent[i], 60)))
+				it.SetTooltip(v.Recent[i])
+				it.Show()
+			} else {
+				it.Hide()
+			}
+		}
+		if len(v.Recent) == 0 {
+			u.noAds.Show()
+		} else {
+			u.noAds.Hide()
+		}
+	}
+	check(u.random, v.Random, first || v.Random != old.Random)
+	check(u.classified, v.Classified, first || v.Classified != old.Classified)
+	check(u.dnd, v.DND, first || v.DND != old.DND)
+	check(u.autostart, v.Autostart, first || v.Autostart != old.Autostart)
+}
+
+func check(it *systray.MenuItem, on, changed bool) {
+	if !changed {
+		return
+	}
+	if on {
+		it.Check()
+	} else {
+		it.Uncheck()
+	}
+}
+
+// menuLabel escapes a label for dbusmenu, where "_" marks the access key:
+// an ad about "my_file" must not lose its underscore.
+func menuLabel(s string) string {
+	return strings.ReplaceAll(s, "_", "__")
+}
