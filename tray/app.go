@@ -68,17 +68,22 @@ func Run(ctx context.Context, opts Options) error {
 	name, nerr := d.NotificationServer(pctx)
 	host, herr := d.TrayHost(pctx)
 	cancel()
-	if nerr != nil {
-		log.Warn("no popups: new items are written to this log and kept in the tray menu", "reason", nerr)
-	} else {
+	if nerr == nil {
 		a.notify = d.Notify
 		log.Info("popups through " + name)
 	}
-	switch {
-	case herr != nil:
+	if herr != nil {
 		log.Warn("cannot tell whether a tray host runs", "err", herr)
+		host = true // systray will say if it cannot register
+	}
+	const gnome = " On GNOME, install the AppIndicator extension."
+	switch {
+	case nerr != nil && !host:
+		log.Warn("no tray host ("+watcherName+") and no notification daemon: new items are written to this log; the icon appears when a tray host starts."+gnome, "reason", nerr)
+	case nerr != nil:
+		log.Warn("no popups: new items are written to this log and kept in the tray menu", "reason", nerr)
 	case !host:
-		log.Warn("no tray host (" + watcherName + ") on this desktop: no tray icon until one starts; popups still work. On GNOME, install the AppIndicator extension.")
+		log.Warn("no tray host (" + watcherName + ") on this desktop: no tray icon until one starts; popups still work." + gnome)
 	}
 	return runSystray(ctx, a)
 }

@@ -941,3 +941,33 @@ func TestAppWithoutUIOrNotify(t *testing.T) {
 		t.Fatal("something was rendered or shown")
 	}
 }
+
+// While offline, the status line counts down to the next try by itself:
+// after "retrying in N s" the next different status is "retrying in N-1
+// s", which no connection state carries (each new state's wait is longer
+// than the last, or says it is reconnecting now).
+func TestAppOfflineCountdown(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.firstNumber()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	v := f.awaitView("offline with a wait of 3 s or more", func(v view) bool {
+		_, err := fmt.Sscanf(v.Status, "Offline, retrying in %d s", &n)
+		return err == nil && n >= 3
+	})
+	for {
+		next := f.views.next(t, "the next status")
+		if next.Status == v.Status {
+			continue
+		}
+		if want := fmt.Sprintf("Offline, retrying in %d s", n-1); next.Status != want {
+			t.Fatalf("after %q came %q, want %q", v.Status, next.Status, want)
+		}
+		return
+	}
+}

@@ -39,7 +39,9 @@ func BenchmarkTrayIdle(b *testing.B) {
 		time.Sleep(idle) // the measurement itself: idle is what is measured
 		cpu1 := cpuTicks(b, pid)
 		elapsed := time.Since(start)
-		rss := rssKiB(b, pid)
+		rss := statusKiB(b, pid, "VmRSS")
+		b.ReportMetric(float64(statusKiB(b, pid, "RssAnon"))/1024, "anon_MiB")
+		b.ReportMetric(float64(statusKiB(b, pid, "RssFile"))/1024, "file_MiB")
 		// Linux counts CPU time in USER_HZ ticks, 100 per second on every
 		// mainstream architecture.
 		cpuPct := float64(cpu1-cpu0) / 100 / elapsed.Seconds() * 100
@@ -62,18 +64,19 @@ func cpuTicks(tb testing.TB, pid int) int64 {
 	return u + s
 }
 
-// rssKiB is VmRSS from /proc/PID/status.
-func rssKiB(tb testing.TB, pid int) int64 {
+// statusKiB is a memory figure (VmRSS, RssAnon, RssFile) from
+// /proc/PID/status.
+func statusKiB(tb testing.TB, pid int, field string) int64 {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return n
 		}
 	}
-	tb.Fatal("no VmRSS")
+	tb.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
