@@ -66,8 +66,8 @@ func (f *trayFlags) configPath() (string, error) {
 }
 
 // autostart is the start-on-login entry for this binary and these flags.
-func (f *trayFlags) autostart(stderr io.Writer) (*tray.Autostart, error) {
-	exe, err := selfPath(stderr)
+func (f *trayFlags) autostart() (*tray.Autostart, error) {
+	exe, note, err := selfPath()
 	if err != nil {
 		return nil, err
 	}
@@ -85,16 +85,22 @@ func (f *trayFlags) autostart(stderr io.Writer) (*tray.Autostart, error) {
 		}
 		argv = append(argv, "--config", p)
 	}
-	return tray.NewAutostart(argv)
+	as, err := tray.NewAutostart(argv)
+	if err != nil {
+		return nil, err
+	}
+	as.Note = note
+	return as, nil
 }
 
 // selfPath is this binary's path for an autostart entry. A `go run`
 // binary lives in a build cache that is deleted on exit, so then an
-// installed hark on PATH is used instead, if there is one.
-func selfPath(stderr io.Writer) (string, error) {
-	exe, err := os.Executable()
+// installed hark on PATH is used instead, if there is one; if not, note
+// says why the entry will not work.
+func selfPath() (exe, note string, err error) {
+	exe, err = os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("finding hark's own binary for start on login: %w", err)
+		return "", "", fmt.Errorf("finding hark's own binary for start on login: %w", err)
 	}
 	if p, err := filepath.EvalSymlinks(exe); err == nil {
 		exe = p
@@ -102,12 +108,12 @@ func selfPath(stderr io.Writer) (string, error) {
 	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
 		if p, err := exec.LookPath("hark"); err == nil {
 			if abs, err := filepath.Abs(p); err == nil {
-				return abs, nil
+				return abs, "", nil
 			}
 		}
-		fmt.Fprintf(stderr, "hark: warning: this hark runs from a temporary `go run` build (%s) and no hark is on PATH: start on login will not find it; install hark with `go install` first\n", exe)
+		note = "this hark runs from a temporary `go run` build and no hark is on PATH, so the entry will not find it at the next login: install hark (go install .) and enable it again"
 	}
-	return exe, nil
+	return exe, note, nil
 }
 
 // Tray runs `hark` without a command: the tray app.
@@ -140,7 +146,7 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	as, err := f.autostart(stderr)
+	as, err := f.autostart()
 	if err != nil {
 		return err
 	}
@@ -226,7 +232,7 @@ func Autostart(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err := f.check(); err != nil {
 		return err
 	}
-	as, err := f.autostart(stderr)
+	as, err := f.autostart()
 	if err != nil {
 		return err
 	}
@@ -236,6 +242,9 @@ func Autostart(_ context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		fmt.Fprintf(stdout, "hark starts on login: %s\n", as.Path)
+		if as.Note != "" {
+			fmt.Fprintf(stderr, "hark autostart: warning: %s\n", as.Note)
+		}
 	case "disable":
 		if err := as.Disable(); err != nil {
 			return err

@@ -402,6 +402,10 @@ func (a *app) toggleAutostart() {
 	}
 	a.autostartOn = on
 	a.log.Info("start on login", "enabled", on, "file", as.Path)
+	if on && as.Note != "" {
+		a.log.Warn(as.Note)
+		a.popup(Popup{Title: "Start on login may not work", Body: as.Note})
+	}
 }
 
 // view is everything the tray shows, computed from the app's state.

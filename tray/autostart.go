@@ -14,6 +14,7 @@ import (
 type Autostart struct {
 	Path string   // the .desktop file
 	Exec []string // the command it runs: this binary and its flags
+	Note string   // a warning for whoever enables it ("" if none)
 }
 
 // NewAutostart returns the entry for running exec (argv) on login.

@@ -35,10 +35,16 @@ var harkBinary = sync.OnceValues(func() (string, error) {
 	}
 	bin := filepath.Join(dir, "hark")
 	args := []string{"build", "-o", bin}
+	cmd := exec.Command("go")
+	cmd.Env = os.Environ()
 	if raceEnabled {
 		args = append(args, "-race")
+	} else {
+		// As released: a static binary, without libc's pages in memory.
+		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
 	}
-	out, err := exec.Command("go", append(args, "github.com/harkapp/hark")...).CombinedOutput()
+	cmd.Args = append(cmd.Args, append(args, "github.com/harkapp/hark")...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}

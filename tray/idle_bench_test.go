@@ -13,8 +13,8 @@ import (
 // BenchmarkTrayIdle measures what the tray costs while nothing happens:
 // hark connected to a server, its icon in a real panel, for
 // $HARK_TRAY_IDLE (default 60s). It reports the process's resident memory
-// at the end and its CPU use over the idle period. Build without -race
-// for figures (the race detector multiplies memory).
+// at the end and its CPU use over the idle period. Run without -race for
+// figures: then hark is built as released (static, CGO_ENABLED=0).
 //
 //	go test -run '^$' -bench TrayIdle -benchtime 1x -count 3 ./tray/
 func BenchmarkTrayIdle(b *testing.B) {
@@ -30,9 +30,12 @@ func BenchmarkTrayIdle(b *testing.B) {
 	for b.Loop() {
 		d := desktoptest.Start(b)
 		proto, _ := serve(b, d)
-		hark := startProc(b, d, "hark", "--server", proto)
+		hark := startProc(b, d, "hark", "--server", proto, "--log-level", "debug")
 		trayItem(b, d, hark.cmd.Process.Pid)
+		// Settled: connected, and the popup for the server's current
+		// number (the last thing a start does) shown.
 		hark.await(b, `msg=connected`)
+		hark.await(b, `msg="popup shown"`)
 		pid := hark.cmd.Process.Pid
 		cpu0 := cpuTicks(b, pid)
 		start := time.Now()
