@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -141,6 +142,8 @@ func TestServeKill9Durability(t *testing.T) {
 	if _, err := wire.ParseRandom(rnum); err != nil {
 		t.Fatalf("random? answered %q: %v", random, err)
 	}
+	c.Send(fmt.Sprintf("seen %d", max(a1.ID, rid)))
+	c.Expect("OK") // acknowledged: on disk before this OK
 	p.kill9(t)
 
 	p = startHark(t, dir)
@@ -155,6 +158,8 @@ func TestServeKill9Durability(t *testing.T) {
 	c.Expect(itemLine(a2))
 	c.Send("random?")
 	c.Expect(random)
+	c.Send(fmt.Sprintf("seen %d", a2.ID))
+	c.Expect("OK")
 	c2 = linetest.Dial(t, p.proto)
 	c2.Send("hello c2")
 	c2.Expect("OK")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -82,8 +83,8 @@ func TestServeGracefulStop(t *testing.T) {
 	c.Send("hello serve-test")
 	c.Expect("OK")
 	ad := postItem(t, p.api, "classified", "Room to let, garden")
-	c.Send("classified?")
-	c.Expect(itemLine(ad))
+	c.Send("classified?", fmt.Sprintf("seen %d", ad.ID))
+	c.Expect(itemLine(ad), "OK")
 
 	if err := p.stop(t); err != nil {
 		t.Fatalf("cli.Serve after cancel: %v, want nil (graceful exit)\nlog:\n%s", err, p.log)

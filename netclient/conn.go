@@ -210,6 +210,10 @@ const (
 // HelloCmd is the identification command for clientID.
 func HelloCmd(clientID string) Cmd { return Cmd(wire.CmdHello + " " + clientID) }
 
+// SeenCmd acknowledges, after hello, every item received with an id up to
+// id; the server answers OK once that is on disk.
+func SeenCmd(id uint64) Cmd { return Cmd(wire.CmdSeen + " " + strconv.FormatUint(id, 10)) }
+
 func (c Cmd) kind() cmdKind {
 	switch c {
 	case RandomCmd:

@@ -10,6 +10,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,8 @@ type Session struct {
 	// Owned by Run's goroutine.
 	skipHello bool      // the last connection's hello went unanswered: connect once without it
 	lastID    [2]uint64 // per kind, for identified delivery
+	received  uint64    // identified: the highest id received, delivered or not
+	acked     uint64    // identified: the highest id acknowledged with seen
 	lastAd    string    // version 1: the last ad delivered, to skip repeats
 	lastRand  string
 }
@@ -231,11 +234,13 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 	// the user.
 	bctx := context.WithoutCancel(ctx)
 	lastWrite := time.Now()
-	items, err := c.Do(bctx, RandomCmd, ClassifiedCmd, NotifyCmd)
-	s.deliver(items[:min(len(items), 2)], ided, deliver)
+	cmds, off := s.withSeen(ided, RandomCmd, ClassifiedCmd, NotifyCmd)
+	items, err := c.Do(bctx, cmds...)
+	s.deliver(items[min(len(items), off):min(len(items), off+2)], ided, deliver)
 	if err != nil {
 		return err
 	}
+	s.sawAck(cmds, off)
 	s.log.Info("connected", "addr", s.opts.Addr, "identified", ided)
 	s.state(State{Connected: true, Addr: s.opts.Addr})
 
@@ -274,16 +279,44 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 			cmds = append(cmds, ClassifiedCmd)
 		}
 		cmds = append(cmds, NotifyCmd)
+		cmds, off := s.withSeen(ided, cmds...)
 		lastWrite = time.Now()
 		items, err := c.Do(bctx, cmds...)
-		if len(items) > 1 {
-			s.deliver(items[1:min(len(items), len(cmds)-1)], ided, deliver)
+		if len(items) > off+1 {
+			s.deliver(items[off+1:min(len(items), len(cmds)-1)], ided, deliver)
 		}
 		if err != nil {
 			return err
 		}
+		s.sawAck(cmds, off)
 		if ads == maxFetch {
 			p.add(wire.KindClassified) // more may be waiting: go round again
+		}
+	}
+}
+
+// withSeen puts, on an identified connection, a "seen" acknowledging the
+// items received so far in front of cmds: the server keeps offering an
+// item until it is acknowledged, so a reply lost with a connection or in a
+// server crash is offered again rather than lost (and dropped here as a
+// duplicate by its id). Riding on the next batch costs no extra write; an
+// acknowledgement still pending when the session ends only means a
+// duplicate next time. off is how many commands were put in front.
+func (s *Session) withSeen(ided bool, cmds ...Cmd) (_ []Cmd, off int) {
+	if !ided || s.received <= s.acked {
+		return cmds, 0
+	}
+	return append([]Cmd{SeenCmd(s.received)}, cmds...), 1
+}
+
+// sawAck records that a batch with a seen went through. The id is read
+// back from the command: items of the batch itself have raised received
+// since, and are not acknowledged yet.
+func (s *Session) sawAck(cmds []Cmd, off int) {
+	if off == 1 {
+		id, err := strconv.ParseUint(strings.TrimPrefix(string(cmds[0]), wire.CmdSeen+" "), 10, 64)
+		if err == nil {
+			s.acked = max(s.acked, id)
 		}
 	}
 }
@@ -304,6 +337,7 @@ func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
 			k, last = 1, &s.lastRand
 		}
 		if ided {
+			s.received = max(s.received, it.ID)
 			if it.ID <= s.lastID[k] {
 				continue
 			}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,8 @@ func (c *conn) handle(line []byte) {
 		delete(c.s.subs, c)
 		c.s.mu.Unlock()
 		c.reply(wire.OK)
+	case bytes.HasPrefix(line, []byte(wire.CmdSeen+" ")):
+		c.cmdSeen(string(line[len(wire.CmdSeen)+1:]))
 	case string(line) == wire.CmdHello || bytes.HasPrefix(line, []byte(wire.CmdHello+" ")):
 		c.cmdHello(string(bytes.TrimPrefix(line, []byte(wire.CmdHello))))
 	default:
@@ -109,18 +112,12 @@ func (c *conn) cmdRandom() {
 	s.mu.Lock()
 	it := s.random
 	p := c.pos()
-	moved := p.random < it.ID
-	if moved {
-		p.random = it.ID
-	}
-	cl, snap := c.cl, *p
+	p.random = max(p.random, it.ID)
+	cl := c.cl
 	s.mu.Unlock()
 	if cl == nil {
 		c.reply(it.Value)
 		return
-	}
-	if moved {
-		c.persist(cl.id, snap)
 	}
 	c.replyItem(it)
 }
@@ -130,26 +127,20 @@ func (c *conn) cmdClassified() {
 	s.mu.Lock()
 	p := c.pos()
 	var it store.Item
-	moved := false
 	// The oldest unread ad; when none is unread, the most recent one.
 	i := sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
 	switch {
 	case i < len(s.ads):
-		it, moved = s.ads[i], true
+		it = s.ads[i]
 		p.ad = it.ID
 	case len(s.ads) > 0:
 		it = s.ads[len(s.ads)-1]
 	}
-	cl, snap := c.cl, *p
+	cl := c.cl
 	s.mu.Unlock()
 	if cl == nil {
 		c.reply(it.Value) // "" when no ad exists: an empty line
 		return
-	}
-	if moved {
-		// The reply waits for the position to be on disk, so a client that
-		// got an ad is never offered it again after a crash.
-		c.persist(cl.id, snap)
 	}
 	if it.ID == 0 {
 		c.reply("")
@@ -219,17 +210,50 @@ func (c *conn) cmdHello(arg string) {
 	s.mu.Lock()
 	cl := s.clients[id]
 	if cl == nil {
-		cl = &client{id: id, pos: c.own} // a new client: unread is what came since it connected
+		cl = &client{id: id, pos: c.own, acked: c.own} // a new client: unread is what came since it connected
 		if found {
 			cl.pos = cursor{ad: rec.Ad, random: rec.Random}
+			cl.acked = cl.pos
 		}
 		s.clients[id] = cl
 	}
 	cl.refs++
 	c.cl = cl
-	snap := cl.pos
+	snap := cl.acked
 	s.mu.Unlock()
 	c.persist(id, snap) // records that it was seen
+	c.reply(wire.OK)
+}
+
+// cmdSeen takes the client's acknowledgement of every item it received
+// with an id up to n, and makes it durable before answering OK. Only items
+// actually handed out can be acknowledged: n beyond them acknowledges
+// what was handed out.
+func (c *conn) cmdSeen(arg string) {
+	s := c.s
+	n, err := strconv.ParseUint(arg, 10, 64)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != arg {
+		c.reply(wire.ErrBadSeenID)
+		return
+	}
+	s.mu.Lock()
+	cl := c.cl
+	var snap cursor
+	moved := false
+	if cl != nil {
+		a := cursor{ad: max(cl.acked.ad, min(n, cl.pos.ad)), random: max(cl.acked.random, min(n, cl.pos.random))}
+		moved = a != cl.acked
+		cl.acked = a
+		snap = a
+	}
+	s.mu.Unlock()
+	if cl == nil {
+		c.reply(wire.ErrNotIdentified)
+		return
+	}
+	if moved {
+		c.persist(cl.id, snap)
+	}
 	c.reply(wire.OK)
 }
 

@@ -100,12 +100,16 @@ type Server struct {
 	closing bool
 }
 
-// client is an identified client's read position, shared by all of its
-// connections and persisted on every move.
+// client is an identified client's read positions, shared by all of its
+// connections: pos is what has been handed out, acked what the client has
+// confirmed receiving ("seen"), which alone is persisted. A reply lost in
+// a crash or a dropped connection is thus offered again, with the same id,
+// and the client drops the duplicate.
 type client struct {
-	id   string
-	pos  cursor
-	refs int
+	id    string
+	pos   cursor
+	acked cursor
+	refs  int
 }
 
 // cursor is a read position: the id of the last ad read and of the last

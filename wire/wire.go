@@ -26,6 +26,9 @@ const (
 	// CmdHello is hark's identification extension: "hello <client-id>".
 	// A version-1 server answers it with ERR unknown command (or not at all).
 	CmdHello = "hello"
+	// CmdSeen acknowledges, after hello, every item received with an id up
+	// to its argument: "seen <id>". Only then does the read position move.
+	CmdSeen = "seen"
 )
 
 // Lines a server sends.
@@ -41,6 +44,8 @@ const (
 	ErrBadClientID     = "ERR bad client id"
 	ErrAlreadyHello    = "ERR already identified"
 	ErrTooManyConns    = "ERR too many connections"
+	ErrNotIdentified   = "ERR not identified"
+	ErrBadSeenID       = "ERR bad id"
 )
 
 // Kind names what an item is.
