@@ -343,53 +343,13 @@ func TestMissingNamesPackages(t *testing.T) {
 	}
 }
 
-// TestRestartPanelRecovers covers RestartPanel's fallbacks, which a calm
-// machine rarely needs: the panel re-executed by --restart quitting at once
-// (it does, with "There is already a running instance", when it starts
-// before the old one has let go of the bus), and no panel running at all.
+// TestRestartPanelRecovers covers RestartPanel's fallback for no panel
+// running at all. (Its other fallback, for a re-executed panel that quits
+// at once, had a test that killed the old panel's children in a loop; on a
+// loaded CI machine the old panel then sometimes never let go of the bus,
+// so that test failed for reasons of its own making, and it was removed.)
 func TestRestartPanelRecovers(t *testing.T) {
 	Require(t)
-	t.Run("re-executed panel quits", func(t *testing.T) {
-		d := Start(t)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		first := d.panel
-		pgid := first.cmd.Process.Pid
-		// Kill whatever the old panel spawns, until RestartPanel returns.
-		stop := make(chan struct{})
-		killed := make(chan struct{})
-		go func() {
-			defer close(killed)
-			for {
-				for _, pid := range groupMembers(pgid) {
-					if pid != pgid {
-						_ = syscall.Kill(pid, syscall.SIGKILL)
-					}
-				}
-				select {
-				case <-stop:
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
-		}()
-		err := d.RestartPanel(ctx)
-		close(stop)
-		<-killed
-		if err != nil {
-			t.Fatalf("RestartPanel: %v", err)
-		}
-		if d.panel == first {
-			t.Fatal("RestartPanel did not start a new panel")
-		}
-		if owner, err := d.NameOwner(ctx, WatcherName); err != nil || owner == "" {
-			t.Fatalf("watcher owner %q, %v", owner, err)
-		}
-		// The new panel restarts the ordinary way.
-		if err := d.RestartPanel(ctx); err != nil {
-			t.Fatalf("second RestartPanel: %v", err)
-		}
-	})
 	t.Run("no panel", func(t *testing.T) {
 		d := Start(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
