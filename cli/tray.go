@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -185,9 +186,7 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 
 // startDemo runs an embedded hark serve on free loopback ports with its
 // generators on and a store in a temporary directory.
-func startDemo(log interface {
-	Info(string, ...any)
-}, stderr io.Writer) (addr string, stop func(), err error) {
+func startDemo(log *slog.Logger, stderr io.Writer) (addr string, stop func(), err error) {
 	dir, err := os.MkdirTemp("", "hark-demo-*")
 	if err != nil {
 		return "", nil, fmt.Errorf("demo store: %w", err)
@@ -198,6 +197,8 @@ func startDemo(log interface {
 		DataDir:         dir,
 		RandomEvery:     demoRandomEvery,
 		ClassifiedEvery: demoClassifiedEvery,
+		// Its problems, not its every publication, in the tray's log.
+		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("component", "demo server"),
 	})
 	if err != nil {
 		os.RemoveAll(dir)
