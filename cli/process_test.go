@@ -31,7 +31,7 @@ type harkProc struct {
 // startHark starts `hark serve` on dir with kernel-chosen loopback ports,
 // and returns once it has logged its addresses. The process is killed at
 // the end of the test if it is still running.
-func startHark(t *testing.T, dir string, extra ...string) *harkProc {
+func startHark(t testing.TB, dir string, extra ...string) *harkProc {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -83,7 +83,7 @@ func startHark(t *testing.T, dir string, extra ...string) *harkProc {
 
 // wait waits, bounded, for the process to exit and returns cmd.Wait's
 // result.
-func (p *harkProc) wait(t *testing.T, within time.Duration) error {
+func (p *harkProc) wait(t testing.TB, within time.Duration) error {
 	t.Helper()
 	select {
 	case <-p.exited:

@@ -27,9 +27,10 @@ const flushAt = 32 << 10
 // conn.wmu, then Server.mu, then conn.omu; fan-out, which runs under
 // Server.mu, therefore never waits for a socket.
 type conn struct {
-	s  *Server
-	nc net.Conn
-	r  *wire.Reader
+	s   *Server
+	nc  net.Conn
+	r   *wire.Reader
+	one [1]byte // what an idle connection reads into: see wait
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
 
@@ -54,32 +55,59 @@ func (c *conn) pos() *cursor {
 	return &c.own
 }
 
+// serve reads and answers lines while some are buffered, then hands the
+// wait for more to a fresh goroutine (wait) and returns. Answering grows a
+// goroutine's stack, and a grown stack parked in Read keeps its size; a
+// fresh goroutine that only waits keeps the minimum, which is most of what
+// an idle connection costs.
 func (c *conn) serve() {
-	defer c.close()
 	for {
+		if c.r.Release() { // nothing buffered: the read buffer went back to the pool
+			c.s.goTracked(c.wait)
+			return
+		}
 		line, err := c.r.ReadLine()
 		if err != nil {
-			switch {
-			case errors.Is(err, wire.ErrLineTooLong):
-				c.s.log.Info("closing connection: line too long", "remote", c.nc.RemoteAddr())
-				c.reply(wire.ErrLineTooLongLine)
-			case errors.Is(err, os.ErrDeadlineExceeded): // shutdown
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-			default:
-				c.s.log.Debug("read failed", "remote", c.nc.RemoteAddr(), "err", err)
-			}
-			// Answer what was received before the end, then close.
-			_ = c.flush()
+			c.end(err)
 			return
 		}
 		c.lastLine.Store(c.s.since())
 		c.handle(line)
 		if !c.r.Buffered() || c.queued() >= flushAt {
 			if c.flush() != nil {
+				c.close()
 				return
 			}
 		}
 	}
+}
+
+// wait waits for input by reading one byte into the conn itself, so an
+// idle connection holds no read buffer either, then serves.
+func (c *conn) wait() {
+	n, err := c.nc.Read(c.one[:])
+	if n == 0 {
+		c.end(err)
+		return
+	}
+	c.r.Prime(c.one[0]) // an error that came with it is read again
+	c.serve()
+}
+
+// end closes the connection after a read error, answering first what was
+// received before it.
+func (c *conn) end(err error) {
+	switch {
+	case errors.Is(err, wire.ErrLineTooLong):
+		c.s.log.Info("closing connection: line too long", "remote", c.nc.RemoteAddr())
+		c.reply(wire.ErrLineTooLongLine)
+	case errors.Is(err, os.ErrDeadlineExceeded): // shutdown
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	default:
+		c.s.log.Debug("read failed", "remote", c.nc.RemoteAddr(), "err", err)
+	}
+	_ = c.flush()
+	c.close()
 }
 
 func (c *conn) handle(line []byte) {

@@ -82,6 +82,7 @@ type Server struct {
 	hln   net.Listener
 	hsrv  *http.Server
 	start time.Time // base of the monotonic clock used for idle timers
+	bufs  sync.Pool // read buffers (*[]byte), held only by talking connections
 
 	ctx    context.Context // cancelled when Shutdown begins
 	cancel context.CancelFunc
@@ -129,6 +130,7 @@ func Start(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		st:      st,
 		start:   time.Now(),
+		bufs:    sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
 		conns:   make(map[*conn]struct{}),
 		subs:    make(map[*conn]struct{}),
 		clients: make(map[string]*client),
@@ -238,7 +240,7 @@ func (s *Server) acceptLoop() {
 		if c == nil {
 			continue
 		}
-		s.goTracked(c.serve)
+		s.goTracked(c.wait)
 	}
 }
 
@@ -265,7 +267,8 @@ func (s *Server) newConn(nc net.Conn) *conn {
 			s.log.Warn("cannot set the send buffer", "err", err)
 		}
 	}
-	c := &conn{s: s, nc: nc, r: wire.NewReader(nc)}
+	c := &conn{s: s, nc: nc}
+	c.r = wire.NewPooledReader(nc, &s.bufs)
 	// Unread, for a connection that has not identified itself, means
 	// published after it connected.
 	if n := len(s.ads); n > 0 {

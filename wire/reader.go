@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"sync"
 )
 
 // ErrLineTooLong is returned by Reader.ReadLine for a line over MaxLine
@@ -21,10 +22,55 @@ type Reader struct {
 	start, end int    // unread bytes are buf[start:end]
 	scanned    int    // buf[start:scanned] holds no '\n'
 	err        error  // sticky read error
+
+	pool *sync.Pool // of *[]byte; nil: the buffer is kept
 }
 
 // NewReader returns a Reader reading from rd.
 func NewReader(rd io.Reader) *Reader { return &Reader{rd: rd} }
+
+// NewPooledReader returns a Reader that takes its buffer from pool when it
+// needs one and gives it back on Release. pool's New must return a *[]byte
+// of at least MaxLine+2 bytes.
+func NewPooledReader(rd io.Reader, pool *sync.Pool) *Reader {
+	return &Reader{rd: rd, pool: pool}
+}
+
+// Release gives the buffer back to the pool when nothing is buffered, and
+// reports whether nothing is: a server with many quiet connections can
+// then wait for input without a buffer (the line returned last becomes
+// invalid). Without a pool it only reports.
+func (r *Reader) Release() bool {
+	if r.start != r.end {
+		return false
+	}
+	if r.pool != nil && r.buf != nil {
+		b := r.buf[:cap(r.buf)]
+		r.pool.Put(&b)
+		r.buf, r.start, r.end, r.scanned = nil, 0, 0, 0
+	}
+	return true
+}
+
+// Prime puts one byte, already read from the underlying reader (while
+// waiting for input without a buffer), in front of what is buffered.
+func (r *Reader) Prime(b byte) {
+	if r.buf == nil {
+		if r.pool != nil {
+			r.buf = (*r.pool.Get().(*[]byte))[:MaxLine+2]
+		} else {
+			r.buf = make([]byte, MaxLine+2)
+		}
+	}
+	if r.start > 0 {
+		r.start--
+	} else {
+		copy(r.buf[1:], r.buf[:r.end])
+		r.end++
+	}
+	r.buf[r.start] = b
+	r.scanned = r.start
+}
 
 // ReadLine returns the next line without its terminator. The slice is only
 // valid until the next call. A stream that ends inside a line returns
@@ -73,6 +119,9 @@ func (r *Reader) Buffered() bool {
 }
 
 func (r *Reader) fill() {
+	if r.buf == nil && r.pool != nil {
+		r.buf = (*r.pool.Get().(*[]byte))[:MaxLine+2]
+	}
 	if r.buf == nil {
 		r.buf = make([]byte, MaxLine+2) // a maximal line and its CRLF
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 
@@ -375,4 +376,43 @@ func summary(lines []string) string {
 		}
 	}
 	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// A pooled Reader gives its buffer back when nothing is buffered, takes
+// one again for Prime or a read, and keeps lines intact across that.
+func TestPooledReaderReleaseAndPrime(t *testing.T) {
+	pool := &sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }}
+	src := strings.NewReader("andom?\r\nclassified?\r\nnot")
+	r := wire.NewPooledReader(src, pool)
+	if !r.Release() {
+		t.Fatal("a fresh reader has something buffered")
+	}
+	r.Prime('r') // as a server does after reading one byte while idle
+	line, err := r.ReadLine()
+	if err != nil || string(line) != "random?" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if r.Release() {
+		t.Fatal("Release with classified? still buffered reported nothing buffered")
+	}
+	if line, err = r.ReadLine(); err != nil || string(line) != "classified?" {
+		t.Fatalf("second line %q, %v", line, err)
+	}
+	// A partial line is kept: Release refuses, and Prime puts a byte in
+	// front of it.
+	if _, err := r.ReadLine(); err != io.ErrUnexpectedEOF {
+		t.Fatalf("partial line at EOF: %v", err)
+	}
+	if r.Release() {
+		t.Fatal("Release with a partial line buffered")
+	}
+}
+
+// Prime in front of bytes already buffered.
+func TestPrimeBeforeBuffered(t *testing.T) {
+	r := wire.NewReader(strings.NewReader("otif\r\n"))
+	r.Prime('n')
+	if line, err := r.ReadLine(); err != nil || string(line) != "notif" {
+		t.Fatalf("%q, %v", line, err)
+	}
 }
