@@ -120,7 +120,7 @@ func (d *desktop) Notify(ctx context.Context, p Popup) error {
 		body = escapeMarkup(body)
 	}
 	hints := map[string]dbus.Variant{
-		"urgency":       dbus.MakeVariant(byte(1)), // normal
+		"urgency":       dbus.MakeVariant(byte(1)),                  // normal
 		"desktop-entry": dbus.MakeVariant("io.github.harkapp.hark"), // packaging/io.github.harkapp.hark.desktop
 	}
 	if d.icon.Value() != nil {
