@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
+		{"bench", "load-test a server: N clients in notification mode, M published items", Bench},
 		{"autostart", "enable, disable or show starting the tray on login", Autostart},
 		{"version", "print hark's version", Version},
 	}

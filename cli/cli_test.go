@@ -53,6 +53,21 @@ func TestRunExitCodes(t *testing.T) {
 		{"publish url without host", []string{"publish", "--http", "http://", "random"}, 2, []string{"--http"}},
 		{"publish ftp url", []string{"publish", "--http", "ftp://127.0.0.1:6790", "random"}, 2, []string{"--http"}},
 		{"version with args", []string{"version", "extra"}, 2, []string{"no arguments"}},
+		{"bench bogus flag", []string{"bench", "--bogus"}, 2, []string{"bogus"}},
+		{"bench extra arg", []string{"bench", "now"}, 2, []string{`"now"`}},
+		{"bench clients 0", []string{"bench", "--clients", "0"}, 2, []string{"--clients"}},
+		{"bench items 0", []string{"bench", "--items", "0"}, 2, []string{"--items"}},
+		{"bench negative rate", []string{"bench", "--rate", "-1"}, 2, []string{"--rate"}},
+		{"bench rate not a number", []string{"bench", "--rate", "fast"}, 2, []string{"rate"}},
+		{"bench settle 0", []string{"bench", "--settle", "0s"}, 2, []string{"--settle"}},
+		{"bench unknown kind", []string{"bench", "--kind", "poem"}, 2, []string{"--kind", `"poem"`, "classified or random"}},
+		{"bench bad server", []string{"bench", "--server", "nonsense"}, 2, []string{"--server", `"nonsense"`, "host:port"}},
+		{"bench remote server", []string{"bench", "--server", "192.0.2.1:6789"}, 2, []string{"--server", "loopback"}},
+		{"bench bad http", []string{"bench", "--http", "nonsense"}, 2, []string{"--http", `"nonsense"`}},
+		{"bench remote http", []string{"bench", "--http", "http://example.com:6790"}, 2, []string{"--http", "loopback"}},
+		{"bench http and publish-cmd", []string{"bench", "--http", "http://127.0.0.1:6790", "--publish-cmd", "true {value}"}, 2, []string{"alternatives"}},
+		{"bench publish-cmd without value", []string{"bench", "--publish-cmd", "true"}, 2, []string{"--publish-cmd", "{value}"}},
+		{"bench no such server pid", []string{"bench", "--server-pid", "999999999"}, 2, []string{"--server-pid"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/harkapp/hark/bench"
+	"github.com/harkapp/hark/server"
+	"github.com/harkapp/hark/wire"
+)
+
+// Bench runs `hark bench`: a load test of any server of the protocol, on
+// loopback. The engine is package bench; this is its flags and its report.
+func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", "[flags]", stderr)
+	cfg := bench.Config{}
+	fs.StringVar(&cfg.Server, "server", DefaultServer, "protocol `host:port` of the server (loopback only)")
+	httpURL := fs.String("http", "http://"+server.DefaultHTTP, "publish API `URL` of the server, like hark serve's (loopback only)")
+	fs.StringVar(&cfg.PublishCmd, "publish-cmd", "", "instead of --http, run this shell `command` per item; {value} and {kind} are replaced, quoted")
+	fs.IntVar(&cfg.Clients, "clients", 1000, "clients connected at once, each in notification mode")
+	fs.IntVar(&cfg.Items, "items", 100, "items to publish")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "items per second; 0 publishes each item once every client has fetched the previous one")
+	kind := fs.String("kind", string(wire.KindClassified), "what to publish: classified (fetched with classified?) or random (random?)")
+	fs.BoolVar(&cfg.V1, "v1", false, "do not identify the clients (plain version 1: no hello, no seen)")
+	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "how long to wait for the last fetches (and, with --rate 0, for each item) before counting what is missing as lost")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "`pid` of the server process, to report its CPU time and memory (Linux)")
+	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q: bench takes only flags", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkBenchFlags(&cfg, *kind, *httpURL, set); err != nil {
+		return err
+	}
+	if cfg.PublishCmd == "" {
+		cfg.PublishURL = *httpURL
+	}
+	cfg.Progress = func(msg string) { fmt.Fprintf(stderr, "hark bench: %s\n", msg) }
+
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		err = enc.Encode(res)
+	} else {
+		err = printBench(stdout, cfg, res)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.OK() {
+		msg := fmt.Sprintf("not every client fetched every item exactly once: %d lost, %d duplicated, %d client(s) dropped", res.Lost, res.Duplicated, res.Dropped)
+		if res.FirstError != "" {
+			msg += " (" + res.FirstError + ")"
+		}
+		return errors.New(msg)
+	}
+	return nil
+}
+
+func checkBenchFlags(cfg *bench.Config, kind, httpURL string, set map[string]bool) error {
+	if err := checkHostPort("--server", cfg.Server); err != nil {
+		return err
+	}
+	// A load test from here can only be of a server on this machine: it
+	// would flood anything else, and measure the network besides.
+	if !isLoopback(cfg.Server) {
+		return usagef("--server %q: hark bench runs on loopback only (127.0.0.1, ::1, localhost)", cfg.Server)
+	}
+	switch {
+	case cfg.Clients < 1:
+		return usagef("--clients must be at least 1")
+	case cfg.Items < 1 || cfg.Items > bench.MaxItems:
+		return usagef("--items must be from 1 to %d", bench.MaxItems)
+	case cfg.Rate < 0:
+		return usagef("--rate must be 0 (each item once the previous one is fetched) or a positive number of items per second")
+	case cfg.Settle <= 0:
+		return usagef("--settle must be positive, e.g. 10s")
+	case cfg.ServerPID < 0:
+		return usagef("--server-pid must be a process id")
+	}
+	cfg.Kind = wire.Kind(kind)
+	if !cfg.Kind.Valid() {
+		return usagef("--kind %q: use classified or random", kind)
+	}
+	if cfg.PublishCmd != "" {
+		if set["http"] {
+			return usagef("--http and --publish-cmd are alternatives: give one")
+		}
+		if !strings.Contains(cfg.PublishCmd, "{value}") {
+			return usagef("--publish-cmd %q: it must contain {value}, where each item's value goes", cfg.PublishCmd)
+		}
+	} else {
+		u, err := url.Parse(httpURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--http %q: want a URL such as http://127.0.0.1:6790", httpURL)
+		}
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		if !isLoopback(net.JoinHostPort(u.Hostname(), port)) {
+			return usagef("--http %q: hark bench runs on loopback only (127.0.0.1, ::1, localhost)", httpURL)
+		}
+	}
+	if cfg.ServerPID > 0 {
+		if err := bench.CheckPID(cfg.ServerPID); err != nil {
+			return usagef("--server-pid %d: %v", cfg.ServerPID, err)
+		}
+	}
+	return nil
+}
+
+func printBench(w io.Writer, cfg bench.Config, r *bench.Result) error {
+	var b strings.Builder
+	who := "identified"
+	if !r.Identified {
+		who = "version-1"
+	}
+	what := "classified ad"
+	if r.Kind == string(wire.KindRandom) {
+		what = "random number"
+	}
+	if r.Items != 1 {
+		what += "s"
+	}
+	pace := fmt.Sprintf("at %g/s", r.Rate)
+	if r.Rate == 0 {
+		pace = "closed loop (each once every client has fetched the previous one)"
+	}
+	via := cfg.PublishURL
+	if cfg.PublishCmd != "" {
+		via = "the command " + cfg.PublishCmd
+	}
+	fmt.Fprintf(&b, "hark bench: %d %s clients, %d %s, %s\n", r.Clients, who, r.Items, what, pace)
+	fmt.Fprintf(&b, "server %s, publishing through %s\n\n", r.Server, via)
+
+	fmt.Fprintf(&b, "%-26s %9s %9s %9s %9s %9s\n", "from publish to (ms)", "p50", "p90", "p99", "max", "samples")
+	row := func(name string, d bench.Dist) {
+		fmt.Fprintf(&b, "%-26s %9.3f %9.3f %9.3f %9.3f %9d\n", name, d.P50, d.P90, d.P99, d.Max, d.N)
+	}
+	row("  notif: received", r.NotifMS)
+	row("  item fetched", r.FetchMS)
+	row("  publish call returned", r.PublishMS)
+	b.WriteString("\n")
+
+	fmt.Fprintf(&b, "delivered   %d of %d (item × client); lost %d, duplicated %d", r.Delivered, r.Items*r.Clients, r.Lost, r.Duplicated)
+	if r.Superseded > 0 {
+		fmt.Fprintf(&b, ", superseded %d (random? returns only the latest)", r.Superseded)
+	}
+	if r.Dropped > 0 {
+		fmt.Fprintf(&b, "; %d client(s) dropped", r.Dropped)
+	}
+	if r.Foreign > 0 {
+		fmt.Fprintf(&b, "; %d item(s) fetched that this run did not publish", r.Foreign)
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "throughput  %.1f items/s to every client (%d in %.3f s, first publish to last fetch); published at %.1f/s", r.ItemsPerS, r.Items, r.DurationS, r.PublishedPerS)
+	if r.Rate > 0 && r.PublishedPerS < 0.95*r.Rate {
+		fmt.Fprintf(&b, ", below the %g/s asked: the publish calls could not keep up", r.Rate)
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "clients     connected in %.2f s; largest fetch batch %d", r.ConnectS, r.MaxBatch)
+	if r.MaxBatch <= 1 {
+		b.WriteString(" (nobody fell behind)")
+	}
+	if r.SlowItems > 0 {
+		fmt.Fprintf(&b, "; %d item(s) not fetched by everyone within --settle %v", r.SlowItems, cfg.Settle)
+	}
+	b.WriteString("\n")
+	if r.FirstError != "" {
+		fmt.Fprintf(&b, "first drop  %s\n", r.FirstError)
+	}
+
+	if r.ServerProc != nil || r.BenchProc != nil {
+		fmt.Fprintf(&b, "\n%-20s %12s %12s %13s %13s %13s %13s\n", "process", "CPU connect", "CPU run", "RSS before", "RSS idle", "RSS end", "RSS peak")
+		proc := func(name string, p *bench.Proc) {
+			if p == nil {
+				return
+			}
+			fmt.Fprintf(&b, "%-20s %10.2f s %10.2f s %9.1f MiB %9.1f MiB %9.1f MiB %9.1f MiB\n",
+				fmt.Sprintf("  %s %d", name, p.PID), p.ConnectCPUS, p.CPUS, p.StartRSSMiB, p.ConnRSSMiB, p.RSSMiB, p.PeakRSSMiB)
+		}
+
+		proc("server", r.ServerProc)
+		proc("bench", r.BenchProc)
+		b.WriteString("CPU connect: while the clients connected; CPU run: first publish to the end;\nRSS idle: every client connected, before the first publish.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
