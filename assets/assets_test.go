@@ -2,6 +2,9 @@ package assets
 
 import (
 	"bytes"
+	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"os/exec"
@@ -28,7 +31,26 @@ func TestIconsDecode(t *testing.T) {
 	}
 }
 
-// The committed PNGs are exactly what gen.go draws: nobody edits them by
+// hicolorSizes are the PNG sizes packaging/ installs into the hicolor
+// icon theme; gen.go draws each of them.
+var hicolorSizes = []int{16, 22, 24, 32, 48, 64, 128, 256}
+
+func hicolorPNG(size int) string {
+	return filepath.Join("icons", "hicolor", fmt.Sprintf("%dx%d", size, size), "apps", "hark.png")
+}
+
+const hicolorSVG = "icons/hicolor/scalable/apps/hark.svg"
+
+// generated is every file gen.go writes, relative to assets/.
+func generated() []string {
+	names := []string{"hark.png", "tray-connected.png", "tray-offline.png", "tray-dnd.png", "tray-unread.png"}
+	for _, s := range hicolorSizes {
+		names = append(names, hicolorPNG(s))
+	}
+	return append(names, filepath.FromSlash(hicolorSVG))
+}
+
+// The committed icons are exactly what gen.go draws: nobody edits them by
 // hand, and `go generate ./assets` changes nothing.
 func TestIconsAreGenerated(t *testing.T) {
 	dir := t.TempDir()
@@ -45,7 +67,7 @@ func TestIconsAreGenerated(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go run gen.go: %v\n%s", err, out)
 	}
-	for _, name := range []string{"hark.png", "tray-connected.png", "tray-offline.png", "tray-dnd.png", "tray-unread.png"} {
+	for _, name := range generated() {
 		want, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -58,4 +80,123 @@ func TestIconsAreGenerated(t *testing.T) {
 			t.Errorf("%s differs from what gen.go draws: run go generate ./assets", name)
 		}
 	}
+	// gen.go writes nothing that is not checked (and so not committed).
+	var wrote []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() != "gen.go" {
+			rel, _ := filepath.Rel(dir, p)
+			wrote = append(wrote, rel)
+		}
+		return err
+	})
+	if len(wrote) != len(generated()) {
+		t.Errorf("gen.go wrote %q, the test knows %q", wrote, generated())
+	}
+}
+
+func TestHicolorIcons(t *testing.T) {
+	for _, s := range hicolorSizes {
+		data, err := os.ReadFile(hicolorPNG(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", hicolorPNG(s), err)
+		}
+		if b := img.Bounds(); b.Dx() != s || b.Dy() != s {
+			t.Errorf("%s is %v, want %d×%d", hicolorPNG(s), b, s, s)
+		}
+		// The corners are transparent (a rounded square), the centre of
+		// the dot is white, and the middle of the square's left edge is
+		// the blue background.
+		if _, _, _, a := img.At(0, 0).RGBA(); a != 0 {
+			t.Errorf("%s: corner is not transparent", hicolorPNG(s))
+		}
+		if !near(img.At(int(0.34*float64(s)), s/2), color.NRGBA{0xff, 0xff, 0xff, 0xff}) {
+			t.Errorf("%s: the dot is %v, want white", hicolorPNG(s), img.At(int(0.34*float64(s)), s/2))
+		}
+		if !near(img.At(int(0.12*float64(s)), s/2), color.NRGBA{0x1c, 0x71, 0xd8, 0xff}) {
+			t.Errorf("%s: the background is %v, want blue", hicolorPNG(s), img.At(int(0.12*float64(s)), s/2))
+		}
+	}
+	big, err := os.ReadFile(hicolorPNG(128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(big, Icon) {
+		t.Errorf("%s differs from hark.png, the icon popups embed", hicolorPNG(128))
+	}
+}
+
+func near(c color.Color, want color.NRGBA) bool {
+	got := color.NRGBAModel.Convert(c).(color.NRGBA)
+	d := func(a, b uint8) bool { return max(a, b)-min(a, b) < 8 }
+	return d(got.R, want.R) && d(got.G, want.G) && d(got.B, want.B) && d(got.A, want.A)
+}
+
+// The SVG is the same design as the PNGs: rendered by a real SVG renderer
+// (librsvg's rsvg-convert) at 128 pixels, it matches hark.png up to
+// anti-aliasing. Without rsvg-convert it skips, unless HARK_TEST_SVG=1
+// (packaging CI installs librsvg2-bin and sets it).
+func TestSVGMatchesPNG(t *testing.T) {
+	rsvg, err := exec.LookPath("rsvg-convert")
+	if err != nil {
+		if os.Getenv("HARK_TEST_SVG") == "1" {
+			t.Fatal("rsvg-convert is missing: apt-get install librsvg2-bin")
+		}
+		t.Skip("rsvg-convert is missing (Debian: librsvg2-bin)")
+	}
+	out := filepath.Join(t.TempDir(), "svg.png")
+	if b, err := exec.Command(rsvg, "-w", "128", "-h", "128", "-o", out, hicolorSVG).CombinedOutput(); err != nil {
+		t.Fatalf("rsvg-convert: %v\n%s", err, b)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := png.Decode(bytes.NewReader(Icon))
+	if err != nil {
+		t.Fatal(err)
+	}
+	total, far := diff(got, want)
+	t.Logf("mean difference %.3f per channel, %d pixels differ by more than 1/4", total, far)
+	if total > 0.5 || far > 0 {
+		t.Errorf("the SVG rendered at 128 px differs from hark.png: mean %.3f per channel (want ≤ 0.5), %d pixels differ by more than 1/4 (want 0)", total, far)
+	}
+}
+
+// diff compares two images' premultiplied channels (0–255): the mean
+// absolute difference, and how many pixels differ by more than 64 in a
+// channel.
+func diff(a, b image.Image) (mean float64, far int) {
+	r := a.Bounds()
+	if r != b.Bounds() {
+		return 255, r.Dx() * r.Dy()
+	}
+	var sum float64
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			ar, ag, ab, aa := a.At(x, y).RGBA()
+			br, bg, bb, ba := b.At(x, y).RGBA()
+			worst := 0.0
+			for _, p := range [][2]uint32{{ar, br}, {ag, bg}, {ab, bb}, {aa, ba}} {
+				d := (float64(p[0]) - float64(p[1])) / 257
+				if d < 0 {
+					d = -d
+				}
+				sum += d
+				worst = max(worst, d)
+			}
+			if worst > 64 {
+				far++
+			}
+		}
+	}
+	return sum / float64(4*r.Dx()*r.Dy()), far
 }

@@ -3,7 +3,8 @@
 // gen draws hark's icons. They are geometry (a dot and two sound waves,
 // "hark!"), so they are computed rather than drawn by hand: every size and
 // state comes from the same few lines, and `go generate ./assets`
-// reproduces the committed PNGs byte for byte.
+// reproduces the committed icons (the PNGs and assets/icons/, with its
+// SVG) byte for byte.
 package main
 
 import (
@@ -15,6 +16,8 @@ import (
 	"log"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
 )
 
 type rgba struct{ r, g, b, a float64 }
@@ -38,27 +41,44 @@ type layer struct {
 // left of the middle so the waves have room. big fills the whole square,
 // for tray icons, which panels draw at 16 to 24 pixels.
 func glyph(c rgba, big bool) []layer {
-	cx, cy, dot, r1, r2, w := 0.34, 0.5, 0.11, 0.27, 0.44, 0.09
-	if big {
-		cx, dot, r1, r2, w = 0.2, 0.14, 0.33, 0.56, 0.12
-	}
+	g := glyphShape(big)
+	cx, cy := g.cx, g.cy
 	arc := func(r, w float64) func(x, y float64) bool {
 		return func(x, y float64) bool {
 			dx, dy := x-cx, y-cy
 			d := math.Hypot(dx, dy)
 			ang := math.Atan2(dy, dx)
-			return math.Abs(d-r) <= w/2 && math.Abs(ang) <= math.Pi/3.2
+			return math.Abs(d-r) <= w/2 && math.Abs(ang) <= arcHalfAngle
 		}
 	}
 	return []layer{
-		{func(x, y float64) bool { return math.Hypot(x-cx, y-cy) <= dot }, c},
-		{arc(r1, w), c},
-		{arc(r2, w), c},
+		{func(x, y float64) bool { return math.Hypot(x-cx, y-cy) <= g.dot }, c},
+		{arc(g.r1, g.w), c},
+		{arc(g.r2, g.w), c},
 	}
 }
 
+// shape is the glyph's geometry in the unit square: the dot's centre and
+// radius, the two arcs' radii and their width. The PNGs and the SVG are
+// both drawn from it.
+type shape struct{ cx, cy, dot, r1, r2, w float64 }
+
+// arcHalfAngle is how far each arc reaches above and below the centre
+// line (the ends are cut radially).
+const arcHalfAngle = math.Pi / 3.2
+
+func glyphShape(big bool) shape {
+	if big {
+		return shape{cx: 0.2, cy: 0.5, dot: 0.14, r1: 0.33, r2: 0.56, w: 0.12}
+	}
+	return shape{cx: 0.34, cy: 0.5, dot: 0.11, r1: 0.27, r2: 0.44, w: 0.09}
+}
+
+// The application icon's background: margin and corner radius.
+const squareMargin, squareRadius = 0.04, 0.2
+
 func roundedSquare(c rgba) layer {
-	const m, r = 0.04, 0.2 // margin and corner radius
+	const m, r = squareMargin, squareRadius
 	return layer{func(x, y float64) bool {
 		if x < m || x > 1-m || y < m || y > 1-m {
 			return false
@@ -127,11 +147,54 @@ func write(name string, img image.Image) {
 	if err := enc.Encode(&buf, img); err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+	writeFile(name, buf.Bytes())
+}
+
+func writeFile(name string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(name, data, 0o644); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("wrote", name)
 }
+
+func (c rgba) hex() string {
+	return fmt.Sprintf("#%02x%02x%02x", uint8(c.r), uint8(c.g), uint8(c.b))
+}
+
+// svg draws the application icon as vectors, from the same geometry as
+// the PNGs, in a 128-unit square (the size hark.png is drawn at).
+func svg() []byte {
+	const size = 128
+	n := func(v float64) string { // unit square → 128 units, 3 decimals at most
+		return strconv.FormatFloat(math.Round(v*size*1000)/1000, 'f', -1, 64)
+	}
+	g := glyphShape(false)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
+<!-- hark's application icon: drawn by assets/gen.go (go generate ./assets), do not edit. -->
+<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d">
+`, size, size, size, size)
+	fmt.Fprintf(&b, "  <rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" rx=\"%s\" fill=\"%s\"/>\n",
+		n(squareMargin), n(squareMargin), n(1-2*squareMargin), n(1-2*squareMargin), n(squareRadius), blue.hex())
+	fmt.Fprintf(&b, "  <circle cx=\"%s\" cy=\"%s\" r=\"%s\" fill=\"%s\"/>\n", n(g.cx), n(g.cy), n(g.dot), white.hex())
+	for _, r := range []float64{g.r1, g.r2} {
+		// From the upper end clockwise to the lower end; butt caps cut
+		// the ends radially, as the PNGs do.
+		x := g.cx + r*math.Cos(arcHalfAngle)
+		dy := r * math.Sin(arcHalfAngle)
+		fmt.Fprintf(&b, "  <path d=\"M %s %s A %s %s 0 0 1 %s %s\" fill=\"none\" stroke=\"%s\" stroke-width=\"%s\" stroke-linecap=\"butt\"/>\n",
+			n(x), n(g.cy-dy), n(r), n(r), n(x), n(g.cy+dy), white.hex(), n(g.w))
+	}
+	b.WriteString("</svg>\n")
+	return b.Bytes()
+}
+
+// hicolorSizes are the sizes installed into the hicolor icon theme
+// (/usr/share/icons/hicolor/NxN/apps/hark.png).
+var hicolorSizes = []int{16, 22, 24, 32, 48, 64, 128, 256}
 
 func main() {
 	app := append([]layer{roundedSquare(blue)}, glyph(white, false)...)
@@ -144,4 +207,12 @@ func main() {
 	write("tray-offline.png", render(tray, glyph(grey, true)))
 	write("tray-dnd.png", render(tray, append(glyph(grey, true), slash(red))))
 	write("tray-unread.png", render(tray, append(glyph(blue, true), badge(orange)...)))
+
+	// The application icon for the desktop (packaging/ installs these):
+	// each hicolor size, drawn at that size rather than scaled, and the
+	// same design as an SVG.
+	for _, s := range hicolorSizes {
+		write(filepath.Join("icons", "hicolor", fmt.Sprintf("%dx%d", s, s), "apps", "hark.png"), render(s, app))
+	}
+	writeFile(filepath.Join("icons", "hicolor", "scalable", "apps", "hark.svg"), svg())
 }
