@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -185,10 +186,17 @@ func (c *conn) cmdNotify() {
 	s := c.s
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	// Earlier replies of this batch go first.
-	if c.drainLocked() != nil {
+	// Earlier replies of this batch go first, in the same write as the OK
+	// and the announcements: one write per fetch cycle instead of two.
+	c.omu.Lock()
+	if c.dead {
+		c.omu.Unlock()
 		return
 	}
+	buf := c.out
+	c.out = nil
+	c.omu.Unlock()
+
 	s.mu.Lock()
 	c.notifying = true
 	s.subs[c] = struct{}{}
@@ -200,7 +208,7 @@ func (c *conn) cmdNotify() {
 	c.omu.Unlock()
 	s.mu.Unlock()
 
-	buf := make([]byte, 0, min(flushAt, 4+unread*(len(wire.NotifClassified)+2)+len(wire.NotifRandom)+2))
+	buf = slices.Grow(buf, min(flushAt, 4+unread*(len(wire.NotifClassified)+2)+len(wire.NotifRandom)+2))
 	buf = append(buf, wire.OK+"\r\n"...)
 	for i := 0; i < unread; i++ {
 		buf = append(buf, wire.NotifClassified+"\r\n"...)
