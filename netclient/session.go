@@ -10,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -234,13 +233,13 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 	// the user.
 	bctx := context.WithoutCancel(ctx)
 	lastWrite := time.Now()
-	cmds, off := s.withSeen(ided, RandomCmd, ClassifiedCmd, NotifyCmd)
+	cmds, off, ack := s.withSeen(ided, RandomCmd, ClassifiedCmd, NotifyCmd)
 	items, err := c.Do(bctx, cmds...)
 	s.deliver(items[min(len(items), off):min(len(items), off+2)], ided, deliver)
 	if err != nil {
 		return err
 	}
-	s.sawAck(cmds, off)
+	s.acked = ack
 	s.log.Info("connected", "addr", s.opts.Addr, "identified", ided)
 	s.state(State{Connected: true, Addr: s.opts.Addr})
 
@@ -279,7 +278,7 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 			cmds = append(cmds, ClassifiedCmd)
 		}
 		cmds = append(cmds, NotifyCmd)
-		cmds, off := s.withSeen(ided, cmds...)
+		cmds, off, ack := s.withSeen(ided, cmds...)
 		lastWrite = time.Now()
 		items, err := c.Do(bctx, cmds...)
 		if len(items) > off+1 {
@@ -288,7 +287,7 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 		if err != nil {
 			return err
 		}
-		s.sawAck(cmds, off)
+		s.acked = ack
 		if ads == maxFetch {
 			p.add(wire.KindClassified) // more may be waiting: go round again
 		}
@@ -301,24 +300,14 @@ func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
 // server crash is offered again rather than lost (and dropped here as a
 // duplicate by its id). Riding on the next batch costs no extra write; an
 // acknowledgement still pending when the session ends only means a
-// duplicate next time. off is how many commands were put in front.
-func (s *Session) withSeen(ided bool, cmds ...Cmd) (_ []Cmd, off int) {
+// duplicate next time. off is how many commands were put in front, and
+// ack the id acknowledged: once the batch went through, it becomes
+// s.acked (not s.received, which the batch's own items have raised).
+func (s *Session) withSeen(ided bool, cmds ...Cmd) (_ []Cmd, off int, ack uint64) {
 	if !ided || s.received <= s.acked {
-		return cmds, 0
+		return cmds, 0, s.acked
 	}
-	return append([]Cmd{SeenCmd(s.received)}, cmds...), 1
-}
-
-// sawAck records that a batch with a seen went through. The id is read
-// back from the command: items of the batch itself have raised received
-// since, and are not acknowledged yet.
-func (s *Session) sawAck(cmds []Cmd, off int) {
-	if off == 1 {
-		id, err := strconv.ParseUint(strings.TrimPrefix(string(cmds[0]), wire.CmdSeen+" "), 10, 64)
-		if err == nil {
-			s.acked = max(s.acked, id)
-		}
-	}
+	return append([]Cmd{SeenCmd(s.received)}, cmds...), 1, s.received
 }
 
 // deliver hands over items not delivered before. Identified items are
