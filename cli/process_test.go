@@ -166,7 +166,7 @@ func TestServeKill9Durability(t *testing.T) {
 	c2.Send("classified?", "classified?", "classified?")
 	c2.Expect(itemLine(a1), itemLine(a2), itemLine(a2))
 
-	// An ad acknowledged right before the kill is there after the restart.
+	// An ad published (answered 201) right before the kill is there after the restart.
 	a3 := postItem(t, p.api, "classified", "A3")
 	p.kill9(t)
 

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,10 +31,7 @@ type trayFlags struct {
 	demo           bool
 }
 
-func (f *trayFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	BoolVar(*bool, string, bool, string)
-}, withDemo bool) {
+func (f *trayFlags) register(fs *flag.FlagSet, withDemo bool) {
 	fs.StringVar(&f.server, "server", "", "`host:port` of the hark server (default: the config file's, else "+DefaultServer+")")
 	fs.StringVar(&f.config, "config", "", "settings `file` (default $XDG_CONFIG_HOME/hark/config.toml)")
 	if withDemo {

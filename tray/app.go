@@ -36,7 +36,6 @@ type Options struct {
 	Identity      *netclient.Identity // nil: plain version 1
 	StateDir      string              // for the instance lock when there is no XDG_RUNTIME_DIR
 	Autostart     *Autostart          // the start-on-login entry this hark writes
-	Refresh       time.Duration       // notification-mode refresh (0: the session's default)
 	Logger        *slog.Logger
 }
 
@@ -177,7 +176,6 @@ func (a *app) run(ctx context.Context) error {
 	session := netclient.NewSession(netclient.SessionOptions{
 		Addr:     a.server,
 		Identity: a.opts.Identity,
-		Refresh:  a.opts.Refresh,
 		OnState:  states.put,
 		Logger:   a.log,
 	})

@@ -162,27 +162,13 @@ func (d *desktop) WatchTrayHost(ctx context.Context, changed func(present bool))
 	if err := d.conn.AddMatchSignalContext(ctx, match...); err != nil {
 		return fmt.Errorf("watching for a tray host: %w", err)
 	}
-	ch := make(chan *dbus.Signal, 8)
-	d.conn.Signal(ch)
-	defer d.conn.RemoveSignal(ch)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case sig, ok := <-ch:
-			if !ok {
-				return nil
-			}
-			if sig.Name != "org.freedesktop.DBus.NameOwnerChanged" || len(sig.Body) != 3 {
-				continue
-			}
-			if name, _ := sig.Body[0].(string); name != watcherName {
-				continue
-			}
-			owner, _ := sig.Body[2].(string)
+	onSignal(ctx, d.conn, "org.freedesktop.DBus.NameOwnerChanged", 3, nil, func(body []any) {
+		if name, _ := body[0].(string); name == watcherName {
+			owner, _ := body[2].(string)
 			changed(owner != "")
 		}
-	}
+	})
+	return nil
 }
 
 // escapeMarkup makes text safe for a daemon that reads the notification

@@ -28,24 +28,10 @@ func watchSleep(ctx context.Context, watching, woke func()) error {
 	if err != nil {
 		return fmt.Errorf("subscribing to logind's PrepareForSleep: %w", err)
 	}
-	ch := make(chan *dbus.Signal, 4)
-	conn.Signal(ch)
-	defer conn.RemoveSignal(ch)
-	watching()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case sig, ok := <-ch:
-			if !ok {
-				return nil
-			}
-			if sig.Name != "org.freedesktop.login1.Manager.PrepareForSleep" || len(sig.Body) != 1 {
-				continue
-			}
-			if sleeping, ok := sig.Body[0].(bool); ok && !sleeping {
-				woke()
-			}
+	onSignal(ctx, conn, "org.freedesktop.login1.Manager.PrepareForSleep", 1, watching, func(body []any) {
+		if sleeping, ok := body[0].(bool); ok && !sleeping {
+			woke()
 		}
-	}
+	})
+	return nil
 }
