@@ -24,6 +24,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	keep := store.DefaultRetention()
 	cfg := server.Config{}
 	var level logLevel
+	var pprofAddr string
 	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, "protocol `address` (host:port); loopback unless you mean to serve other machines")
 	fs.StringVar(&cfg.HTTP, "http", server.DefaultHTTP, "publish API `address`; empty disables it")
 	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server)")
@@ -34,6 +35,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ClassifiedEvery, "classified-every", 0, "publish a sample classified ad this often (0: off)")
 	fs.IntVar(&keep.Ads, "keep-ads", keep.Ads, "newest classified ads kept for clients that were away")
 	fs.DurationVar(&keep.AdAge, "keep-for", keep.AdAge, "classified ads older than this are dropped")
+	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback `address`; empty: off")
 	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -43,6 +45,14 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	if err := checkServeFlags(&cfg, keep); err != nil {
 		return err
+	}
+	if pprofAddr != "" {
+		if err := checkHostPort("--pprof", pprofAddr); err != nil {
+			return err
+		}
+		if !isLoopback(pprofAddr) {
+			return usagef("--pprof %q: the profiling endpoints are served on loopback only (127.0.0.1, ::1, localhost)", pprofAddr)
+		}
 	}
 	cfg.Retention = keep
 	if cfg.DataDir == "" {
@@ -67,6 +77,15 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "idle_timeout", cfg.IdleTimeout}
 	if a := srv.HTTPAddr(); a != nil {
 		attrs = append(attrs, "publish_api", "http://"+a.String())
+	}
+	if pprofAddr != "" {
+		prof, err := startProfiler(pprofAddr, log)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			return err
+		}
+		defer prof.stop()
+		attrs = append(attrs, "pprof", prof.URL())
 	}
 	log.Info("hark serve is running", attrs...)
 	<-ctx.Done()

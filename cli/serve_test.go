@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -260,5 +262,45 @@ func TestServeAddressInUse(t *testing.T) {
 	code, _, stderr := run(t, "serve", "--listen", taken, "--http", "127.0.0.1:0", "--data", t.TempDir())
 	if code != 1 || !strings.Contains(stderr, taken) {
 		t.Errorf("hark serve --listen %s (taken): exit status %d, stderr %q", taken, code, stderr)
+	}
+}
+
+func TestServePprof(t *testing.T) {
+	p := startServe(t, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--pprof", "127.0.0.1:0")
+	m := regexp.MustCompile(`\bpprof=(\S+)`).FindStringSubmatch(p.log.String())
+	if m == nil {
+		t.Fatalf("the running line names no pprof address:\n%s", p.log)
+	}
+	resp, err := http.Get(m[1] + "goroutine?debug=1")
+	if err != nil {
+		t.Fatalf("GET the goroutine profile: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "goroutine profile:") {
+		t.Fatalf("GET %sgoroutine?debug=1: %s\n%.300s", m[1], resp.Status, body)
+	}
+	// The publish API does not serve the profiles.
+	resp, err = http.Get(p.api + "/debug/pprof/")
+	if err != nil {
+		t.Fatalf("GET the publish API: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("the publish API answers /debug/pprof/ with %s, want 404", resp.Status)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := http.Get(m[1]); err == nil {
+		t.Errorf("the pprof endpoint still answers after the server stopped")
+	}
+}
+
+func TestServePprofLoopbackOnly(t *testing.T) {
+	var stderr bytes.Buffer
+	err := cli.Serve(context.Background(), []string{"--data", t.TempDir(), "--pprof", "0.0.0.0:6060"}, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "loopback only") {
+		t.Fatalf("serve --pprof 0.0.0.0:6060: %v, want a loopback-only usage error", err)
 	}
 }
