@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/store"
@@ -28,10 +29,10 @@ const flushAt = 32 << 10
 // conn.wmu, then Server.mu, then conn.omu; fan-out, which runs under
 // Server.mu, therefore never waits for a socket.
 type conn struct {
-	s   *Server
-	nc  net.Conn
-	r   *wire.Reader
-	one [1]byte // what an idle connection reads into: see wait
+	s  *Server
+	nc net.Conn
+	r  *wire.Reader
+	rc syscall.RawConn // nc's socket, to wait for input without a buffer; nil if nc has none
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
 
@@ -56,17 +57,14 @@ func (c *conn) pos() *cursor {
 	return &c.own
 }
 
-// serve reads and answers lines while some are buffered, then hands the
+// serve reads and answers lines until nothing is buffered, then hands the
 // wait for more to a fresh goroutine (wait) and returns. Answering grows a
 // goroutine's stack, and a grown stack parked in Read keeps its size; a
 // fresh goroutine that only waits keeps the minimum, which is most of what
-// an idle connection costs.
+// an idle connection costs. serve is entered with input, or an error, in
+// the reader.
 func (c *conn) serve() {
 	for {
-		if c.r.Release() { // nothing buffered: the read buffer went back to the pool
-			c.s.goTracked(c.wait)
-			return
-		}
 		line, err := c.r.ReadLine()
 		if err != nil {
 			c.end(err)
@@ -80,19 +78,11 @@ func (c *conn) serve() {
 				return
 			}
 		}
+		if c.r.Release() { // nothing buffered: the read buffer went back to the pool
+			c.s.goTracked(c.wait)
+			return
+		}
 	}
-}
-
-// wait waits for input by reading one byte into the conn itself, so an
-// idle connection holds no read buffer either, then serves.
-func (c *conn) wait() {
-	n, err := c.nc.Read(c.one[:])
-	if n == 0 {
-		c.end(err)
-		return
-	}
-	c.r.Prime(c.one[0]) // an error that came with it is read again
-	c.serve()
 }
 
 // end closes the connection after a read error, answering first what was
@@ -332,31 +322,73 @@ func (c *conn) queued() int {
 
 // push queues a notification line. It reports false, and drops the
 // connection, when the client has stopped reading: its queue is full.
-// Called with Server.mu held; never blocks on the socket.
-func (c *conn) push(line string) bool {
+// kick is true when the line is the first one queued since the last
+// write, and the caller must kick the connection once it has released
+// Server.mu. Called with Server.mu held; never blocks on the socket.
+func (c *conn) push(line string) (ok, kick bool) {
 	c.omu.Lock()
 	if c.dead {
 		c.omu.Unlock()
-		return false
+		return false, false
 	}
 	if len(c.out)+len(line) > c.s.cfg.MaxQueue {
 		n := len(c.out)
 		c.omu.Unlock()
 		c.kill("slow reader: notification queue full", "queued_bytes", n)
-		return false
+		return false, false
 	}
 	c.out = append(c.out, line...)
-	start := !c.scheduled
+	kick = !c.scheduled
 	c.scheduled = true
 	c.omu.Unlock()
-	if start {
-		c.s.goTracked(func() {
-			c.omu.Lock()
-			c.scheduled = false
-			c.omu.Unlock()
-			_ = c.flush()
-		})
+	return true, kick
+}
+
+// kick writes what push queued. When nobody else is writing and the
+// socket takes it all at once, which is the usual case, the caller writes
+// it; otherwise a goroutine waits to write it, so a publish never waits
+// for one client.
+func (c *conn) kick() {
+	if c.wmu.TryLock() {
+		done := c.writeQueuedNow()
+		c.wmu.Unlock()
+		if done {
+			return
+		}
 	}
+	c.s.goTracked(func() {
+		c.omu.Lock()
+		c.scheduled = false
+		c.omu.Unlock()
+		_ = c.flush()
+	})
+}
+
+// writeQueuedNow writes the queue without waiting, and reports whether it
+// is done: false leaves what the socket did not take at the queue's front
+// for a flush. c.wmu must be held.
+func (c *conn) writeQueuedNow() bool {
+	c.omu.Lock()
+	if c.dead {
+		c.omu.Unlock()
+		return true
+	}
+	c.scheduled = false
+	buf := c.out
+	c.out = nil
+	c.omu.Unlock()
+	n, err := c.writeNow(buf)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, errWouldBlock):
+		c.omu.Lock()
+		c.out = append(buf[n:], c.out...) // replies queued meanwhile go after it
+		c.scheduled = true
+		c.omu.Unlock()
+		return false
+	}
+	c.kill("write failed", "err", err)
 	return true
 }
 
@@ -367,7 +399,10 @@ func (c *conn) flush() error {
 	return c.drainLocked()
 }
 
-var errDead = errors.New("connection closed")
+var (
+	errDead       = errors.New("connection closed")
+	errWouldBlock = errors.New("the socket's send buffer is full")
+)
 
 // drainLocked writes the queue until it is empty. c.wmu must be held.
 func (c *conn) drainLocked() error {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/store"
@@ -91,6 +92,7 @@ type Server struct {
 	err    error // Shutdown's result
 
 	pubMu sync.Mutex // serialises publishes, so id order is fan-out order
+	kicks []*conn    // guarded by pubMu: connections to kick after a fan-out
 
 	mu      sync.Mutex // the hub: guards everything below
 	ads     []store.Item
@@ -269,6 +271,9 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c := &conn{s: s, nc: nc}
 	c.r = wire.NewPooledReader(nc, &s.bufs)
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn() // without it, wait reads as usual
+	}
 	// Unread, for a connection that has not identified itself, means
 	// published after it connected.
 	if n := len(s.ads); n > 0 {
@@ -314,7 +319,6 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 		return store.Item{}, 0, err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if kind == wire.KindClassified {
 		s.ads = append(s.ads, it)
 		if keep := s.st.Retention().Ads; len(s.ads) > keep {
@@ -324,13 +328,20 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 		s.random = it
 	}
 	n := s.fanout(kind)
+	s.mu.Unlock()
+	for i, c := range s.kicks {
+		c.kick()
+		s.kicks[i] = nil
+	}
+	s.kicks = s.kicks[:0]
 	s.log.Info("published", "kind", kind, "id", it.ID, "notified", n)
 	return it, n, nil
 }
 
-// fanout queues a notification on every connection in notification mode.
-// It never blocks on a socket: a connection whose queue is full is dropped,
-// and everyone else is notified on time. s.mu must be held.
+// fanout queues a notification on every connection in notification mode,
+// and lists in s.kicks those that need a write. It never blocks on a
+// socket: a connection whose queue is full is dropped, and everyone else is
+// notified on time. s.mu and s.pubMu must be held.
 func (s *Server) fanout(kind wire.Kind) int {
 	line := kind.Notification() + "\r\n"
 	now, idle := s.since(), int64(s.cfg.IdleTimeout)
@@ -345,11 +356,15 @@ func (s *Server) fanout(kind wire.Kind) int {
 			s.log.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
 			continue
 		}
-		if c.push(line) {
-			n++
-		} else {
+		ok, kick := c.push(line)
+		if !ok {
 			c.notifying = false
 			delete(s.subs, c)
+			continue
+		}
+		n++
+		if kick {
+			s.kicks = append(s.kicks, c)
 		}
 	}
 	return n

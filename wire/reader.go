@@ -23,7 +23,8 @@ type Reader struct {
 	scanned    int    // buf[start:scanned] holds no '\n'
 	err        error  // sticky read error
 
-	pool *sync.Pool // of *[]byte; nil: the buffer is kept
+	pool   *sync.Pool // of *[]byte; nil: the buffer is kept
+	pooled *[]byte    // what buf came from, given back as is: boxing it again would allocate
 }
 
 // NewReader returns a Reader reading from rd.
@@ -44,32 +45,23 @@ func (r *Reader) Release() bool {
 	if r.start != r.end {
 		return false
 	}
-	if r.pool != nil && r.buf != nil {
-		b := r.buf[:cap(r.buf)]
-		r.pool.Put(&b)
-		r.buf, r.start, r.end, r.scanned = nil, 0, 0, 0
+	if r.pooled != nil {
+		r.pool.Put(r.pooled)
+		r.pooled, r.buf, r.start, r.end, r.scanned = nil, nil, 0, 0, 0
 	}
 	return true
 }
 
-// Prime puts one byte, already read from the underlying reader (while
-// waiting for input without a buffer), in front of what is buffered.
-func (r *Reader) Prime(b byte) {
-	if r.buf == nil {
-		if r.pool != nil {
-			r.buf = (*r.pool.Get().(*[]byte))[:MaxLine+2]
-		} else {
-			r.buf = make([]byte, MaxLine+2)
-		}
-	}
-	if r.start > 0 {
-		r.start--
-	} else {
-		copy(r.buf[1:], r.buf[:r.end])
-		r.end++
-	}
-	r.buf[r.start] = b
-	r.scanned = r.start
+// FillFrom reads once from rd, instead of the underlying reader, into the
+// buffer (taken from the pool if the Reader holds none), and returns the
+// number of bytes read. An error from rd is kept for ReadLine, as one from
+// the underlying reader would be. A server with many quiet connections
+// waits for a socket to become readable without a buffer, then reads with
+// FillFrom; rd returning 0, nil (nothing there after all) leaves the
+// buffer to Release.
+func (r *Reader) FillFrom(rd io.Reader) int {
+	r.grab()
+	return r.readOnce(rd)
 }
 
 // ReadLine returns the next line without its terminator. The slice is only
@@ -119,8 +111,22 @@ func (r *Reader) Buffered() bool {
 }
 
 func (r *Reader) fill() {
+	r.grab()
+	// A reader returning 0, nil forever would spin; io.Reader's contract
+	// discourages it, and after a few tries it is treated as no progress.
+	for tries := 0; tries < 100; tries++ {
+		if r.readOnce(r.rd) > 0 || r.err != nil {
+			return
+		}
+	}
+	r.err = io.ErrNoProgress
+}
+
+// grab makes sure there is a buffer with room after the unread bytes.
+func (r *Reader) grab() {
 	if r.buf == nil && r.pool != nil {
-		r.buf = (*r.pool.Get().(*[]byte))[:MaxLine+2]
+		r.pooled = r.pool.Get().(*[]byte)
+		r.buf = (*r.pooled)[:MaxLine+2]
 	}
 	if r.buf == nil {
 		r.buf = make([]byte, MaxLine+2) // a maximal line and its CRLF
@@ -130,18 +136,13 @@ func (r *Reader) fill() {
 		r.scanned -= r.start
 		r.start, r.end = 0, n
 	}
-	// A reader returning 0, nil forever would spin; io.Reader's contract
-	// discourages it, and after a few tries it is treated as no progress.
-	for tries := 0; tries < 100; tries++ {
-		n, err := r.rd.Read(r.buf[r.end:])
-		r.end += n
-		if err != nil {
-			r.err = err
-			return
-		}
-		if n > 0 {
-			return
-		}
+}
+
+func (r *Reader) readOnce(rd io.Reader) int {
+	n, err := rd.Read(r.buf[r.end:])
+	r.end += n
+	if err != nil {
+		r.err = err
 	}
-	r.err = io.ErrNoProgress
+	return n
 }

@@ -379,40 +379,60 @@ func summary(lines []string) string {
 }
 
 // A pooled Reader gives its buffer back when nothing is buffered, takes
-// one again for Prime or a read, and keeps lines intact across that.
-func TestPooledReaderReleaseAndPrime(t *testing.T) {
-	pool := &sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }}
-	src := strings.NewReader("andom?\r\nclassified?\r\nnot")
-	r := wire.NewPooledReader(src, pool)
+// one again for FillFrom or a read, and keeps lines intact across that.
+func TestPooledReaderReleaseAndFillFrom(t *testing.T) {
+	news := 0
+	pool := &sync.Pool{New: func() any { news++; b := make([]byte, wire.MaxLine+2); return &b }}
+	r := wire.NewPooledReader(strings.NewReader("ified?\r\nnot"), pool)
 	if !r.Release() {
 		t.Fatal("a fresh reader has something buffered")
 	}
-	r.Prime('r') // as a server does after reading one byte while idle
+	// As a server does once an idle socket is readable.
+	if n := r.FillFrom(strings.NewReader("random?\r\nclass")); n != 14 {
+		t.Fatalf("FillFrom read %d bytes, want 14", n)
+	}
 	line, err := r.ReadLine()
 	if err != nil || string(line) != "random?" {
 		t.Fatalf("first line %q, %v", line, err)
 	}
 	if r.Release() {
-		t.Fatal("Release with classified? still buffered reported nothing buffered")
+		t.Fatal("Release with a partial line buffered reported nothing buffered")
 	}
+	// The rest of the partial line comes from the underlying reader.
 	if line, err = r.ReadLine(); err != nil || string(line) != "classified?" {
 		t.Fatalf("second line %q, %v", line, err)
 	}
-	// A partial line is kept: Release refuses, and Prime puts a byte in
-	// front of it.
 	if _, err := r.ReadLine(); err != io.ErrUnexpectedEOF {
 		t.Fatalf("partial line at EOF: %v", err)
 	}
 	if r.Release() {
 		t.Fatal("Release with a partial line buffered")
 	}
+	if news != 1 {
+		t.Errorf("the pool made %d buffers, want 1", news)
+	}
 }
 
-// Prime in front of bytes already buffered.
-func TestPrimeBeforeBuffered(t *testing.T) {
-	r := wire.NewReader(strings.NewReader("otif\r\n"))
-	r.Prime('n')
-	if line, err := r.ReadLine(); err != nil || string(line) != "notif" {
-		t.Fatalf("%q, %v", line, err)
+// nothing is a socket with nothing to read after all (EAGAIN).
+type nothing struct{}
+
+func (nothing) Read([]byte) (int, error) { return 0, nil }
+
+// FillFrom that reads nothing leaves the buffer to Release; an error it
+// meets is ReadLine's.
+func TestFillFromNothingThenError(t *testing.T) {
+	pool := &sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }}
+	r := wire.NewPooledReader(strings.NewReader(""), pool)
+	if n := r.FillFrom(nothing{}); n != 0 {
+		t.Fatalf("FillFrom(nothing) = %d", n)
+	}
+	if !r.Release() {
+		t.Fatal("Release after reading nothing reported something buffered")
+	}
+	if n := r.FillFrom(iotest.ErrReader(io.EOF)); n != 0 {
+		t.Fatalf("FillFrom(EOF) = %d", n)
+	}
+	if _, err := r.ReadLine(); err != io.EOF {
+		t.Fatalf("ReadLine after FillFrom met EOF: %v, want io.EOF", err)
 	}
 }
