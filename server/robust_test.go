@@ -268,3 +268,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A client that stops reading for a while, but not long enough to be
+// dropped, gets every notification intact once it reads again: the
+// pushes its full socket did not take, or took only in part, wait in its
+// queue in order.
+func TestPausedReaderGetsEveryLine(t *testing.T) {
+	s := startServer(t, Config{SendBuffer: 4 << 10})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		ctlErr := rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+		return errors.Join(ctlErr, err)
+	}}
+	nc, err := d.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := linetest.New(t, nc)
+	c.Send("notif")
+	c.Expect("OK")
+	// ~19 KB of pushes: several times what the two socket buffers hold,
+	// well under the 64 KiB queue.
+	const n = 1000
+	for range n {
+		if _, notified := publish(t, s, "classified", "x"); notified != 1 {
+			t.Fatalf("notified %d, want 1 (the paused client was dropped?)", notified)
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(testTimeout))
+	for i := range n {
+		l, err := c.BR.ReadString('\n')
+		if err != nil || l != "notif: classified\r\n" {
+			t.Fatalf("line %d of %d: %q, %v", i+1, n, l, err)
+		}
+	}
+}
