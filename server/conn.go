@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -252,9 +251,9 @@ func (c *conn) cmdHello(arg string) {
 }
 
 // cmdSeen takes the client's acknowledgement of every item it received
-// with an id up to n, and makes it durable before answering OK. Only items
-// actually handed out can be acknowledged: n beyond them acknowledges
-// what was handed out.
+// with an id up to n, and stages it for the disk. Only items actually
+// handed out can be acknowledged: n beyond them acknowledges what was
+// handed out.
 func (c *conn) cmdSeen(arg string) {
 	s := c.s
 	n, err := strconv.ParseUint(arg, 10, 64)
@@ -290,14 +289,13 @@ func cutSpace(arg string) (string, bool) {
 	return arg[1:], true
 }
 
-// persist saves an identified client's position. A failure is logged and
-// the reply still goes out: the position stays right in memory, and the
-// worst a lost write can do is offer an item again after a restart.
+// persist stages an identified client's position for the store's next
+// group commit, without waiting for the disk: the reply goes out at once.
+// Until the commit lands (about a disk sync later; an Append carries it
+// too) a crash can only cost a repeat, which the client drops by id.
+// A failed commit is logged through the store's OnCommitError handler.
 func (c *conn) persist(id string, p cursor) {
-	err := c.s.st.SaveClient(context.Background(), id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now()})
-	if err != nil {
-		c.s.log.Error("saving a client's read position failed", "client", id, "err", err)
-	}
+	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now()})
 }
 
 func (c *conn) reply(line string) {

@@ -138,6 +138,9 @@ func Start(cfg Config) (*Server, error) {
 		clients: make(map[string]*client),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	st.OnCommitError(func(err error) {
+		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
+	})
 	ads, random := st.Loaded()
 	s.ads, s.random = append([]store.Item(nil), ads...), random
 	if s.random.ID == 0 {

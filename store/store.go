@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -103,21 +104,42 @@ type Store struct {
 
 	ads    []Item     // retained ads, oldest first, as loaded by Open
 	random Item       // latest random number, if any
-	mu     sync.Mutex // serialises Append and Prune
+	mu     sync.Mutex // serialises Append, Prune and commits of client positions
 	nAds   int        // ads in the file, guarded by mu
 
-	writes chan clientWrite
-	stop   chan struct{}
-	done   chan struct{}
+	smu      sync.Mutex        // guards staged, inflight, commit and closed
+	staged   map[string]Client // positions not yet on disk
+	inflight map[string]Client // positions being written (under mu)
+	commit   *Commit           // the commit that will write staged
+	closed   bool              // the committer has made its last commit
+	wake     chan struct{}     // a position was staged (capacity 1)
+	stop     chan struct{}
+	done     chan struct{}
+	onErr    atomic.Pointer[func(error)]
 
 	closeOnce sync.Once
 	closeErr  error
 }
 
-type clientWrite struct {
-	id   string
-	c    Client
-	done chan error
+// Commit is one group commit of staged client positions.
+type Commit struct {
+	done chan struct{} // closed once the commit is over
+	err  error         // its result, set before done is closed
+}
+
+func newCommit() *Commit { return &Commit{done: make(chan struct{})} }
+
+// Wait returns once the commit is on disk (nil) or has failed, or when ctx
+// ends first.
+func (c *Commit) Wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		// The write may still land; a read position that lands late only
+		// means an item may be offered again, never that one is lost.
+		return ctx.Err()
+	}
 }
 
 // Open opens (creating if needed) the store in dir. A file that is
@@ -190,7 +212,9 @@ func Open(dir string, keep Retention) (st *Store, err error) {
 		_ = db.Close()
 		return nil, corrupt(err)
 	}
-	st.writes = make(chan clientWrite)
+	st.staged = make(map[string]Client)
+	st.commit = newCommit()
+	st.wake = make(chan struct{}, 1)
 	st.stop = make(chan struct{})
 	st.done = make(chan struct{})
 	go st.commitClients()
@@ -308,7 +332,13 @@ func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error)
 	defer s.mu.Unlock()
 	it := Item{Kind: kind, Value: value, Time: at}
 	nAds := 0
+	// Client positions staged so far ride along: the sync is paid anyway,
+	// and an acknowledgement made before a publish is on disk with it.
+	staged, commit := s.takeStaged()
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := writeClients(tx, staged); err != nil {
+			return err
+		}
 		id, err := tx.Bucket(bucketMeta).NextSequence()
 		if err != nil {
 			return err
@@ -334,6 +364,9 @@ func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error)
 		nAds, err = trimOldest(b, s.nAds+1, s.keep.Ads)
 		return err
 	})
+	if staged != nil {
+		s.finish(commit, err)
+	}
 	if err != nil {
 		return Item{}, fmt.Errorf("append %s: %w", kind, closedErr(err))
 	}
@@ -435,6 +468,15 @@ func (s *Store) Prune(now time.Time) (droppedAds []uint64, err error) {
 
 // Client returns the read position of an identified client.
 func (s *Store) Client(id string) (c Client, found bool, err error) {
+	s.smu.Lock()
+	c, found = s.staged[id]
+	if f, ok := s.inflight[id]; ok {
+		c, found = later(c, f), true
+	}
+	s.smu.Unlock()
+	if found { // as new as, or newer than, what is on disk
+		return c, true, nil
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketClients).Get([]byte(id))
 		if v == nil {
@@ -450,80 +492,135 @@ func (s *Store) Client(id string) (c Client, found bool, err error) {
 	return c, found, nil
 }
 
+// StageClient records an identified client's read position for the next
+// group commit, which starts at once unless one is under way, and returns
+// that commit without waiting for it. Positions only move forward: a
+// position behind the one staged or on disk changes nothing. A failed
+// commit is reported to the OnCommitError handler as well as to waiters.
+func (s *Store) StageClient(id string, c Client) *Commit {
+	s.smu.Lock()
+	if s.closed {
+		s.smu.Unlock()
+		commit := newCommit()
+		commit.err = ErrClosed
+		close(commit.done)
+		return commit
+	}
+	if old, ok := s.staged[id]; ok {
+		c = later(c, old)
+	}
+	s.staged[id] = c
+	commit := s.commit
+	s.smu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // the committer is already awake
+	}
+	return commit
+}
+
 // SaveClient records an identified client's read position and returns once
 // it is on disk. Concurrent calls share one commit (group commit), so ten
 // thousand clients fetching the same ad cost a handful of disk syncs, not
 // ten thousand.
 func (s *Store) SaveClient(ctx context.Context, id string, c Client) error {
-	// select picks at random among ready cases: without this check a
-	// done context could still submit the write, and even return nil.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w := clientWrite{id: id, c: c, done: make(chan error, 1)}
-	select {
-	case s.writes <- w:
-	case <-s.stop:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	return s.StageClient(id, c).Wait(ctx)
+}
+
+// OnCommitError sets what is told about a failed commit of staged
+// positions, for a caller that does not wait for its commits.
+func (s *Store) OnCommitError(f func(error)) { s.onErr.Store(&f) }
+
+// later merges two positions of one client: each field moves forward only.
+func later(a, b Client) Client {
+	a.Ad = max(a.Ad, b.Ad)
+	a.Random = max(a.Random, b.Random)
+	if b.Seen.After(a.Seen) {
+		a.Seen = b.Seen
 	}
-	select {
-	case err := <-w.done:
-		return err
-	case <-ctx.Done():
-		// The write may still land; a read position that lands late only
-		// means an item may be offered again, never that one is lost.
-		return ctx.Err()
+	return a
+}
+
+// takeStaged takes the staged positions (nil when none) and the commit
+// that must report on them, and starts a new one. s.mu must be held until
+// finish: one commit at a time is in flight, so a position staged before
+// an Append began is on disk when the Append returns.
+func (s *Store) takeStaged() (map[string]Client, *Commit) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	if len(s.staged) == 0 {
+		return nil, nil
+	}
+	staged, commit := s.staged, s.commit
+	s.inflight = staged
+	s.staged, s.commit = make(map[string]Client, len(staged)), newCommit()
+	return staged, commit
+}
+
+// finish reports a commit's result to its waiters and, when it failed, to
+// the OnCommitError handler.
+func (s *Store) finish(c *Commit, err error) {
+	s.smu.Lock()
+	s.inflight = nil
+	s.smu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("save client positions: %w", closedErr(err))
+		if f := s.onErr.Load(); f != nil {
+			(*f)(err)
+		}
+	}
+	c.err = err
+	close(c.done)
+}
+
+// writeClients puts positions in the clients bucket, never moving one back:
+// two connections of one client may have staged theirs in either order, and
+// a commit may land after a later one that rode along with an Append.
+func writeClients(tx *bolt.Tx, staged map[string]Client) error {
+	b := tx.Bucket(bucketClients)
+	for id, c := range staged {
+		if v := b.Get([]byte(id)); v != nil {
+			if old, err := decodeClient(v); err == nil {
+				c = later(c, old)
+			}
+		}
+		if err := b.Put([]byte(id), encodeClient(c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitClients writes staged positions, one transaction and one disk sync
+// for all that were staged while the previous one was being written. On
+// Close it writes what is left, then stops.
+func (s *Store) commitClients() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.stop:
+			s.smu.Lock()
+			s.closed = true // what is staged now is all there will be
+			s.smu.Unlock()
+			s.commitStaged()
+			return
+		}
+		s.commitStaged()
 	}
 }
 
-// maxBatch bounds one group commit.
-const maxBatch = 4096
-
-func (s *Store) commitClients() {
-	defer close(s.done)
-	batch := make([]clientWrite, 0, 64)
-	for {
-		select {
-		case w := <-s.writes:
-			batch = append(batch[:0], w)
-		case <-s.stop:
-			return
-		}
-	gather: // everything already waiting joins this commit
-		for len(batch) < maxBatch {
-			select {
-			case w := <-s.writes:
-				batch = append(batch, w)
-			default:
-				break gather
-			}
-		}
-		err := s.db.Update(func(tx *bolt.Tx) error {
-			b := tx.Bucket(bucketClients)
-			for _, w := range batch {
-				// Positions only move forward: two connections of one
-				// client may submit theirs in either order.
-				if v := b.Get([]byte(w.id)); v != nil {
-					if old, err := decodeClient(v); err == nil {
-						w.c.Ad = max(w.c.Ad, old.Ad)
-						w.c.Random = max(w.c.Random, old.Random)
-					}
-				}
-				if err := b.Put([]byte(w.id), encodeClient(w.c)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			err = fmt.Errorf("save client positions: %w", err)
-		}
-		for _, w := range batch {
-			w.done <- err
-		}
+func (s *Store) commitStaged() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	staged, commit := s.takeStaged()
+	if staged == nil {
+		return // an Append took them
 	}
+	s.finish(commit, s.db.Update(func(tx *bolt.Tx) error { return writeClients(tx, staged) }))
 }
 
 // Close waits for pending writes and closes the database.

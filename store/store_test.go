@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -435,10 +436,8 @@ func TestSaveClientCancelledContext(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	// Repeated, because a select between a ready writer and a done context
-	// picks either at random. Each live save in between returns once the
-	// single commit goroutine, which takes writes in order, has committed
-	// anything sent before it, and leaves that goroutine ready to receive.
+	// Repeated, with a live save in between whose commit would carry a
+	// cancelled one that had been staged.
 	for i := range 30 {
 		err := st.SaveClient(ctx, "c", store.Client{Ad: uint64(i + 1), Seen: t0})
 		if !errors.Is(err, context.Canceled) {
@@ -542,5 +541,56 @@ func TestCloseDuringSaves(t *testing.T) {
 		case err != nil && !errors.Is(err, store.ErrClosed):
 			t.Errorf("save %d: err = %v, want nil or ErrClosed", i, err)
 		}
+	}
+}
+
+// StageClient does not wait for the disk: the position is visible at once,
+// on disk once its commit is over, and never moves back.
+func TestStageClient(t *testing.T) {
+	st := open(t, t.TempDir(), store.Retention{})
+	c1 := st.StageClient("c", store.Client{Ad: 5, Random: 2, Seen: t0})
+	st.StageClient("c", store.Client{Ad: 3, Random: 4, Seen: t0.Add(-time.Hour)}) // behind on Ad and Seen
+	if c, found, err := st.Client("c"); err != nil || !found || c.Ad != 5 || c.Random != 4 || !c.Seen.Equal(t0) {
+		t.Fatalf("Client(c) right after staging = %+v, %v, %v; want Ad 5 Random 4 Seen t0", c, found, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c1.Wait(ctx); err != nil {
+		t.Fatalf("first commit: %v", err)
+	}
+	mustSave(t, st, "barrier", store.Client{Seen: t0})            // every earlier stage is on disk after it
+	st.StageClient("c", store.Client{Ad: 1, Random: 1, Seen: t0}) // behind the disk
+	st = reopen(t, st, store.Retention{})
+	if c, found, err := st.Client("c"); err != nil || !found || c.Ad != 5 || c.Random != 4 || !c.Seen.Equal(t0) {
+		t.Errorf("Client(c) after reopen = %+v, %v, %v; want Ad 5 Random 4 Seen t0", c, found, err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.StageClient("c", store.Client{Ad: 9}).Wait(ctx); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("StageClient after Close: %v, want ErrClosed", err)
+	}
+}
+
+// A failed commit of staged positions reaches its waiters and the
+// OnCommitError handler: a server that does not wait still logs it.
+func TestCommitErrorReported(t *testing.T) {
+	st := open(t, t.TempDir(), store.Retention{})
+	reported := make(chan error, 1)
+	st.OnCommitError(func(err error) { reported <- err })
+	// Longer than bbolt's key limit: the commit fails.
+	err := st.SaveClient(context.Background(), strings.Repeat("x", 40000), store.Client{Ad: 1, Seen: t0})
+	if err == nil || !strings.Contains(err.Error(), "save client positions") {
+		t.Fatalf("SaveClient with an impossible key: %v, want a save error", err)
+	}
+	select {
+	case got := <-reported:
+		if got.Error() != err.Error() {
+			t.Errorf("the handler got %v, the waiter %v", got, err)
+		}
+	default:
+		t.Error("the OnCommitError handler was not called")
 	}
 }
