@@ -1,0 +1,202 @@
+//go:build linux
+
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// BenchmarkLoopbackFloor measures what loopback allows for the classic
+// fetch cycle on this machine: the same writes and reads as hark serve and
+// hark bench make (a push; the client's batch "seen, stop_notif,
+// classified?, notif" in one write; the replies in one write), between
+// two processes of plain goroutines with no protocol, no store and no
+// bookkeeping. hark's latency targets are judged against it
+// (docs/PERFORMANCE.md): no server can do the cycle for N clients on these
+// cores faster than this.
+//
+// Per iteration the server process writes the push to every connection
+// from one goroutine, as hark serve's publisher does; each client reacts.
+// Reported: the p50 and p99, over every client and iteration, of the time
+// from the start of the fan-out to the client having read its replies,
+// and the CPU time of both processes per cycle.
+func BenchmarkLoopbackFloor(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint("clients=", n), func(b *testing.B) {
+			if err := raiseFileLimit(n, func(string) {}); err != nil {
+				b.Fatal(err)
+			}
+			floor(b, n)
+		})
+	}
+}
+
+const (
+	floorPush  = "notif: classified\r\n"
+	floorBatch = "seen 4181\r\nstop_notif\r\nclassified?\r\nnotif\r\n"
+	floorReply = "OK\r\nOK\r\n4182 Nice appart in the 11e.\r\nOK\r\n"
+	floorEnv   = "HARK_FLOOR_SERVER" // set: this test binary is the floor's server
+)
+
+func floor(b *testing.B, n int) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFloorServerProcess$")
+	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	ctl, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		ctl.Close() // the server process exits at the end of its input
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("floor server process: %v", err)
+		}
+	}()
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() {
+		b.Fatalf("the floor server process printed no address: %v", lines.Err())
+	}
+	addr := lines.Text()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	clients := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	for range n {
+		cc, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients = append(clients, cc)
+	}
+	var start atomic.Int64 // UnixNano at each fan-out's start (the other process reads no clock)
+	done := make(chan time.Duration, n)
+	for _, cc := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 512)
+			for {
+				if _, err := io.ReadFull(cc, buf[:len(floorPush)]); err != nil {
+					return
+				}
+				if _, err := cc.Write([]byte(floorBatch)); err != nil {
+					return
+				}
+				if _, err := io.ReadFull(cc, buf[:len(floorReply)]); err != nil {
+					return
+				}
+				done <- time.Duration(time.Now().UnixNano() - start.Load())
+			}
+		}()
+	}
+	if !lines.Scan() || lines.Text() != "ready" { // all n accepted
+		b.Fatalf("the floor server process did not get ready: %v", lines.Err())
+	}
+
+	var samples []uint32
+	cpu0 := floorCPU(b, cmd.Process.Pid)
+	b.ResetTimer()
+	for b.Loop() {
+		start.Store(time.Now().UnixNano())
+		if _, err := io.WriteString(ctl, "push\n"); err != nil {
+			b.Fatal(err)
+		}
+		for range n {
+			samples = append(samples, uint32((<-done).Microseconds()))
+		}
+	}
+	b.StopTimer()
+	cpu := floorCPU(b, cmd.Process.Pid) - cpu0
+	d := distOf(samples)
+	b.ReportMetric(d.P50, "p50-ms")
+	b.ReportMetric(d.P99, "p99-ms")
+	b.ReportMetric(cpu.Seconds()*1e6/float64(len(samples)), "cpu-us/cycle")
+}
+
+// floorCPU is the CPU time of this process and the server process.
+func floorCPU(b *testing.B, pid int) time.Duration {
+	server, err := readProc(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration((server.cpu + selfProc().cpu) * float64(time.Second))
+}
+
+// TestFloorServerProcess is the server side of BenchmarkLoopbackFloor when
+// run as its child process; otherwise it returns at once. It accepts the
+// clients, answers each batch with one write, and writes a push to every
+// connection for each "push" line on its stdin.
+func TestFloorServerProcess(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv(floorEnv))
+	if err != nil {
+		return // not the child process
+	}
+	if err := raiseFileLimit(n, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fmt.Println(ln.Addr())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, sc)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 512)
+			for {
+				if _, err := io.ReadFull(sc, buf[:len(floorBatch)]); err != nil {
+					return
+				}
+				if _, err := sc.Write([]byte(floorReply)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	fmt.Println("ready")
+	ctl := bufio.NewScanner(os.Stdin)
+	for ctl.Scan() {
+		for _, sc := range conns {
+			if _, err := sc.Write([]byte(floorPush)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
