@@ -422,19 +422,30 @@ func (c *conn) drainLocked() error {
 	}
 }
 
-// writeLocked writes buf with the write timeout; a client that takes
-// nothing for that long is dropped. c.wmu must be held.
+// writeLocked writes buf. What the socket takes at once is written without
+// a deadline; only when it is full does the write wait, with the write
+// timeout: a client that takes nothing for that long is dropped. The
+// deadline is cleared after that wait, or it would fail the next write
+// that does not wait (writeNow) once it has passed. c.wmu must be held.
 func (c *conn) writeLocked(buf []byte) error {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.kill("slow reader: write timed out", "timeout", c.s.cfg.WriteTimeout)
-		} else {
-			c.kill("write failed", "err", err)
-		}
-		return err
+	n, err := c.writeNow(buf)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, errWouldBlock) {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+		_, err = c.nc.Write(buf[n:])
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.kill("slow reader: write timed out", "timeout", c.s.cfg.WriteTimeout)
+	default:
+		c.kill("write failed", "err", err)
+	}
+	return err
 }
 
 // kill closes the connection at once; the reader then unregisters it.

@@ -306,3 +306,22 @@ func TestPausedReaderGetsEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// A connection that has been quiet for longer than the write timeout still
+// gets its next push: the timeout bounds a write that waits, and must not
+// linger as a stale deadline that fails the next one.
+func TestPushAfterQuietLongerThanWriteTimeout(t *testing.T) {
+	const wt = 50 * time.Millisecond
+	s := startServer(t, Config{WriteTimeout: wt})
+	c := dial(t, s)
+	c.Send("random?", "notif")
+	c.Line()
+	c.Expect("OK")
+	time.Sleep(3 * wt) // the scenario is time passing, not a wait for an event
+	if _, n := publish(t, s, "classified", "later"); n != 1 {
+		t.Fatalf("notified %d, want 1", n)
+	}
+	c.Expect("notif: classified")
+	c.Send("classified?")
+	c.Expect("later")
+}
