@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/store"
@@ -31,7 +30,6 @@ type conn struct {
 	s  *Server
 	nc net.Conn
 	r  *wire.Reader
-	rc syscall.RawConn // nc's socket, to wait for input without a buffer; nil if nc has none
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
 
@@ -112,8 +110,7 @@ func (c *conn) handle(line []byte) {
 		c.cmdNotify()
 	case string(line) == wire.CmdStopNotify:
 		c.s.mu.Lock()
-		c.notifying = false
-		delete(c.s.subs, c)
+		c.s.setNotifying(c, false)
 		c.s.mu.Unlock()
 		c.reply(wire.OK)
 	case bytes.HasPrefix(line, []byte(wire.CmdSeen+" ")):
@@ -187,8 +184,7 @@ func (c *conn) cmdNotify() {
 	c.omu.Unlock()
 
 	s.mu.Lock()
-	c.notifying = true
-	s.subs[c] = struct{}{}
+	s.setNotifying(c, true)
 	p := c.pos()
 	unread := len(s.ads) - sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
 	random := s.random.ID > p.random

@@ -109,7 +109,7 @@ func published(it store.Item, n int) Published {
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	h := Health{Status: "ok", Connections: len(s.conns), Notifying: len(s.subs), Ads: len(s.ads), LatestID: s.random.ID}
+	h := Health{Status: "ok", Connections: len(s.conns), Notifying: s.notifying, Ads: len(s.ads), LatestID: s.random.ID}
 	if n := len(s.ads); n > 0 {
 		h.LatestID = max(h.LatestID, s.ads[n-1].ID)
 	}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/store"
@@ -94,13 +93,17 @@ type Server struct {
 	pubMu sync.Mutex // serialises publishes, so id order is fan-out order
 	kicks []*conn    // guarded by pubMu: connections to kick after a fan-out
 
-	mu      sync.Mutex // the hub: guards everything below
-	ads     []store.Item
-	random  store.Item
-	conns   map[*conn]struct{}
-	subs    map[*conn]struct{} // connections in notification mode
-	clients map[string]*client // identified clients with a live connection
-	closing bool
+	kmu   sync.Mutex
+	pushq []*conn       // guarded by kmu: connections the pusher must kick, in fan-out order
+	kwake chan struct{} // capacity 1: pushq has work
+
+	mu        sync.Mutex // the hub: guards everything below
+	ads       []store.Item
+	random    store.Item
+	conns     map[*conn]struct{}
+	notifying int                // connections in notification mode
+	clients   map[string]*client // identified clients with a live connection
+	closing   bool
 }
 
 // client is an identified client's read positions, shared by all of its
@@ -134,8 +137,8 @@ func Start(cfg Config) (*Server, error) {
 		start:   time.Now(),
 		bufs:    sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
 		conns:   make(map[*conn]struct{}),
-		subs:    make(map[*conn]struct{}),
 		clients: make(map[string]*client),
+		kwake:   make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.OnCommitError(func(err error) {
@@ -184,6 +187,7 @@ func Start(cfg Config) (*Server, error) {
 		})
 	}
 	s.goTracked(s.acceptLoop)
+	s.goTracked(s.pusher)
 	s.goTracked(s.janitor)
 	if cfg.RandomEvery > 0 {
 		s.goTracked(func() { s.generate(wire.KindRandom, cfg.RandomEvery) })
@@ -274,9 +278,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	}
 	c := &conn{s: s, nc: nc}
 	c.r = wire.NewPooledReader(nc, &s.bufs)
-	if sc, ok := nc.(syscall.Conn); ok {
-		c.rc, _ = sc.SyscallConn() // without it, wait reads as usual
-	}
 	// Unread, for a connection that has not identified itself, means
 	// published after it connected.
 	if n := len(s.ads); n > 0 {
@@ -294,7 +295,7 @@ func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	delete(s.subs, c)
+	s.setNotifying(c, false)
 	if cl := c.cl; cl != nil {
 		if cl.refs--; cl.refs == 0 {
 			delete(s.clients, cl.id)
@@ -332,13 +333,32 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 	}
 	n := s.fanout(kind)
 	s.mu.Unlock()
-	for i, c := range s.kicks {
-		c.kick()
-		s.kicks[i] = nil
-	}
+	s.kmu.Lock()
+	s.pushq = append(s.pushq, s.kicks...)
+	s.kmu.Unlock()
+	clear(s.kicks)
 	s.kicks = s.kicks[:0]
+	select {
+	case s.kwake <- struct{}{}:
+	default: // the pusher is awake already
+	}
 	s.log.Info("published", "kind", kind, "id", it.ID, "notified", n)
 	return it, n, nil
+}
+
+// setNotifying moves c in or out of notification mode. Those in it are
+// counted rather than kept in a set of their own: an entry in a second map
+// would cost every idle connection more than scanning the few that are
+// not in notification mode costs a fan-out. s.mu must be held.
+func (s *Server) setNotifying(c *conn, on bool) {
+	if c.notifying != on {
+		c.notifying = on
+		if on {
+			s.notifying++
+		} else {
+			s.notifying--
+		}
+	}
 }
 
 // fanout queues a notification on every connection in notification mode,
@@ -349,20 +369,21 @@ func (s *Server) fanout(kind wire.Kind) int {
 	line := kind.Notification() + "\r\n"
 	now, idle := s.since(), int64(s.cfg.IdleTimeout)
 	n := 0
-	for c := range s.subs {
+	for c := range s.conns {
+		if !c.notifying {
+			continue
+		}
 		// The idle timeout is checked here, when it matters, rather than
 		// by a timer per connection: leaving notification mode is silent,
 		// so the two are indistinguishable on the wire.
 		if now-c.lastLine.Load() > idle {
-			c.notifying = false
-			delete(s.subs, c)
+			s.setNotifying(c, false)
 			s.log.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
 			continue
 		}
 		ok, kick := c.push(line)
 		if !ok {
-			c.notifying = false
-			delete(s.subs, c)
+			s.setNotifying(c, false)
 			continue
 		}
 		n++
@@ -371,6 +392,31 @@ func (s *Server) fanout(kind wire.Kind) int {
 		}
 	}
 	return n
+}
+
+// pusher writes the pushes that fan-out queued, one connection after
+// another, without waiting on any socket (see conn.kick). A publish thus
+// returns once its pushes are queued, and when publishes come faster than
+// their pushes are written, a connection's queued pushes go out in one
+// write. A connection's kick is pending at most once, so pushq holds at
+// most one entry per connection. At shutdown, what is left is flushed by
+// each connection as it closes.
+func (s *Server) pusher() {
+	var batch []*conn
+	for {
+		select {
+		case <-s.kwake:
+		case <-s.ctx.Done():
+			return
+		}
+		s.kmu.Lock()
+		batch, s.pushq = s.pushq, batch[:0]
+		s.kmu.Unlock()
+		for _, c := range batch {
+			c.kick()
+		}
+		clear(batch)
+	}
 }
 
 // janitor applies the retention by age once an hour.

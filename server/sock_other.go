@@ -2,10 +2,10 @@
 
 package server
 
-// wait reads as usual: the buffer-free wait of wait_unix.go needs a
+// wait reads as usual: the buffer-free wait of sock_unix.go needs a
 // non-blocking read of the raw socket.
 func (c *conn) wait() {
-	c.r.FillFrom(c.nc)
+	c.r.Filled(c.nc.Read(c.r.Free()))
 	c.serve()
 }
 

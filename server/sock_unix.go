@@ -12,70 +12,65 @@ import (
 // wait waits, without a read buffer, until the socket has input, then
 // reads it into a buffer from the pool in the same step and serves it: one
 // read system call per batch of commands, and an idle connection holds
-// only its goroutine's minimal stack. A connection without a descriptor
-// reads as usual, holding a buffer while it waits.
+// only its goroutine's minimal stack. The raw socket is looked up here
+// rather than kept in the conn: every byte of the conn is paid by every
+// idle connection.
 func (c *conn) wait() {
-	if c.rc == nil {
-		c.r.FillFrom(c.nc)
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
+		c.r.Filled(c.nc.Read(c.r.Free()))
 		c.serve()
 		return
 	}
-	var sr sockReader
-	err := c.rc.Read(func(fd uintptr) bool {
-		// Called at once, then each time the poller says the socket is
-		// readable, until it returns true. Reading (not just polling)
-		// first matters: the poller is edge-triggered, so input that is
-		// already there raises no new event.
-		sr = sockReader{fd: int(fd)}
-		c.r.FillFrom(&sr)
-		if sr.again {
-			c.r.Release()
-			return false
-		}
-		return true
-	})
-	if err != nil { // a deadline (shutdown) or the socket closed by kill
+	rc, err := sc.SyscallConn()
+	if err == nil {
+		err = rc.Read(c.readReady)
+	}
+	if err != nil { // a deadline (shutdown), or the socket closed by kill
 		c.end(err)
 		return
 	}
 	c.serve()
 }
 
-// sockReader is one non-blocking read(2) of a socket, reporting EAGAIN as
-// again rather than as an error, and end of stream as io.EOF as net.Conn
-// does.
-type sockReader struct {
-	fd    int
-	again bool
-}
-
-func (s *sockReader) Read(p []byte) (int, error) {
+// readReady is called by the poller at once, then each time the socket is
+// readable, until it returns true. Reading (not just polling) first
+// matters: the poller is edge-triggered, so input that is already there
+// raises no new event.
+func (c *conn) readReady(fd uintptr) bool {
 	for {
-		n, err := syscall.Read(s.fd, p)
+		n, err := syscall.Read(int(fd), c.r.Free())
 		switch {
 		case errors.Is(err, syscall.EINTR):
 			continue
 		case errors.Is(err, syscall.EAGAIN):
-			s.again = true
-			return 0, nil
+			c.r.Release() // nothing after all: wait without the buffer
+			return false
 		case err != nil:
-			return 0, os.NewSyscallError("read", err)
-		case n == 0 && len(p) > 0:
-			return 0, io.EOF
+			c.r.Filled(0, os.NewSyscallError("read", err))
+		case n == 0:
+			c.r.Filled(0, io.EOF)
+		default:
+			c.r.Filled(n, nil)
 		}
-		return n, nil
+		return true
 	}
 }
 
 // writeNow writes what the socket's send buffer takes at once, without
 // waiting: errWouldBlock when it takes nothing, or less than all of buf.
 func (c *conn) writeNow(buf []byte) (int, error) {
-	if c.rc == nil {
+	sc, ok := c.nc.(syscall.Conn)
+	if !ok {
 		return 0, errWouldBlock
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, err
 	}
 	var n int
 	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
+	err = rc.Write(func(fd uintptr) bool {
 		for {
 			n, werr = syscall.Write(int(fd), buf)
 			if !errors.Is(werr, syscall.EINTR) {

@@ -99,10 +99,10 @@ func BenchmarkReadLineClientBatch(b *testing.B) {
 // connections hold none, and takes one again for the next batch. One op
 // is a batch with that round trip through the pool, which is what the
 // pooling costs a busy connection over BenchmarkReadLineClientBatch. The
-// batch comes in through FillFrom, as the server reads once its socket is
+// batch is read into Free, as the server reads once its socket is
 // readable.
 func BenchmarkReadLinePooledCycle(b *testing.B) {
-	n := strings.Count(clientBatch, "\n")
+	lines := strings.Count(clientBatch, "\n")
 	pool := &sync.Pool{New: func() any { buf := make([]byte, wire.MaxLine+2); return &buf }}
 	src := &loopReader{data: []byte(clientBatch)}
 	r := wire.NewPooledReader(src, pool)
@@ -110,8 +110,8 @@ func BenchmarkReadLinePooledCycle(b *testing.B) {
 		if !r.Release() {
 			b.Fatal("Release() = false with nothing buffered")
 		}
-		r.FillFrom(src)
-		for range n {
+		r.Filled(src.Read(r.Free()))
+		for range lines {
 			if _, err := r.ReadLine(); err != nil {
 				b.Fatal(err)
 			}

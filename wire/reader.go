@@ -52,16 +52,23 @@ func (r *Reader) Release() bool {
 	return true
 }
 
-// FillFrom reads once from rd, instead of the underlying reader, into the
-// buffer (taken from the pool if the Reader holds none), and returns the
-// number of bytes read. An error from rd is kept for ReadLine, as one from
-// the underlying reader would be. A server with many quiet connections
-// waits for a socket to become readable without a buffer, then reads with
-// FillFrom; rd returning 0, nil (nothing there after all) leaves the
-// buffer to Release.
-func (r *Reader) FillFrom(rd io.Reader) int {
+// Free returns the room after the unread bytes, taking a buffer from the
+// pool if the Reader holds none, for a read the caller makes itself; Filled
+// then records it. A server with many quiet connections waits for a socket
+// to become readable without a buffer, then reads into Free: when the read
+// finds nothing after all, Release gives the buffer back.
+func (r *Reader) Free() []byte {
 	r.grab()
-	return r.readOnce(rd)
+	return r.buf[r.end:]
+}
+
+// Filled records a read of n bytes into Free's slice, and its error, which
+// ReadLine returns once the bytes before it are read.
+func (r *Reader) Filled(n int, err error) {
+	r.end += n
+	if err != nil {
+		r.err = err
+	}
 }
 
 // ReadLine returns the next line without its terminator. The slice is only
@@ -140,9 +147,6 @@ func (r *Reader) grab() {
 
 func (r *Reader) readOnce(rd io.Reader) int {
 	n, err := rd.Read(r.buf[r.end:])
-	r.end += n
-	if err != nil {
-		r.err = err
-	}
+	r.Filled(n, err)
 	return n
 }

@@ -379,8 +379,8 @@ func summary(lines []string) string {
 }
 
 // A pooled Reader gives its buffer back when nothing is buffered, takes
-// one again for FillFrom or a read, and keeps lines intact across that.
-func TestPooledReaderReleaseAndFillFrom(t *testing.T) {
+// one again for Free or a read, and keeps lines intact across that.
+func TestPooledReaderReleaseAndFree(t *testing.T) {
 	news := 0
 	pool := &sync.Pool{New: func() any { news++; b := make([]byte, wire.MaxLine+2); return &b }}
 	r := wire.NewPooledReader(strings.NewReader("ified?\r\nnot"), pool)
@@ -388,9 +388,11 @@ func TestPooledReaderReleaseAndFillFrom(t *testing.T) {
 		t.Fatal("a fresh reader has something buffered")
 	}
 	// As a server does once an idle socket is readable.
-	if n := r.FillFrom(strings.NewReader("random?\r\nclass")); n != 14 {
-		t.Fatalf("FillFrom read %d bytes, want 14", n)
+	free := r.Free()
+	if len(free) != wire.MaxLine+2 {
+		t.Fatalf("Free() has room for %d bytes, want %d", len(free), wire.MaxLine+2)
 	}
+	r.Filled(copy(free, "random?\r\nclass"), nil)
 	line, err := r.ReadLine()
 	if err != nil || string(line) != "random?" {
 		t.Fatalf("first line %q, %v", line, err)
@@ -413,26 +415,21 @@ func TestPooledReaderReleaseAndFillFrom(t *testing.T) {
 	}
 }
 
-// nothing is a socket with nothing to read after all (EAGAIN).
-type nothing struct{}
-
-func (nothing) Read([]byte) (int, error) { return 0, nil }
-
-// FillFrom that reads nothing leaves the buffer to Release; an error it
-// meets is ReadLine's.
-func TestFillFromNothingThenError(t *testing.T) {
+// Free taken for a read that found nothing leaves the buffer to Release;
+// an error recorded by Filled is ReadLine's, after the bytes before it.
+func TestFreeNothingThenError(t *testing.T) {
 	pool := &sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }}
 	r := wire.NewPooledReader(strings.NewReader(""), pool)
-	if n := r.FillFrom(nothing{}); n != 0 {
-		t.Fatalf("FillFrom(nothing) = %d", n)
-	}
+	_ = r.Free()
+	r.Filled(0, nil)
 	if !r.Release() {
 		t.Fatal("Release after reading nothing reported something buffered")
 	}
-	if n := r.FillFrom(iotest.ErrReader(io.EOF)); n != 0 {
-		t.Fatalf("FillFrom(EOF) = %d", n)
+	r.Filled(copy(r.Free(), "notif\r\n"), io.EOF)
+	if line, err := r.ReadLine(); err != nil || string(line) != "notif" {
+		t.Fatalf("ReadLine before the error: %q, %v", line, err)
 	}
 	if _, err := r.ReadLine(); err != io.EOF {
-		t.Fatalf("ReadLine after FillFrom met EOF: %v, want io.EOF", err)
+		t.Fatalf("ReadLine after Filled met EOF: %v, want io.EOF", err)
 	}
 }
