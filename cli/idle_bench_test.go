@@ -7,20 +7,31 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/harkapp/hark/internal/proctest"
 )
 
 // BenchmarkIdleConnRSS measures what an idle connection in notification
 // mode costs the real `hark serve` process: its resident memory before
 // and after HARK_IDLE_CONNS connections (default 10,000) have each sent
 // notif and read OK, divided by their number. The connections come from
-// this process; both ends need that many file descriptors.
+// this process; both ends need that many file descriptors. Then, for
+// HARK_IDLE_WAIT (default 10s), it measures the server's CPU use while
+// they stay idle.
 //
 //	go test -run '^$' -bench IdleConnRSS -benchtime 1x -count 3 ./cli/
 func BenchmarkIdleConnRSS(b *testing.B) {
 	n := 10000
+	idle := 10 * time.Second
+	if v := os.Getenv("HARK_IDLE_WAIT"); v != "" {
+		var err error
+		if idle, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("HARK_IDLE_WAIT=%q: %v", v, err)
+		}
+	}
 	if v := os.Getenv("HARK_IDLE_CONNS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
@@ -37,7 +48,7 @@ func BenchmarkIdleConnRSS(b *testing.B) {
 	for b.Loop() {
 		p := startHark(b, b.TempDir(), "--max-conns", strconv.Itoa(n+10))
 		pid := p.cmd.Process.Pid
-		before := vmRSS(b, pid)
+		before := proctest.StatusKiB(b, pid, "VmRSS")
 		conns := make([]net.Conn, 0, n)
 		for range n {
 			c, err := net.Dial("tcp", p.proto)
@@ -52,29 +63,19 @@ func BenchmarkIdleConnRSS(b *testing.B) {
 				b.Fatalf("notif: %q, %v", l, err)
 			}
 		}
-		after := vmRSS(b, pid)
+		after := proctest.StatusKiB(b, pid, "VmRSS")
 		b.ReportMetric(float64(after-before)*1024/float64(n), "server-B/conn")
 		b.ReportMetric(float64(after)/1024, "server-MiB")
+		// Then the server's CPU while the connections stay idle.
+		cpu0 := proctest.CPUTicks(b, pid)
+		start := time.Now()
+		time.Sleep(idle) // the measurement itself: idle is what is measured
+		ticks := proctest.CPUTicks(b, pid) - cpu0
+		b.ReportMetric(float64(ticks)/100/time.Since(start).Seconds()*100, "server-idle-cpu-%")
 		for _, c := range conns {
 			c.Close()
 		}
 		p.cmd.Process.Kill()
 		p.wait(b, testTimeout)
 	}
-}
-
-// vmRSS is a process's resident memory in KiB.
-func vmRSS(tb testing.TB, pid int) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return n
-		}
-	}
-	tb.Fatal("no VmRSS")
-	return 0
 }

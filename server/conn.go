@@ -33,17 +33,21 @@ type conn struct {
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
 
-	// Guarded by Server.mu.
-	notifying bool
-	own       cursor  // read position while not identified
-	cl        *client // set by hello; the read position then lives there
+	// Guarded by Server.mu (and notifying, below).
+	own cursor  // read position while not identified
+	cl  *client // set by hello; the read position then lives there
 
 	wmu sync.Mutex // held while writing to nc, so lines never interleave
 
-	omu       sync.Mutex // guards the fields below
+	omu       sync.Mutex // guards out, scheduled and dead
 	out       []byte     // replies and notifications not yet written, in order
-	scheduled bool       // a flush goroutine is on its way
+	scheduled bool       // a kick or flush is on its way
 	dead      bool
+
+	// Here rather than with the fields Server.mu guards, because the
+	// three bools share a word: every byte of a conn is paid by every
+	// idle connection.
+	notifying bool
 }
 
 // pos returns the connection's read position. Server.mu must be held.

@@ -2,12 +2,11 @@ package tray_test
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/harkapp/hark/internal/desktoptest"
+	"github.com/harkapp/hark/internal/proctest"
 )
 
 // BenchmarkTrayIdle measures what the tray costs while nothing happens:
@@ -37,49 +36,18 @@ func BenchmarkTrayIdle(b *testing.B) {
 		hark.await(b, `msg=connected`)
 		hark.await(b, `msg="popup shown"`)
 		pid := hark.cmd.Process.Pid
-		cpu0 := cpuTicks(b, pid)
+		cpu0 := proctest.CPUTicks(b, pid)
 		start := time.Now()
 		time.Sleep(idle) // the measurement itself: idle is what is measured
-		cpu1 := cpuTicks(b, pid)
+		cpu1 := proctest.CPUTicks(b, pid)
 		elapsed := time.Since(start)
-		rss := statusKiB(b, pid, "VmRSS")
-		b.ReportMetric(float64(statusKiB(b, pid, "RssAnon"))/1024, "anon_MiB")
-		b.ReportMetric(float64(statusKiB(b, pid, "RssFile"))/1024, "file_MiB")
+		rss := proctest.StatusKiB(b, pid, "VmRSS")
+		b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssAnon"))/1024, "anon_MiB")
+		b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssFile"))/1024, "file_MiB")
 		// Linux counts CPU time in USER_HZ ticks, 100 per second on every
 		// mainstream architecture.
 		cpuPct := float64(cpu1-cpu0) / 100 / elapsed.Seconds() * 100
 		b.ReportMetric(float64(rss)/1024, "rss_MiB")
 		b.ReportMetric(cpuPct, "cpu_%")
 	}
-}
-
-// cpuTicks is the process's user+system CPU time from /proc/PID/stat.
-func cpuTicks(tb testing.TB, pid int) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	// The command name, in parentheses, may hold spaces: count fields
-	// after its closing parenthesis. utime and stime are fields 14, 15.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	s, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + s
-}
-
-// statusKiB is a memory figure (VmRSS, RssAnon, RssFile) from
-// /proc/PID/status.
-func statusKiB(tb testing.TB, pid int, field string) int64 {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return n
-		}
-	}
-	tb.Fatalf("no %s in /proc/%d/status", field, pid)
-	return 0
 }
