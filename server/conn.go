@@ -21,11 +21,12 @@ import (
 // written, so a flood of commands cannot grow a connection's buffer.
 const flushAt = 32 << 10
 
-// conn is one protocol connection. One goroutine (serve) reads and answers
-// commands; fan-out appends notifications to out and, when nobody is
-// writing, starts a short-lived goroutine to write them. Lock order:
-// conn.wmu, then Server.mu, then conn.omu; fan-out, which runs under
-// Server.mu, therefore never waits for a socket.
+// conn is one protocol connection. One goroutine at a time (serve, or
+// wait while idle) reads and answers commands; fan-out appends
+// notifications to out, and the server's pusher writes them without
+// waiting (kick), leaving a goroutine to wait only for a full socket.
+// Lock order: conn.wmu, then Server.mu, then conn.omu; fan-out, which
+// runs under Server.mu, therefore never waits for a socket.
 type conn struct {
 	s  *Server
 	nc net.Conn
