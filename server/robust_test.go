@@ -140,18 +140,7 @@ func TestSlowReaderDropped(t *testing.T) {
 	// fill after a few hundred notifications instead of a few hundred
 	// thousand.
 	s := startServer(t, Config{MaxQueue: 1 << 10, SendBuffer: 4 << 10})
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		ctlErr := rc.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-		})
-		return errors.Join(ctlErr, err)
-	}}
-	snc, err := d.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snc.Close()
+	snc := dialSmallReceiveBuffer(t, s)
 	slow := linetest.New(t, snc)
 	slow.Send("notif")
 	slow.Expect("OK")
@@ -275,18 +264,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // queue in order.
 func TestPausedReaderGetsEveryLine(t *testing.T) {
 	s := startServer(t, Config{SendBuffer: 4 << 10})
-	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var err error
-		ctlErr := rc.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-		})
-		return errors.Join(ctlErr, err)
-	}}
-	nc, err := d.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := dialSmallReceiveBuffer(t, s)
 	c := linetest.New(t, nc)
 	c.Send("notif")
 	c.Expect("OK")
@@ -324,4 +302,25 @@ func TestPushAfterQuietLongerThanWriteTimeout(t *testing.T) {
 	c.Expect("notif: classified")
 	c.Send("classified?")
 	c.Expect("later")
+}
+
+// dialSmallReceiveBuffer connects to s with a 1 KiB receive buffer, so
+// that a client that stops reading fills its socket after a few hundred
+// notifications instead of a few hundred thousand. The test's cleanup
+// closes it.
+func dialSmallReceiveBuffer(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		ctlErr := rc.Control(func(fd uintptr) {
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+		return errors.Join(ctlErr, err)
+	}}
+	nc, err := d.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
 }

@@ -445,24 +445,20 @@ class PublishAPI(web_resource.Resource):
         return body
 
     def post_random(self, request):
-        body = self._body(request)
-        if body is None:
-            return _too_big(request)
-        try:
-            value = parse_random(body)
-        except Invalid as e:
-            return _json(request, 400, {"error": str(e)})
-        return self._publish(request, KIND_RANDOM, value)
+        return self._post(request, KIND_RANDOM, parse_random)
 
     def post_classified(self, request):
+        return self._post(request, KIND_CLASSIFIED, validate_ad)
+
+    def _post(self, request, kind, parse):
         body = self._body(request)
         if body is None:
             return _too_big(request)
         try:
-            value = validate_ad(body)
+            value = parse(body)
         except Invalid as e:
             return _json(request, 400, {"error": str(e)})
-        return self._publish(request, KIND_CLASSIFIED, value)
+        return self._publish(request, kind, value)
 
     def _publish(self, request, kind, value):
         now = time.time_ns()
