@@ -91,9 +91,8 @@ type Server struct {
 	err    error // Shutdown's result
 
 	pubMu sync.Mutex // serialises publishes, so id order is fan-out order
-	kicks []*conn    // guarded by pubMu: connections to kick after a fan-out
 
-	kmu   sync.Mutex
+	kmu   sync.Mutex    // taken after mu
 	pushq []*conn       // guarded by kmu: connections the pusher must kick, in fan-out order
 	kwake chan struct{} // capacity 1: pushq has work
 
@@ -333,11 +332,6 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 	}
 	n := s.fanout(kind)
 	s.mu.Unlock()
-	s.kmu.Lock()
-	s.pushq = append(s.pushq, s.kicks...)
-	s.kmu.Unlock()
-	clear(s.kicks)
-	s.kicks = s.kicks[:0]
 	select {
 	case s.kwake <- struct{}{}:
 	default: // the pusher is awake already
@@ -362,10 +356,12 @@ func (s *Server) setNotifying(c *conn, on bool) {
 }
 
 // fanout queues a notification on every connection in notification mode,
-// and lists in s.kicks those that need a write. It never blocks on a
+// and hands those that need a write to the pusher. It never blocks on a
 // socket: a connection whose queue is full is dropped, and everyone else is
-// notified on time. s.mu and s.pubMu must be held.
+// notified on time. s.mu must be held.
 func (s *Server) fanout(kind wire.Kind) int {
+	s.kmu.Lock()
+	defer s.kmu.Unlock()
 	line := kind.Notification() + "\r\n"
 	now, idle := s.since(), int64(s.cfg.IdleTimeout)
 	n := 0
@@ -388,7 +384,7 @@ func (s *Server) fanout(kind wire.Kind) int {
 		}
 		n++
 		if kick {
-			s.kicks = append(s.kicks, c)
+			s.pushq = append(s.pushq, c)
 		}
 	}
 	return n

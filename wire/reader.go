@@ -122,7 +122,9 @@ func (r *Reader) fill() {
 	// A reader returning 0, nil forever would spin; io.Reader's contract
 	// discourages it, and after a few tries it is treated as no progress.
 	for tries := 0; tries < 100; tries++ {
-		if r.readOnce(r.rd) > 0 || r.err != nil {
+		n, err := r.rd.Read(r.buf[r.end:])
+		r.Filled(n, err)
+		if n > 0 || err != nil {
 			return
 		}
 	}
@@ -143,10 +145,4 @@ func (r *Reader) grab() {
 		r.scanned -= r.start
 		r.start, r.end = 0, n
 	}
-}
-
-func (r *Reader) readOnce(rd io.Reader) int {
-	n, err := rd.Read(r.buf[r.end:])
-	r.Filled(n, err)
-	return n
 }
