@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,7 +14,12 @@ import (
 	"github.com/harkapp/hark/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if code, child := floorChild(); child { // BenchmarkLoopbackFloor's server process
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // timeout bounds every wait of these tests.
 const timeout = 10 * time.Second

@@ -45,11 +45,11 @@ const (
 	floorPush  = "notif: classified\r\n"
 	floorBatch = "seen 4181\r\nstop_notif\r\nclassified?\r\nnotif\r\n"
 	floorReply = "OK\r\nOK\r\n4182 Nice appart in the 11e.\r\nOK\r\n"
-	floorEnv   = "HARK_FLOOR_SERVER" // set: this test binary is the floor's server
+	floorEnv   = "HARK_FLOOR_SERVER" // set (to N clients): this test binary is the floor's server
 )
 
 func floor(b *testing.B, n int) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFloorServerProcess$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$") // TestMain runs floorChild
 	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(n))
 	cmd.Stderr = os.Stderr
 	ctl, err := cmd.StdinPipe()
@@ -144,21 +144,34 @@ func floorCPU(b *testing.B, pid int) time.Duration {
 	return time.Duration((server.cpu + selfProc().cpu) * float64(time.Second))
 }
 
-// TestFloorServerProcess is the server side of BenchmarkLoopbackFloor when
-// run as its child process; otherwise it returns at once. It accepts the
+// floorChild runs the server side of BenchmarkLoopbackFloor when this test
+// binary was started as its child process (floorEnv set), and reports its
+// exit status; child is false in any other run. The server accepts the
 // clients, answers each batch with one write, and writes a push to every
-// connection for each "push" line on its stdin.
-func TestFloorServerProcess(t *testing.T) {
-	n, err := strconv.Atoi(os.Getenv(floorEnv))
-	if err != nil {
-		return // not the child process
+// connection for each line on its stdin, until stdin ends.
+func floorChild() (code int, child bool) {
+	v := os.Getenv(floorEnv)
+	if v == "" {
+		return 0, false
 	}
+	n, err := strconv.Atoi(v)
+	if err == nil {
+		err = floorServer(n)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor server:", err)
+		return 1, true
+	}
+	return 0, true
+}
+
+func floorServer(n int) error {
 	if err := raiseFileLimit(n, func(string) {}); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer ln.Close()
 	fmt.Println(ln.Addr())
@@ -173,7 +186,7 @@ func TestFloorServerProcess(t *testing.T) {
 	for range n {
 		sc, err := ln.Accept()
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		conns = append(conns, sc)
 		wg.Add(1)
@@ -195,8 +208,9 @@ func TestFloorServerProcess(t *testing.T) {
 	for ctl.Scan() {
 		for _, sc := range conns {
 			if _, err := sc.Write([]byte(floorPush)); err != nil {
-				t.Fatal(err)
+				return err
 			}
 		}
 	}
+	return ctl.Err()
 }
