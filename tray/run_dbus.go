@@ -4,8 +4,6 @@ package tray
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"fyne.io/systray"
 )
@@ -18,23 +16,11 @@ import (
 // drawing only once systray can take it. Freedesktop systray needs no
 // native event loop, so the app goroutine can be this one.
 func runSystray(ctx context.Context, a *app) error {
-	// Set before starting: systray turns the title into the item's Id,
-	// which panels use to remember where the icon sits.
-	systray.SetTitle("hark")
-	systray.SetIcon(a.view(time.Now()).Icon)
-	systray.SetTooltip("hark")
+	setItem(a)
 	built := make(chan *systrayUI, 1)
 	start, end := systray.RunWithExternalLoop(func() { built <- newSystrayUI() }, nil)
 	start()
-	u := <-built
-	a.ui = u
-
-	fctx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	u.forward(fctx, &wg, a.actions)
-	err := a.run(ctx)
-	stop()
-	wg.Wait()
+	err := a.runWith(ctx, <-built)
 	end()
 	return err
 }

@@ -4,8 +4,6 @@ package tray
 
 import (
 	"context"
-	"sync"
-	"time"
 
 	"fyne.io/systray"
 )
@@ -13,21 +11,13 @@ import (
 // runSystray runs the tray on the calling goroutine (the main one, as
 // Windows and macOS need for their event loops) until the app ends.
 func runSystray(ctx context.Context, a *app) error {
-	systray.SetTitle("hark")
-	systray.SetIcon(a.view(time.Now()).Icon)
-	systray.SetTooltip("hark")
+	setItem(a)
 	var err error
 	systray.Run(func() {
 		// onReady must return promptly: the menu is served only after.
 		u := newSystrayUI()
-		a.ui = u
 		go func() {
-			fctx, stop := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			u.forward(fctx, &wg, a.actions)
-			err = a.run(ctx)
-			stop()
-			wg.Wait()
+			err = a.runWith(ctx, u)
 			systray.Quit()
 		}()
 	}, nil)

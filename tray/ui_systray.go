@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"fyne.io/systray"
 )
@@ -19,6 +20,28 @@ type systrayUI struct {
 	reconnect, quit                    *systray.MenuItem
 	last                               view
 	drawn                              bool
+}
+
+// setItem gives the item its title, first icon and tooltip before
+// systray starts: systray turns the title into the item's Id, which panels
+// use to remember where the icon sits.
+func setItem(a *app) {
+	systray.SetTitle("hark")
+	systray.SetIcon(a.view(time.Now()).Icon)
+	systray.SetTooltip("hark")
+}
+
+// runWith runs the app with u as its UI until the app ends, forwarding the
+// menu's clicks to it meanwhile.
+func (a *app) runWith(ctx context.Context, u *systrayUI) error {
+	a.ui = u
+	fctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	u.forward(fctx, &wg, a.actions)
+	err := a.run(ctx)
+	stop()
+	wg.Wait()
+	return err
 }
 
 func newSystrayUI() *systrayUI {
