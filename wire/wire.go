@@ -23,8 +23,9 @@ const (
 	CmdClassified = "classified?"
 	CmdNotify     = "notif"
 	CmdStopNotify = "stop_notif"
-	// CmdHello is hark's identification extension: "hello <client-id>".
-	// A version-1 server answers it with ERR unknown command (or not at all).
+	// CmdHello is hark's identification extension: "hello <client-id>",
+	// or "hello <client-id> v2" for the extended reply (see Hello). A
+	// version-1 server answers it with ERR unknown command (or not at all).
 	CmdHello = "hello"
 	// CmdSeen acknowledges, after hello, every item received with an id up
 	// to its argument: "seen <id>". Only then does the read position move.
@@ -44,9 +45,18 @@ const (
 	ErrBadClientID     = "ERR bad client id"
 	ErrAlreadyHello    = "ERR already identified"
 	ErrTooManyConns    = "ERR too many connections"
+	ErrTooManyFromAddr = "ERR too many connections from your address"
 	ErrNotIdentified   = "ERR not identified"
 	ErrBadSeenID       = "ERR bad id"
 )
+
+// IsFarewell reports whether line is an error a server sends just before
+// it closes the connection (too many connections, a line too long). It
+// answers no command: a client ends the connection on it, whatever it was
+// waiting for.
+func IsFarewell(line string) bool {
+	return strings.HasPrefix(line, ErrTooManyConns) || line == ErrLineTooLongLine
+}
 
 // Kind names what an item is.
 type Kind string
