@@ -49,33 +49,48 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		idt, err := netclient.OpenIdentity(dir)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (or run with --v1, without an identity)", err)
 		}
 		defer idt.Close()
 		opts.Identity = idt
 	}
-	// A write error (a full disk) ends the session: items the server
-	// counts as read must not be consumed unseen.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // a terminal, not a web page: print <, > and & as they are
-	var werr error
-	err := netclient.NewSession(opts).Run(ctx, func(d netclient.Delivery) {
-		if werr != nil {
-			return
-		}
+	print := func(d netclient.Delivery) error {
+		var err error
 		if *asJSON {
-			werr = enc.Encode(jsonItem(d))
+			err = enc.Encode(jsonItem(d))
 		} else {
-			_, werr = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
+			_, err = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
 		}
-		if werr != nil {
-			werr = fmt.Errorf("writing an item: %w", werr)
+		if err != nil {
+			return fmt.Errorf("writing an item: %w", err)
+		}
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sess := netclient.NewSession(opts)
+	done := make(chan error, 1)
+	go func() { done <- sess.Run(ctx) }()
+	// Items are printed as they come; what was there before this client
+	// first met the server (current) is not news, and not printed. A
+	// write error (a full disk) ends the session: the session counts an
+	// item as shown once it is taken here, so one that cannot be printed
+	// must not be taken.
+	var werr error
+	for ev := range sess.Events() {
+		if ev.Item == nil || ev.Item.Current {
+			continue
+		}
+		if werr = print(*ev.Item); werr != nil {
 			cancel()
+			break
 		}
-	})
-	return errors.Join(err, werr)
+	}
+	cancel()
+	return errors.Join(<-done, werr)
 }
 
 type watchItem struct {

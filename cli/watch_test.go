@@ -1,12 +1,18 @@
 package cli_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,5 +123,113 @@ func TestWatchKill9EveryAdOnce(t *testing.T) {
 			t.Fatalf("printed %q, want %s", it.Value, w)
 		}
 		want++
+	}
+}
+
+// silentServer is a scripted version-1 server that answers the catch-up,
+// announces an ad, and from the client's next batch on answers nothing,
+// as a server that froze: the client's fetch cycle stays pending.
+func silentServer(t *testing.T) (addr string, pending <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				br := bufio.NewReader(nc)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch strings.TrimSpace(l) {
+					case "random?":
+						nc.Write([]byte("7\r\n"))
+					case "classified?":
+						nc.Write([]byte("\r\n"))
+					case "notif":
+						nc.Write([]byte("OK\r\nnotif: classified\r\n"))
+					case "stop_notif":
+						select {
+						case started <- struct{}{}:
+						default:
+						}
+						io.Copy(io.Discard, br) // silence from now on
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String(), started
+}
+
+// TestWatchExitsAtOnceOnSIGTERM: the real `hark watch`, its fetch cycle
+// pending against a server that stopped answering, exits with status 0 on
+// SIGTERM at once. It used to wait out the reply timeout (30 s): the
+// batch ran without cancellation. What it had not acknowledged is offered
+// again next time, so nothing is lost by not waiting.
+func TestWatchExitsAtOnceOnSIGTERM(t *testing.T) {
+	addr, pending := silentServer(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "watch", "--v1", "--server", addr)
+	cmd.Env = append(os.Environ(), reexecEnv+"=1", "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	stderr := newServeLog() // a locked buffer: read while the process writes
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}()
+	select {
+	case <-pending:
+	case err := <-exited:
+		t.Fatalf("hark watch exited early: %v\n%s", err, stderr.String())
+	case <-time.After(testTimeout):
+		t.Fatalf("hark watch never started a fetch cycle\n%s", stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("hark watch after SIGTERM: %v, want exit status 0\n%s", err, stderr.String())
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("hark watch still running %v after SIGTERM: a pending batch held it", testTimeout)
 	}
 }

@@ -77,21 +77,24 @@ func BenchmarkPublishToDelivery(b *testing.B) {
 			b.Error(err)
 		}
 	}()
-	got := make(chan netclient.Delivery, 16)
-	connected := make(chan struct{}, 1)
-	sess := netclient.NewSession(netclient.SessionOptions{
-		Addr: s.Addr().String(), ClientID: "bench",
-		OnState: func(st netclient.State) {
-			if st.Connected {
-				connected <- struct{}{}
-			}
-		},
-	})
+	sess := netclient.NewSession(netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "bench"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
+	go func() { done <- sess.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	<-connected // deliveries of the catch-up at connect are skipped by id below
+	// The consumer is this goroutine, as in the tray's loop: items of the
+	// catch-up at connect are skipped by id below.
+	got := make(chan netclient.Delivery)
+	go func() {
+		for ev := range sess.Events() {
+			if ev.Item != nil {
+				select {
+				case got <- *ev.Item:
+				case <-ctx.Done():
+				}
+			}
+		}
+	}()
 	var total time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

@@ -2,7 +2,9 @@
 // commands matched to replies in order (pipelined when several are in
 // flight), and pushes routed to a handler whatever state the connection is
 // in. It trusts nothing the server sends: a line that cannot be the reply
-// to the command at the head of the queue is a stray, counted and ignored.
+// to the command at the head of the queue is a stray, counted and ignored,
+// and a server that floods it with lines nobody asked for is read more
+// slowly, so it cannot pin the client's CPU.
 package netclient
 
 import (
@@ -20,6 +22,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/harkapp/hark/internal/ratelog"
 	"github.com/harkapp/hark/wire"
 )
 
@@ -36,11 +39,11 @@ type Item struct {
 // ErrClosed is returned by calls on a closed connection.
 var ErrClosed = errors.New("connection closed")
 
-// ErrNoHello is returned by Hello when the server did not answer in time,
-// as a version-1 server may not. The connection is then closed: replies to
-// later commands could not be parsed safely on it (a late OK switches them
-// to carrying ids). Reconnect without hello.
-var ErrNoHello = errors.New("no reply to hello: the server may speak only version 1; reconnect without it")
+// ErrLateHello closes a connection on which the server accepted hello
+// after the client had taken another line for hello's answer (a banner
+// that started with ERR, say): the server now sends item ids the client
+// would not expect. Identify again on a new connection, or go without.
+var ErrLateHello = errors.New("the server accepted hello after another line had been taken for its answer")
 
 // ProtocolError says the server broke the protocol badly enough that the
 // connection cannot go on (a line too long, invalid UTF-8, no reply in
@@ -63,8 +66,22 @@ type Options struct {
 	// reply before the peer is taken for dead and the connection closed
 	// (default 30s). Context deadlines bound each call separately.
 	ReplyTimeout time.Duration
-	Logger       *slog.Logger
+	// UnsolicitedRate and UnsolicitedBurst bound the lines nobody asked
+	// for (pushes and strays) that are read at full speed: a burst, then a
+	// rate per second (defaults 20,000 and 1,000). Beyond them the reader
+	// slows down, and TCP slows the server. The burst covers announcing a
+	// server's whole retention of 10,000 ads at once.
+	UnsolicitedRate  float64
+	UnsolicitedBurst int
+	Logger           *slog.Logger
 }
+
+// Defaults for Options.
+const (
+	DefaultReplyTimeout     = 30 * time.Second
+	DefaultUnsolicitedRate  = 1000
+	DefaultUnsolicitedBurst = 20000
+)
 
 // Conn is a protocol connection. Its methods are safe for concurrent use;
 // commands from several goroutines are queued and pipelined.
@@ -78,11 +95,22 @@ type Conn struct {
 	mu         sync.Mutex
 	queue      []*call // commands written, oldest first, awaiting replies
 	identified bool
-	err        error // set once the connection is closed
+	helloSent  bool    // a hello went out: a later "OK hello" is no stray
+	pending    pending // pushes since the last notif's OK, for TakePushes
+	err        error   // set once the connection is closed
 
 	strays atomic.Int64
+	pushed chan struct{} // one token: pending has something
+	quit   chan struct{} // closed by fail, wakes a throttled reader
 	done   chan struct{} // closed when the reader has exited
 	timer  *time.Timer   // reply deadline for the head of the queue
+	rl     *ratelog.Logger
+}
+
+// pending is what pushes announced since the last notif's OK.
+type pending struct {
+	random bool
+	ads    int
 }
 
 type cmdKind int
@@ -90,8 +118,11 @@ type cmdKind int
 const (
 	cmdRandom cmdKind = iota
 	cmdClassified
-	cmdOK // notif, stop_notif
-	cmdHello
+	cmdOK     // stop_notif
+	cmdNotify // notif: its OK also resets the pushes pending
+	cmdSeen
+	cmdHello   // hello <id>: OK
+	cmdHelloV2 // hello <id> v2: OK hello epoch=… latest=…
 )
 
 type call struct {
@@ -102,8 +133,9 @@ type call struct {
 }
 
 type result struct {
-	item Item
-	err  error
+	item  Item
+	hello wire.Hello // of a hello v2
+	err   error
 }
 
 // Dial connects to a hark server at addr (host:port).
@@ -121,12 +153,21 @@ func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
 // then owns.
 func New(nc net.Conn, opts Options) *Conn {
 	if opts.ReplyTimeout <= 0 {
-		opts.ReplyTimeout = 30 * time.Second
+		opts.ReplyTimeout = DefaultReplyTimeout
+	}
+	if opts.UnsolicitedRate <= 0 {
+		opts.UnsolicitedRate = DefaultUnsolicitedRate
+	}
+	if opts.UnsolicitedBurst <= 0 {
+		opts.UnsolicitedBurst = DefaultUnsolicitedBurst
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Conn{nc: nc, opts: opts, log: opts.Logger, done: make(chan struct{})}
+	c := &Conn{
+		nc: nc, opts: opts, log: opts.Logger, rl: ratelog.New(opts.Logger, 0),
+		pushed: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+	}
 	c.timer = time.AfterFunc(time.Hour, c.replyTimedOut)
 	c.timer.Stop()
 	go c.readLoop()
@@ -152,7 +193,26 @@ func (c *Conn) Err() error {
 func (c *Conn) Close() error {
 	c.fail(ErrClosed)
 	<-c.done
+	c.rl.Close()
 	return nil
+}
+
+// Pushed receives a value when a push has arrived since the last
+// TakePushes.
+func (c *Conn) Pushed() <-chan struct{} { return c.pushed }
+
+// TakePushes returns what pushes have announced since the last call, or
+// since the OK of the last notif, whichever came later, and starts
+// counting afresh. Right after notif's OK the server announces every
+// unread ad and a newer random number, so pushes read before that OK are
+// covered: however many arrive while a fetch cycle is pending, they add
+// up to one more cycle, never to one per push.
+func (c *Conn) TakePushes() (random bool, ads int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pending
+	c.pending = pending{}
+	return p.random, p.ads
 }
 
 // Random asks for the latest random number.
@@ -179,21 +239,32 @@ func (c *Conn) StopNotify(ctx context.Context) error {
 	return err
 }
 
-// Hello identifies the connection (hark's extension). A version-1 server
-// answers with an error, or not at all: the caller bounds the wait with
-// ctx; when its deadline passes first, Hello closes the connection and
-// returns ErrNoHello. After the OK, replies carry item ids (the switch follows the
-// wire: commands pipelined behind hello are parsed with ids).
-func (c *Conn) Hello(ctx context.Context, clientID string) error {
+// Hello identifies the connection (hark's extension) and returns what the
+// server told of its store. It asks for the extended reply first ("hello
+// <id> v2"); a hark server from before epochs refuses that form with ERR
+// bad client id, and Hello then identifies with the plain form, whose OK
+// tells nothing: the result's Epoch is then "". A version-1 server answers
+// a ServerError (ERR unknown command), or nothing, which the reply timeout
+// ends like any other silence. Lines that cannot be hello's answer, a
+// banner "OK" or "Welcome!" for instance, are strays. From hello's OK on,
+// replies carry item ids (the switch follows the wire: commands pipelined
+// behind hello are parsed with ids).
+func (c *Conn) Hello(ctx context.Context, clientID string) (wire.Hello, error) {
 	if err := wire.ValidateClientID(clientID); err != nil {
-		return err
+		return wire.Hello{}, err
 	}
-	_, err := c.Do(ctx, HelloCmd(clientID))
-	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		c.fail(ErrNoHello)
-		return fmt.Errorf("%w (%w)", ErrNoHello, err)
+	r, err := c.do(ctx, []Cmd{HelloV2Cmd(clientID)})
+	var se *ServerError
+	if errors.As(err, &se) && se.Line == wire.ErrBadClientID {
+		// The id is valid (checked above), so the server knows hello but
+		// not its second word.
+		_, err = c.do(ctx, []Cmd{HelloCmd(clientID)})
+		return wire.Hello{}, err
 	}
-	return err
+	if err != nil {
+		return wire.Hello{}, err
+	}
+	return r[0].hello, nil
 }
 
 // Cmd is a command line for Do, which pipelines several in one write.
@@ -207,11 +278,14 @@ const (
 	StopNotifyCmd Cmd = wire.CmdStopNotify
 )
 
-// HelloCmd is the identification command for clientID.
+// HelloCmd is the plain identification command for clientID, answered OK.
 func HelloCmd(clientID string) Cmd { return Cmd(wire.CmdHello + " " + clientID) }
 
+// HelloV2Cmd asks for the extended reply, which tells the store's epoch.
+func HelloV2Cmd(clientID string) Cmd { return HelloCmd(clientID) + " " + wire.HelloV2 }
+
 // SeenCmd acknowledges, after hello, every item received with an id up to
-// id; the server answers OK once that is on disk.
+// id. The server answers OK at once and writes the position soon after.
 func SeenCmd(id uint64) Cmd { return Cmd(wire.CmdSeen + " " + strconv.FormatUint(id, 10)) }
 
 func (c Cmd) kind() cmdKind {
@@ -220,8 +294,15 @@ func (c Cmd) kind() cmdKind {
 		return cmdRandom
 	case ClassifiedCmd:
 		return cmdClassified
+	case NotifyCmd:
+		return cmdNotify
 	}
-	if strings.HasPrefix(string(c), wire.CmdHello+" ") {
+	switch {
+	case strings.HasPrefix(string(c), wire.CmdSeen+" "):
+		return cmdSeen
+	case strings.HasPrefix(string(c), wire.CmdHello+" ") && strings.HasSuffix(string(c), " "+wire.HelloV2):
+		return cmdHelloV2
+	case strings.HasPrefix(string(c), wire.CmdHello+" "):
 		return cmdHello
 	}
 	return cmdOK
@@ -249,6 +330,15 @@ func first(r []Item, err error) (Item, error) {
 // thrown away, since the server may already count it as read. When ctx
 // ends first, the replies still in flight are read and discarded.
 func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
+	rs, err := c.do(ctx, cmds)
+	items := make([]Item, len(rs))
+	for i, r := range rs {
+		items[i] = r.item
+	}
+	return items, err
+}
+
+func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
@@ -275,6 +365,9 @@ func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
 	now := time.Now()
 	for i, cmd := range cmds {
 		calls[i] = &call{kind: cmd.kind(), line: string(cmd), res: make(chan result, 1), since: now}
+		if k := calls[i].kind; k == cmdHello || k == cmdHelloV2 {
+			c.helloSent = true
+		}
 		buf = append(buf, cmd...)
 		buf = append(buf, '\r', '\n')
 	}
@@ -292,19 +385,19 @@ func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
 		c.fail(fmt.Errorf("write: %w", err))
 	}
 
-	items := make([]Item, len(calls))
+	rs := make([]result, len(calls))
 	for i, cl := range calls {
 		select {
 		case r := <-cl.res:
 			if r.err != nil {
-				return items[:i], r.err
+				return rs[:i], r.err
 			}
-			items[i] = r.item
+			rs[i] = r
 		case <-ctx.Done():
-			return items[:i], ctx.Err()
+			return rs[:i], ctx.Err()
 		}
 	}
-	return items, nil
+	return rs, nil
 }
 
 // fail closes the connection with err (the first error wins) and fails
@@ -319,6 +412,7 @@ func (c *Conn) fail(err error) {
 	q := c.queue
 	c.queue = nil
 	c.timer.Stop()
+	close(c.quit)
 	c.mu.Unlock()
 	_ = c.nc.Close()
 	for _, cl := range q {
@@ -346,6 +440,7 @@ func (c *Conn) replyTimedOut() {
 func (c *Conn) readLoop() {
 	defer close(c.done)
 	r := wire.NewReader(c.nc)
+	b := bucket{rate: c.opts.UnsolicitedRate, burst: float64(c.opts.UnsolicitedBurst), tokens: float64(c.opts.UnsolicitedBurst), at: time.Now()}
 	for {
 		line, err := r.ReadLine()
 		if err != nil {
@@ -364,14 +459,54 @@ func (c *Conn) readLoop() {
 			c.fail(&ProtocolError{Msg: "the server sent a line that is not UTF-8"})
 			return
 		}
-		c.dispatch(line)
+		if !c.dispatch(line) {
+			if wait := b.take(time.Now()); wait > 0 && !c.throttle(wait) {
+				return // closed while waiting; fail has run
+			}
+		}
 	}
 }
 
-// dispatch routes one line: a push to OnNotify, a reply to the command at
-// the head of the queue if it can be that command's reply, anything else
-// to the stray count.
-func (c *Conn) dispatch(line []byte) {
+// bucket is a token bucket for the lines nobody asked for.
+type bucket struct {
+	rate, burst, tokens float64
+	at                  time.Time
+}
+
+// take takes a token, and returns how long to wait before reading on
+// when there was none: long enough for a batch of tokens, so that a
+// flood costs a timer per hundred lines, not one per line.
+func (b *bucket) take(now time.Time) time.Duration {
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.at).Seconds()*b.rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	batch := min(100, b.burst)
+	return time.Duration((batch - b.tokens) / b.rate * float64(time.Second))
+}
+
+// throttle waits before the next read, and reports false if the
+// connection closed meanwhile.
+func (c *Conn) throttle(wait time.Duration) bool {
+	c.rl.Warn("the server sends more lines than were asked for: reading more slowly", "addr", c.nc.RemoteAddr(), "pause", wait.Round(time.Millisecond))
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.quit:
+		return false
+	}
+}
+
+// dispatch routes one line: a push to the pending pushes and OnNotify, a
+// reply to the command at the head of the queue if it can be that
+// command's reply, anything else to the stray count. It reports whether
+// the line answered a command; pushes and strays are what a flooding
+// server sends.
+func (c *Conn) dispatch(line []byte) (reply bool) {
 	if bytes.HasPrefix(line, []byte(wire.NotifPrefix)) {
 		switch string(line) {
 		case wire.NotifRandom:
@@ -381,25 +516,52 @@ func (c *Conn) dispatch(line []byte) {
 		default:
 			c.stray(line, "unknown push")
 		}
-		return
+		return false
+	}
+	if wire.IsFarewell(string(line)) {
+		// The server closes after it, whatever was asked.
+		c.fail(&ServerError{Line: string(line)})
+		return true
 	}
 	c.mu.Lock()
 	if len(c.queue) == 0 {
+		late := wire.IsHelloReply(string(line)) && c.helloSent && !c.identified
 		c.mu.Unlock()
+		if late {
+			c.fail(ErrLateHello)
+			return true
+		}
 		c.stray(line, "no command waiting")
-		return
+		return false
 	}
 	head := c.queue[0]
 	// Replies carry ids from the hello's OK on: the queue is in wire order,
 	// so everything behind the hello was read by the server after it.
 	res, ok := match(head, string(line), c.identified)
 	if !ok {
+		late := wire.IsHelloReply(string(line)) && c.helloSent && !c.identified
 		c.mu.Unlock()
+		if late {
+			c.fail(ErrLateHello)
+			return true
+		}
 		c.stray(line, "cannot be the reply to "+strconv.Quote(head.line))
-		return
+		return false
 	}
-	if head.kind == cmdHello && res.err == nil {
+	var pe *ProtocolError
+	if errors.As(res.err, &pe) {
+		// A malformed reply to hello: the server now sends ids, but
+		// against which store is unknown. Nothing more can be trusted here.
+		c.mu.Unlock()
+		c.fail(res.err)
+		return true
+	}
+	if (head.kind == cmdHello || head.kind == cmdHelloV2) && res.err == nil {
 		c.identified = true
+	}
+	if head.kind == cmdNotify && res.err == nil {
+		// What follows is the announcement of everything unfetched.
+		c.pending = pending{}
 	}
 	c.queue = c.queue[1:]
 	if len(c.queue) == 0 {
@@ -411,9 +573,21 @@ func (c *Conn) dispatch(line []byte) {
 	}
 	c.mu.Unlock()
 	head.res <- res
+	return true
 }
 
 func (c *Conn) notify(k wire.Kind) {
+	c.mu.Lock()
+	if k == wire.KindRandom {
+		c.pending.random = true
+	} else {
+		c.pending.ads++
+	}
+	c.mu.Unlock()
+	select {
+	case c.pushed <- struct{}{}:
+	default:
+	}
 	if c.opts.OnNotify != nil {
 		c.opts.OnNotify(k)
 	}
@@ -421,19 +595,38 @@ func (c *Conn) notify(k wire.Kind) {
 
 func (c *Conn) stray(line []byte, why string) {
 	c.strays.Add(1)
-	c.log.Debug("ignoring a stray line", "line", clip(line), "why", why)
+	c.rl.Debug("ignoring a stray line", "line", clip(line), "why", why)
 }
 
 // match decides whether line can be the reply to cl, using what the
-// protocol guarantees: OK answers only notif, stop_notif and hello;
-// random? answers a decimal number; no item is ever OK, ERR… or notif:.
+// protocol guarantees: OK answers only notif, stop_notif, seen and the
+// plain hello; "OK hello …" only hello v2; ERR only hello and seen (the
+// other commands are always valid, so an ERR line before their reply is a
+// banner or noise, and taking it for their reply would shift every reply
+// after it onto the wrong command); random? answers a decimal number; no
+// item is ever OK, ERR… or notif:.
 func match(cl *call, line string, ided bool) (result, bool) {
-	if len(line) >= len(wire.ErrPrefix) && line[:len(wire.ErrPrefix)] == wire.ErrPrefix {
-		return result{err: &ServerError{Line: line}}, true
+	if strings.HasPrefix(line, wire.ErrPrefix) {
+		switch cl.kind {
+		case cmdHello, cmdHelloV2, cmdSeen:
+			return result{err: &ServerError{Line: line}}, true
+		}
+		return result{}, false
 	}
 	switch cl.kind {
-	case cmdOK, cmdHello:
+	case cmdOK, cmdNotify, cmdHello, cmdSeen:
 		return result{}, line == wire.OK
+	case cmdHelloV2:
+		if !wire.IsHelloReply(line) {
+			return result{}, false
+		}
+		h, err := wire.ParseHello(line)
+		if err != nil {
+			// The server did identify the connection; its reply just
+			// cannot be trusted to say against which store.
+			return result{err: &ProtocolError{Msg: "the reply to hello is malformed: " + err.Error()}}, true
+		}
+		return result{hello: h}, true
 	case cmdRandom:
 		id, v, ok := splitID(ided, line)
 		if !ok {

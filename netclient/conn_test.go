@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -466,43 +468,80 @@ func TestClassifiedEmptyLineMeansNoAd(t *testing.T) {
 	}
 }
 
-// 6.
-func TestErrReplyFailsOnlyItsCall(t *testing.T) {
+// 6. random?, classified?, notif and stop_notif are always valid, so no
+// ERR line can be their reply: one before their reply is a banner or
+// noise, a stray. Taking it for a reply would shift every later reply
+// onto the wrong command.
+func TestErrCannotAnswerCommandsThatCannotFail(t *testing.T) {
 	c, p := dialScripted(t, netclient.Options{})
-	cres := goItem(func() (netclient.Item, error) { return c.Classified(bg) })
-	p.expect("classified?")
-	rres := goItem(func() (netclient.Item, error) { return c.Random(bg) })
-	p.expect("random?")
-	p.write("ERR unknown command\r\n5\r\n")
-
-	cr := await(t, cres, "Classified")
-	var se *netclient.ServerError
-	if !errors.As(cr.err, &se) || se.Line != "ERR unknown command" {
-		t.Fatalf("Classified error = %v, want a ServerError for ERR unknown command", cr.err)
+	res := goDo(bg, c, netclient.ClassifiedCmd, netclient.RandomCmd, netclient.NotifyCmd)
+	p.expect("classified?", "random?", "notif")
+	p.write("ERR unknown command\r\nNice flat\r\nERR x\r\n5\r\nOK\r\n")
+	r := await(t, res, "Do")
+	want := []netclient.Item{{Kind: wire.KindClassified, Value: "Nice flat"}, {Kind: wire.KindRandom, Value: "5"}, {}}
+	if r.err != nil || !slices.Equal(r.items, want) {
+		t.Fatalf("Do = %+v, %v; want %+v", r.items, r.err, want)
 	}
-	rr := await(t, rres, "Random")
-	if rr.err != nil || rr.item.Value != "5" {
-		t.Fatalf("Random after ERR = %+v, %v; want 5", rr.item, rr.err)
+	if n := c.Strays(); n != 2 {
+		t.Fatalf("Strays() = %d, want 2", n)
 	}
 	requireOpen(t, c)
+}
 
+// 6. An ERR line that a server sends before closing (too many
+// connections, a line too long) ends the connection whatever was asked.
+func TestFarewellEndsTheConnection(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
 	res := goItem(func() (netclient.Item, error) { return c.Random(bg) })
 	p.expect("random?")
-	p.write("6\r\n")
-	if r := await(t, res, "Random"); r.err != nil || r.item.Value != "6" {
-		t.Fatalf("Random = %+v, %v; want 6", r.item, r.err)
+	p.write(wire.ErrTooManyFromAddr + "\r\n")
+	r := await(t, res, "Random")
+	var se *netclient.ServerError
+	if !errors.As(r.err, &se) || se.Line != wire.ErrTooManyFromAddr {
+		t.Fatalf("Random = %v, want a ServerError for %q", r.err, wire.ErrTooManyFromAddr)
+	}
+	requireDone(t, c)
+}
+
+// 6. A seen is answered OK, or ERR when the server refuses it.
+func TestSeenTakesAnErrReply(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
+	res := goDo(bg, c, netclient.SeenCmd(3), netclient.RandomCmd)
+	p.expect("seen 3", "random?")
+	p.write(wire.ErrNotIdentified + "\r\n5\r\n")
+	r := await(t, res, "Do")
+	var se *netclient.ServerError
+	if !errors.As(r.err, &se) || se.Line != wire.ErrNotIdentified {
+		t.Fatalf("Do(seen, random?) = %v, want a ServerError", r.err)
+	}
+	requireOpen(t, c)
+}
+
+// hello identifies c against the scripted server, which answers with the
+// extended reply.
+func hello(t *testing.T, c *netclient.Conn, p *peer) {
+	t.Helper()
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.expect("hello client-1 v2")
+	p.write("OK hello epoch=e1 latest=16 client=new\r\n")
+	r := await(t, res, "Hello")
+	if want := (wire.Hello{Epoch: "e1", Latest: 16, New: true}); r.err != nil || r.h != want {
+		t.Fatalf("Hello = %+v, %v; want %+v", r.h, r.err, want)
 	}
 }
 
-// hello identifies c against the scripted server, which answers OK.
-func hello(t *testing.T, c *netclient.Conn, p *peer) {
-	t.Helper()
-	res := goErr(func() error { return c.Hello(bg, "client-1") })
-	p.expect("hello client-1")
-	p.write("OK\r\n")
-	if err := await(t, res, "Hello"); err != nil {
-		t.Fatalf("Hello: %v", err)
-	}
+type helloResult struct {
+	h   wire.Hello
+	err error
+}
+
+func goHello(f func() (wire.Hello, error)) <-chan helloResult {
+	ch := make(chan helloResult, 1)
+	go func() {
+		h, err := f()
+		ch <- helloResult{h, err}
+	}()
+	return ch
 }
 
 // 7.
@@ -533,13 +572,13 @@ func TestHelloMakesRepliesCarryIDs(t *testing.T) {
 // 7.
 func TestHelloRejectedByV1ServerKeepsV1Replies(t *testing.T) {
 	c, p := dialScripted(t, netclient.Options{})
-	res := goErr(func() error { return c.Hello(bg, "client-1") })
-	p.expect("hello client-1")
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.expect("hello client-1 v2")
 	p.write("ERR unknown command\r\n")
-	err := await(t, res, "Hello")
+	r := await(t, res, "Hello")
 	var se *netclient.ServerError
-	if !errors.As(err, &se) {
-		t.Fatalf("Hello = %v, want a ServerError", err)
+	if !errors.As(r.err, &se) || se.Line != wire.ErrUnknownCommand {
+		t.Fatalf("Hello = %v, want a ServerError for ERR unknown command", r.err)
 	}
 	requireOpen(t, c)
 
@@ -551,26 +590,90 @@ func TestHelloRejectedByV1ServerKeepsV1Replies(t *testing.T) {
 	}
 }
 
-// 7. A server that never answers hello: the hello stays at the head of the
-// queue, so the next command's reply cannot reach it (a number cannot
-// answer hello) and is a stray; the connection is only good for closing,
-// which the reply timeout eventually does. A client that timed out on
-// Hello must reconnect (without hello) to fall back to version 1.
-func TestHelloUnansweredClosesForV1Fallback(t *testing.T) {
+// 7. A hark server from before epochs refuses the extended form as a bad
+// client id: Hello identifies with the plain form, which tells no epoch.
+func TestHelloFallsBackToThePlainFormOnAnOlderServer(t *testing.T) {
 	c, p := dialScripted(t, netclient.Options{})
-	ctx, cancel := context.WithTimeout(bg, 200*time.Millisecond)
-	defer cancel()
-	res := goErr(func() error { return c.Hello(ctx, "client-1") })
-	p.expect("hello client-1") // and never answer it
-	err := await(t, res, "Hello")
-	if !errors.Is(err, netclient.ErrNoHello) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Hello against a silent server = %v, want ErrNoHello wrapping the ctx deadline", err)
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.expect("hello client-1 v2")
+	p.write("ERR bad client id\r\n")
+	p.expect("hello client-1")
+	p.write("OK\r\n")
+	if r := await(t, res, "Hello"); r.err != nil || r.h != (wire.Hello{}) {
+		t.Fatalf("Hello = %+v, %v; want no error and no epoch", r.h, r.err)
 	}
-	// The connection is closed: a version-1 fallback needs a fresh one.
+	ires := goItem(func() (netclient.Item, error) { return c.Random(bg) })
+	p.expect("random?")
+	p.write("5 123\r\n")
+	if r := await(t, ires, "Random"); r.err != nil || r.item.ID != 5 {
+		t.Fatalf("Random = %+v, %v; want item 5: identified", r.item, r.err)
+	}
+}
+
+// 7. Banner lines before hello's reply cannot be hello's reply: neither
+// a greeting nor a bare OK.
+func TestHelloSkipsBanners(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.write("Welcome!\r\nOK\r\n")
+	p.expect("hello client-1 v2")
+	p.write("OK hello epoch=e1 latest=3 client=known\r\n")
+	if r := await(t, res, "Hello"); r.err != nil || r.h != (wire.Hello{Epoch: "e1", Latest: 3}) {
+		t.Fatalf("Hello = %+v, %v", r.h, r.err)
+	}
+	if n := c.Strays(); n != 2 {
+		t.Fatalf("Strays() = %d, want 2 (the banners)", n)
+	}
+}
+
+// 7. A banner starting with ERR is taken for hello's answer; when the
+// real answer comes and accepts hello, the server now sends ids the client
+// does not expect: the connection ends with ErrLateHello rather than
+// misreading them.
+func TestHelloAcceptedAfterAnErrBannerEndsTheConnection(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.write("ERR nobody expects a banner\r\n")
+	p.expect("hello client-1 v2")
+	r := await(t, res, "Hello")
+	var se *netclient.ServerError
+	if !errors.As(r.err, &se) {
+		t.Fatalf("Hello = %v, want the banner as a ServerError", r.err)
+	}
+	p.write("OK hello epoch=e1 latest=3 client=known\r\n")
 	requireDone(t, c)
-	if !errors.Is(c.Err(), netclient.ErrNoHello) {
-		t.Fatalf("Err() = %v, want ErrNoHello", c.Err())
+	if !errors.Is(c.Err(), netclient.ErrLateHello) {
+		t.Fatalf("Err() = %v, want ErrLateHello", c.Err())
 	}
+}
+
+// 7. A reply to hello that says OK hello but cannot be read: the server
+// identified the connection against an unknown store; it is closed.
+func TestMalformedHelloReplyEndsTheConnection(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.expect("hello client-1 v2")
+	p.write("OK hello epoch=e1\r\n")
+	r := await(t, res, "Hello")
+	var pe *netclient.ProtocolError
+	if !errors.As(r.err, &pe) {
+		t.Fatalf("Hello = %v, want a ProtocolError", r.err)
+	}
+	requireDone(t, c)
+}
+
+// 7. Hello waits for its reply like any command, until the reply timeout:
+// a slow server is not a version-1 server.
+func TestHelloWaitsLikeAnyCommand(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{ReplyTimeout: 300 * time.Millisecond})
+	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
+	p.expect("hello client-1 v2") // and never answer it
+	r := await(t, res, "Hello")
+	var pe *netclient.ProtocolError
+	if !errors.As(r.err, &pe) || !strings.Contains(pe.Error(), "no reply") {
+		t.Fatalf("Hello against a silent server = %v, want the reply timeout's ProtocolError", r.err)
+	}
+	requireDone(t, c)
 }
 
 // 7. The server answers every command written after hello with ids,
@@ -830,5 +933,90 @@ func TestDoRejectsMalformedCommands(t *testing.T) {
 				t.Fatalf("Random after Do(%q) = %+v, %v; want 5", cmd, r.item, r.err)
 			}
 		})
+	}
+}
+
+// logLines is an slog.Handler that keeps every record's message.
+type logLines struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (l *logLines) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logLines) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	l.msgs = append(l.msgs, r.Message)
+	l.mu.Unlock()
+	return nil
+}
+func (l *logLines) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logLines) WithGroup(string) slog.Handler      { return l }
+
+func (l *logLines) count(substr string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, m := range l.msgs {
+		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// 9. A server that sends more pushes than the burst allows is read more
+// slowly, not dropped: every push still arrives, the reply after them
+// too, and the slowdown is logged once however often it happens.
+func TestUnsolicitedFloodIsReadSlowlyNotLost(t *testing.T) {
+	logs := &logLines{}
+	var pushes atomic.Int64
+	c, p := dialScripted(t, netclient.Options{
+		UnsolicitedBurst: 10, UnsolicitedRate: 10000,
+		OnNotify: func(wire.Kind) { pushes.Add(1) },
+		Logger:   slog.New(logs),
+	})
+	res := goItem(func() (netclient.Item, error) { return c.Random(bg) })
+	p.expect("random?")
+	p.write(strings.Repeat(wire.NotifRandom+"\r\n", 300) + "42\r\n")
+	if r := await(t, res, "Random"); r.err != nil || r.item.Value != "42" {
+		t.Fatalf("Random after a flood = %+v, %v", r.item, r.err)
+	}
+	if n := pushes.Load(); n != 300 {
+		t.Fatalf("%d pushes routed, want 300", n)
+	}
+	if random, ads := c.TakePushes(); !random || ads != 0 {
+		t.Fatalf("TakePushes = %v, %d; want the random push", random, ads)
+	}
+	if n := logs.count("reading more slowly"); n != 1 {
+		t.Fatalf("the slowdown was logged %d times, want once (with a count later)", n)
+	}
+}
+
+// 9. Pushes read before notif's OK are covered by the announcements that
+// follow it: TakePushes forgets them there, so any number of pushes
+// arriving while a fetch cycle is pending costs one more cycle at most.
+func TestPushesBeforeNotifOKAreCoveredByItsAnnouncements(t *testing.T) {
+	c, p := dialScripted(t, netclient.Options{})
+	res := goDo(bg, c, netclient.StopNotifyCmd, netclient.ClassifiedCmd, netclient.NotifyCmd)
+	p.expect("stop_notif", "classified?", "notif")
+	p.write(strings.Repeat(wire.NotifClassified+"\r\n", 50) + wire.NotifRandom + "\r\nOK\r\nNice flat\r\nOK\r\n" + wire.NotifClassified + "\r\n" + wire.NotifClassified + "\r\n")
+	if r := await(t, res, "Do"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	// The two announcements after the OK may still be in flight: a
+	// round trip orders them before the next reply.
+	rres := goItem(func() (netclient.Item, error) { return c.Random(bg) })
+	p.expect("random?")
+	p.write("5\r\n")
+	if r := await(t, rres, "Random"); r.err != nil {
+		t.Fatal(r.err)
+	}
+	if random, ads := c.TakePushes(); random || ads != 2 {
+		t.Fatalf("TakePushes = %v, %d; want only the 2 announcements after notif's OK", random, ads)
+	}
+	select {
+	case <-c.Pushed():
+	default:
+		t.Fatal("Pushed() did not signal the pushes")
 	}
 }

@@ -154,10 +154,10 @@ func BenchmarkMatchClassifiedIdentified(b *testing.B) {
 		replies.WriteString(lines(reply))
 	}
 	pushes := 0
-	c := cannedConn(b, netclient.Options{OnNotify: func(wire.Kind) { pushes++ }},
+	c := cannedConn(b, netclient.Options{OnNotify: func(wire.Kind) { pushes++ }, UnsolicitedRate: 1e9},
 		exchange{cmds: lines("hello bench"), replies: lines(wire.OK)},
 		exchange{cmds: strings.Repeat(lines(wire.CmdClassified), depth), replies: replies.String()})
-	if err := c.Hello(bg, "bench"); err != nil {
+	if _, err := c.Do(bg, netclient.HelloCmd("bench")); err != nil {
 		b.Fatal(err)
 	}
 	benchDo(b, c,
@@ -177,13 +177,13 @@ func BenchmarkMatchClassifiedIdentified(b *testing.B) {
 // busy server. One op is one batch of four commands.
 func BenchmarkMatchSessionBatch(b *testing.B) {
 	pushes := 0
-	c := cannedConn(b, netclient.Options{OnNotify: func(wire.Kind) { pushes++ }},
+	c := cannedConn(b, netclient.Options{OnNotify: func(wire.Kind) { pushes++ }, UnsolicitedRate: 1e9},
 		exchange{cmds: lines("hello bench"), replies: lines(wire.OK)},
 		exchange{
 			cmds:    lines("seen 1234566", wire.CmdStopNotify, wire.CmdClassified, wire.CmdNotify),
 			replies: lines(wire.OK, wire.NotifClassified, wire.OK, "1234567 "+benchAd, wire.OK),
 		})
-	if err := c.Hello(bg, "bench"); err != nil {
+	if _, err := c.Do(bg, netclient.HelloCmd("bench")); err != nil {
 		b.Fatal(err)
 	}
 	benchDo(b, c,

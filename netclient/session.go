@@ -2,84 +2,121 @@ package netclient
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	mrand "math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/harkapp/hark/wire"
 )
 
-// Delivery is one item handed to the session's user, exactly once.
+// Delivery is one item handed to the session's user, once.
 type Delivery struct {
 	Kind  wire.Kind
 	Value string
 	ID    uint64    // 0 when the server does not give ids (version 1)
 	Time  time.Time // when the session fetched it
+	// Current marks an item that is not news: what the server already
+	// held when this client first met it, or the latest number and ad
+	// again after a restart. Show it (a menu's "latest"), do not announce
+	// it as new. Each is handed over at most once per session.
+	Current bool
 }
 
 // State is what the session is doing, for a status line.
 type State struct {
-	Connected bool
-	Addr      string
-	RetryIn   time.Duration // while not connected: the wait before the next try
-	Err       error         // while not connected: why
+	Connected  bool
+	Addr       string
+	Identified bool          // while connected: items published while away are kept for this client
+	RetryIn    time.Duration // while not connected: the wait before the next try
+	Err        error         // while not connected: why
+}
+
+// Event is what a session tells its user, in order: a change of state or
+// an item. Exactly one field is set.
+type Event struct {
+	State *State
+	Item  *Delivery
 }
 
 // SessionOptions configure a Session. Zero fields take the defaults.
 type SessionOptions struct {
 	Addr     string // host:port of the server
 	ClientID string // identification; "" speaks plain version 1
-	// Identity, when set, supplies ClientID and keeps the last delivered
-	// ids across runs, so a restarted client repeats nothing.
+	// Identity, when set, supplies ClientID and keeps, per server, the
+	// marks of the last items delivered, so that a restarted client
+	// repeats nothing. Without it they are kept for the session only.
 	Identity *Identity
 	// Refresh is how often notification mode is re-entered, to stay ahead
 	// of the server's idle timeout (default 29m; must be below it).
 	Refresh      time.Duration
-	ReplyTimeout time.Duration // see Options (default 30s)
-	HelloTimeout time.Duration // wait for hello's OK before falling back to version 1 (default 3s)
+	ReplyTimeout time.Duration // see Options (default 30s); hello waits as long as any command
 	MinBackoff   time.Duration // first reconnection delay (default 1s), doubled up to
 	MaxBackoff   time.Duration // this (default 60s); reset after a healthy minute
-	OnState      func(State)   // called on every connection change; must not block
-	Logger       *slog.Logger
+	// IdentifyRetry is how long the session speaks version 1 to a server
+	// that does not identify it (it answered ERR unknown command, or
+	// identification failed twice in a row) before it tries again on its
+	// next connection (default 1h).
+	IdentifyRetry time.Duration
+	Logger        *slog.Logger
+	// Conn, when set, configures each connection's limits (its OnNotify
+	// and Logger are the session's).
+	Conn Options
 }
 
-// maxFetch bounds the ads fetched in one cycle; the rest stay unread and
-// are announced again when notification mode is re-entered.
-const maxFetch = 64
+// Defaults for SessionOptions.
+const (
+	DefaultRefresh       = 29 * time.Minute
+	DefaultIdentifyRetry = time.Hour
+)
+
+const (
+	// maxFetch bounds the ads fetched in one cycle; the rest stay unread
+	// and are announced again when notification mode is re-entered.
+	maxFetch = 64
+	// identifyTries is how many identification failures in a row make the
+	// session speak version 1 to a server for IdentifyRetry.
+	identifyTries = 2
+	// A fetch cycle that pushes asked for and that brought nothing new
+	// makes the next one wait, from minQuiet doubling to maxQuiet: a server
+	// that floods pushes gets a few cycles a second at most.
+	minQuiet = 100 * time.Millisecond
+	maxQuiet = 5 * time.Second
+)
 
 // Session is the higher-level client the tray and `hark watch` use: it
 // connects, identifies itself, fetches, sits in notification mode, fetches
-// each announced item and delivers it once, in order, reconnecting with
-// backoff for as long as it runs.
+// each announced item and hands it over once, in order, reconnecting with
+// backoff for as long as it runs. It reports through one channel, Events,
+// which its user reads from the loop that owns its state.
 type Session struct {
 	opts      SessionOptions
 	log       *slog.Logger
+	book      markBook
 	reconnect chan struct{}
+	events    chan Event
 
 	// Owned by Run's goroutine.
-	skipHello bool      // the last connection's hello went unanswered: connect once without it
-	lastID    [2]uint64 // per kind, for identified delivery
-	received  uint64    // identified: the highest id received, delivered or not
-	acked     uint64    // identified: the highest id acknowledged with seen
-	lastAd    string    // version 1: the last ad delivered, to skip repeats
-	lastRand  string
+	marks   Marks          // of the server's store, under its epoch
+	met     bool           // a catch-up went through: what was there then has been shown
+	shown   [2]shown       // per kind (kindIndex): what was last handed over
+	fails   int            // identification failures in a row
+	v1Since time.Time      // when the session fell back to version 1 (zero: it identifies)
+	quiet   time.Duration  // the wait after a fetch cycle that brought nothing new
+	nagged  map[string]int // warnings said once per session, by reason
+}
+
+// shown is the last item of a kind handed over in this session.
+type shown struct {
+	ok    bool
+	value string
 }
 
 // NewSession returns a session; Run starts it.
 func NewSession(opts SessionOptions) *Session {
 	if opts.Refresh <= 0 {
-		opts.Refresh = 29 * time.Minute
-	}
-	if opts.HelloTimeout <= 0 {
-		opts.HelloTimeout = 3 * time.Second
+		opts.Refresh = DefaultRefresh
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
@@ -87,16 +124,29 @@ func NewSession(opts SessionOptions) *Session {
 	if opts.MaxBackoff < opts.MinBackoff {
 		opts.MaxBackoff = max(60*time.Second, opts.MinBackoff)
 	}
+	if opts.IdentifyRetry <= 0 {
+		opts.IdentifyRetry = DefaultIdentifyRetry
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Session{opts: opts, log: opts.Logger, reconnect: make(chan struct{}, 1)}
+	s := &Session{
+		opts: opts, log: opts.Logger, book: memBook{},
+		reconnect: make(chan struct{}, 1), events: make(chan Event),
+		nagged: map[string]int{},
+	}
 	if opts.Identity != nil {
 		s.opts.ClientID = opts.Identity.ID()
-		s.lastID[0], s.lastID[1] = opts.Identity.Seen()
+		s.book = opts.Identity
 	}
 	return s
 }
+
+// Events delivers the session's states and items, in order, while Run
+// runs, and is closed when Run returns. Run waits for each to be taken,
+// so an item is only counted as shown once its user has it; an item still
+// waiting when the session ends is offered again next time.
+func (s *Session) Events() <-chan Event { return s.events }
 
 // Reconnect drops the current connection and connects again at once, e.g.
 // after the machine woke from suspend, when the old connection is likely
@@ -108,20 +158,26 @@ func (s *Session) Reconnect() {
 	}
 }
 
-var errReconnect = errors.New("reconnect requested")
+var (
+	errReconnect = errors.New("reconnect requested")
+	// errRetryNow ends a connection that should be replaced at once, not
+	// after a backoff: identification went wrong, but the server answers.
+	errRetryNow = errors.New("identification failed; trying again")
+)
 
-// Run runs the session until ctx ends, calling deliver for each item from
-// this goroutine. It returns nil when ctx ends.
-func (s *Session) Run(ctx context.Context, deliver func(Delivery)) error {
+// Run runs the session until ctx ends, then returns nil. It may be called
+// once; Events is closed when it returns.
+func (s *Session) Run(ctx context.Context) error {
+	defer close(s.events)
 	backoff := time.Duration(0)
 	for {
 		start := time.Now()
-		err := s.runConn(ctx, deliver)
+		err := s.runConn(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		switch {
-		case errors.Is(err, errReconnect), errors.Is(err, ErrNoHello):
+		case errors.Is(err, errReconnect), errors.Is(err, errRetryNow):
 			backoff = 0 // at once
 		case time.Since(start) > time.Minute:
 			backoff = s.opts.MinBackoff // it was healthy: start over
@@ -132,7 +188,9 @@ func (s *Session) Run(ctx context.Context, deliver func(Delivery)) error {
 		// server from reconnecting in lockstep.
 		wait := backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
 		s.log.Info("disconnected", "addr", s.opts.Addr, "err", err, "retry_in", wait.Round(time.Millisecond))
-		s.state(State{Addr: s.opts.Addr, RetryIn: wait, Err: err})
+		if !s.emit(ctx, Event{State: &State{Addr: s.opts.Addr, RetryIn: wait, Err: err}}) {
+			return nil
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -145,305 +203,387 @@ func (s *Session) Run(ctx context.Context, deliver func(Delivery)) error {
 	}
 }
 
-func (s *Session) state(st State) {
-	if s.opts.OnState != nil {
-		s.opts.OnState(st)
-	}
-}
-
-// pushes collects what OnNotify reports, from the connection's reader.
-type pushes struct {
-	mu     sync.Mutex
-	random bool
-	ads    int
-	signal chan struct{}
-}
-
-func (p *pushes) add(k wire.Kind) {
-	p.mu.Lock()
-	if k == wire.KindRandom {
-		p.random = true
-	} else {
-		p.ads++
-	}
-	p.mu.Unlock()
+// emit hands ev to the user, and reports false when ctx ended first.
+func (s *Session) emit(ctx context.Context, ev Event) bool {
 	select {
-	case p.signal <- struct{}{}:
-	default:
+	case s.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
-func (p *pushes) take(maxAds int) (random bool, ads int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	random, ads = p.random, min(p.ads, maxAds)
-	p.random, p.ads = false, p.ads-ads
-	return random, ads
+// link is one connection and what the session knows of it.
+type link struct {
+	c         *Conn
+	ided      bool
+	establish uint64    // identified as new: acknowledge this id at once, so the server keeps the position
+	received  uint64    // identified: the highest id received, handed over or dropped as a repeat
+	acked     uint64    // identified: the highest id acknowledged with seen
+	lastWrite time.Time // of the last batch, for the refresh
 }
 
 // runConn serves one connection until it fails, ctx ends, or a reconnect
 // is requested.
-func (s *Session) runConn(ctx context.Context, deliver func(Delivery)) error {
+func (s *Session) runConn(ctx context.Context) error {
 	// A Reconnect asked for while no connection was up is already served.
 	select {
 	case <-s.reconnect:
 	default:
 	}
-	p := &pushes{signal: make(chan struct{}, 1)}
+	opts := s.opts.Conn
+	opts.OnNotify, opts.Logger = nil, s.log
+	if s.opts.ReplyTimeout > 0 {
+		opts.ReplyTimeout = s.opts.ReplyTimeout
+	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := Dial(dctx, s.opts.Addr, Options{OnNotify: p.add, ReplyTimeout: s.opts.ReplyTimeout, Logger: s.log})
+	c, err := Dial(dctx, s.opts.Addr, opts)
 	cancel()
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-
-	// After an unanswered hello, one connection goes without; the next
-	// tries again, as the server may have been only slow, or upgraded.
-	skipHello := s.skipHello
-	s.skipHello = false
-	ided := false
-	if s.opts.ClientID != "" && !skipHello {
-		hctx, cancel := context.WithTimeout(ctx, s.opts.HelloTimeout)
-		err := c.Hello(hctx, s.opts.ClientID)
-		cancel()
-		var se *ServerError
-		switch {
-		case err == nil:
-			ided = true
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case errors.Is(err, ErrNoHello) || errors.As(err, &se) && se.Line == wire.ErrUnknownCommand:
-			// Only these mean "no identification here"; any other ERR
-			// (too many connections, say) is a failure to retry.
-			s.log.Warn("the server does not know identification: falling back to version 1 for this connection; items published while hark is away will be missed", "addr", s.opts.Addr, "err", err)
-			if errors.Is(err, ErrNoHello) {
-				s.skipHello = true
-				return err // that connection is unusable
-			}
-		default:
-			return err
-		}
-	}
-
-	// Catch up: the latest number and the oldest unread ad, then
-	// notification mode, whose announcements say what else is unread.
-	// Fetch batches run to the end even when ctx ends, bounded by the
-	// reply timeout: an item the server has counted as read must reach
-	// the user.
-	bctx := context.WithoutCancel(ctx)
-	lastWrite := time.Now()
-	cmds, off, ack := s.withSeen(ided, RandomCmd, ClassifiedCmd, NotifyCmd)
-	items, err := c.Do(bctx, cmds...)
-	s.deliver(items[min(len(items), off):min(len(items), off+2)], ided, deliver)
-	if err != nil {
+	l := &link{c: c}
+	if err := s.identify(ctx, l); err != nil {
 		return err
 	}
-	s.acked = ack
-	s.log.Info("connected", "addr", s.opts.Addr, "identified", ided)
-	s.state(State{Connected: true, Addr: s.opts.Addr})
+	if err := s.catchUp(ctx, l); err != nil {
+		return err
+	}
+	s.log.Info("connected", "addr", s.opts.Addr, "identified", l.ided)
+	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.opts.Addr, Identified: l.ided}}) {
+		return ctx.Err()
+	}
+	return s.serve(ctx, l)
+}
 
+// identify says hello, unless the session speaks version 1 to this
+// server for now, and takes the server's word on what is news.
+func (s *Session) identify(ctx context.Context, l *link) error {
+	if s.opts.ClientID == "" {
+		return nil
+	}
+	if !s.v1Since.IsZero() {
+		if time.Since(s.v1Since) < s.opts.IdentifyRetry {
+			return nil
+		}
+		s.log.Info("trying identification again", "addr", s.opts.Addr)
+	}
+	h, err := l.c.Hello(ctx, s.opts.ClientID)
+	var se *ServerError
+	switch {
+	case err == nil:
+		s.fails, s.v1Since = 0, time.Time{}
+		l.ided = true
+		s.adopt(h, l)
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &se) && se.Line == wire.ErrUnknownCommand:
+		// A version-1 server. The connection goes on without: a reply
+		// taken for hello's that was in fact a banner shows up as a late
+		// hello, which ends this connection and the next goes without.
+		s.fallBack("the server does not know identification")
+		return nil
+	case errors.As(err, &se) && wire.IsFarewell(se.Line), !identificationFailure(err):
+		return err // a full server, a lost connection: retry as usual
+	}
+	s.fails++
+	s.log.Warn("identification failed", "addr", s.opts.Addr, "err", err, "try", s.fails)
+	if s.fails >= identifyTries {
+		s.fallBack(fmt.Sprintf("identification failed %d times in a row", s.fails))
+	}
+	return fmt.Errorf("%w: %w", errRetryNow, err)
+}
+
+// identificationFailure tells an answer that cannot identify (an ERR, a
+// malformed or late reply, silence from a server that is still there) from
+// a connection that was lost, which says nothing of identification.
+func identificationFailure(err error) bool {
+	var se *ServerError
+	var pe *ProtocolError
+	return errors.As(err, &se) || errors.As(err, &pe) || errors.Is(err, ErrLateHello)
+}
+
+// fallBack makes the session speak version 1 to the server until
+// IdentifyRetry has passed. Never staying disconnected from a server that
+// answers matters more than identification.
+func (s *Session) fallBack(why string) {
+	s.fails, s.v1Since = 0, time.Now()
+	s.log.Warn(why+": speaking version 1 to it, so items published while this client is away will be missed; identification is tried again later",
+		"addr", s.opts.Addr, "retry_after", s.opts.IdentifyRetry)
+}
+
+// adopt takes the server's word on which of its items are news. Marks
+// are only valid under the epoch they were made in: a new epoch (another
+// server, a wiped or restored store), or a latest id below them, voids
+// them. A client id the server does not know starts from now, so nothing
+// the server holds is news then.
+func (s *Session) adopt(h wire.Hello, l *link) {
+	old, known := s.book.Marks(s.opts.Addr)
+	m := old
+	var why string
+	switch {
+	case h.Epoch == "": // a server from before epochs: ids as they come
+		if known && old.Epoch != "" {
+			why = "the server no longer tells its store's epoch"
+			m = Marks{}
+		}
+	case known && old.Epoch == "" && !h.New && h.Latest >= old.max():
+		// Marks from before epochs: this server's, most likely, since it
+		// knows this client and has handed out every id in them.
+	case known && old.Epoch == h.Epoch && h.Latest < old.max():
+		why = fmt.Sprintf("the server's latest item id %d is below the %d this client has seen (a store restored from a backup?)", h.Latest, old.max())
+		m = Marks{}
+	case known && old.Epoch != h.Epoch:
+		why = fmt.Sprintf("the server's store is not the one this client saw last (epoch %s, was %s)", h.Epoch, orNone(old.Epoch))
+		m = Marks{}
+	case known && h.New && old.max() < h.Latest:
+		s.warnOnce("forgotten", "the server no longer knows this client (away longer than it keeps clients?): items published while it was away are missed", "addr", s.opts.Addr)
+	}
+	if why != "" {
+		s.log.Warn(why+": earlier marks no longer apply, taking the server's position", "addr", s.opts.Addr)
+	}
+	m.Epoch = h.Epoch
+	if h.New {
+		// First contact: nothing from before is news. Acknowledging the
+		// starting position at once makes the server keep it, so items
+		// published after this are kept for this client even if none
+		// reaches it before it goes away.
+		m.Ad, m.Random = max(m.Ad, h.Latest), max(m.Random, h.Latest)
+		l.establish = h.Latest
+	}
+	s.setMarks(m)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func (s *Session) warnOnce(key, msg string, args ...any) {
+	if s.nagged[key]++; s.nagged[key] == 1 {
+		s.log.Warn(msg, args...)
+	}
+}
+
+func (s *Session) setMarks(m Marks) {
+	s.marks = m
+	if err := s.book.SetMarks(s.opts.Addr, m); err != nil {
+		s.warnOnce("marks", "cannot record the last items delivered; some may be shown again after a restart", "err", err)
+	}
+}
+
+// catchUp fetches the latest number and the oldest unread ad, and enters
+// notification mode, whose announcements say what else is unread.
+func (s *Session) catchUp(ctx context.Context, l *link) error {
+	b := batch{random: true, ads: 1, enter: true}
+	if l.establish > 0 {
+		b.ack = l.establish
+	}
+	if _, err := s.run(ctx, l, b); err != nil {
+		return err
+	}
+	s.met = true
+	return nil
+}
+
+// serve sits in notification mode: it fetches what pushes announce,
+// re-enters the mode before the server's idle timeout, and returns when
+// the connection fails, ctx ends, or a reconnect is requested.
+func (s *Session) serve(ctx context.Context, l *link) error {
 	// The refresh is scheduled from the last line written and checked
 	// against the wall clock, which keeps counting during suspend, unlike
 	// Go's timers (golang/go#24595).
 	const maxSleep = 30 * time.Second
+	carry := 0 // ads announced beyond the last cycle's maximum
 	for {
-		due := lastWrite.Round(0).Add(s.opts.Refresh)
-		t := time.NewTimer(min(time.Until(due), maxSleep))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-s.reconnect:
-			t.Stop()
-			return errReconnect
-		case <-c.Done():
-			t.Stop()
-			return c.Err()
-		case <-p.signal:
-			t.Stop()
-		case <-t.C:
+		due := l.lastWrite.Round(0).Add(s.opts.Refresh)
+		if carry == 0 {
+			t := time.NewTimer(min(time.Until(due), maxSleep))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-s.reconnect:
+				t.Stop()
+				return errReconnect
+			case <-l.c.Done():
+				t.Stop()
+				return l.c.Err()
+			case <-l.c.Pushed():
+				t.Stop()
+			case <-t.C:
+			}
 		}
-		random, ads := p.take(maxFetch)
-		if !random && ads == 0 && time.Now().Round(0).Before(due) {
+		random, ads := l.c.TakePushes()
+		// A server announces what is unread after each notif, so what
+		// was carried is counted again in ads; max, not a sum.
+		ads = max(ads, carry)
+		pushed := random || ads > 0
+		if !pushed && time.Now().Round(0).Before(due) {
 			continue
 		}
 		// Leave the mode, fetch, re-enter: one write. Re-entering also
 		// resets the server's idle timer and re-announces what is unread.
-		cmds := []Cmd{StopNotifyCmd}
-		if random {
-			cmds = append(cmds, RandomCmd)
-		}
-		for range ads {
-			cmds = append(cmds, ClassifiedCmd)
-		}
-		cmds = append(cmds, NotifyCmd)
-		cmds, off, ack := s.withSeen(ided, cmds...)
-		lastWrite = time.Now()
-		items, err := c.Do(bctx, cmds...)
-		if len(items) > off+1 {
-			s.deliver(items[off+1:min(len(items), len(cmds)-1)], ided, deliver)
-		}
+		b := batch{leave: true, random: random, ads: min(ads, maxFetch), enter: true}
+		fresh, err := s.run(ctx, l, b)
 		if err != nil {
 			return err
 		}
-		s.acked = ack
-		if ads == maxFetch {
-			p.add(wire.KindClassified) // more may be waiting: go round again
+		carry = ads - b.ads
+		if fresh[kindIndex(wire.KindClassified)] < b.ads {
+			carry = 0 // an answer was the most recent ad again: none is unread
 		}
-	}
-}
-
-// withSeen puts, on an identified connection, a "seen" acknowledging the
-// items received so far in front of cmds: the server keeps offering an
-// item until it is acknowledged, so a reply lost with a connection or in a
-// server crash is offered again rather than lost (and dropped here as a
-// duplicate by its id). Riding on the next batch costs no extra write; an
-// acknowledgement still pending when the session ends only means a
-// duplicate next time. off is how many commands were put in front, and
-// ack the id acknowledged: once the batch went through, it becomes
-// s.acked (not s.received, which the batch's own items have raised).
-func (s *Session) withSeen(ided bool, cmds ...Cmd) (_ []Cmd, off int, ack uint64) {
-	if !ided || s.received <= s.acked {
-		return cmds, 0, s.acked
-	}
-	return append([]Cmd{SeenCmd(s.received)}, cmds...), 1, s.received
-}
-
-// deliver hands over items not delivered before. Identified items are
-// compared by id (ids only grow); version-1 items by value, which is all
-// that protocol allows: an ad repeated verbatim right after itself is
-// taken for the "most recent ad" answer, not a new ad.
-func (s *Session) deliver(items []Item, ided bool, deliver func(Delivery)) {
-	now := time.Now()
-	for _, it := range items {
-		if it.Empty {
+		if !pushed {
 			continue
 		}
-		k := 0
-		last := &s.lastAd
-		if it.Kind == wire.KindRandom {
-			k, last = 1, &s.lastRand
+		if fresh[0]+fresh[1] > 0 {
+			s.quiet = 0
+			continue
 		}
-		if ided {
-			s.received = max(s.received, it.ID)
-			if it.ID <= s.lastID[k] {
-				continue
-			}
-			s.lastID[k] = it.ID
-		} else {
-			if it.Value == *last {
-				continue
-			}
-		}
-		*last = it.Value
-		deliver(Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: now})
-		if ided && s.opts.Identity != nil {
-			if err := s.opts.Identity.SetSeen(s.lastID[0], s.lastID[1]); err != nil {
-				s.log.Warn("cannot record the last item delivered; it may be shown again after a restart", "err", err)
-			}
-		}
-	}
-}
-
-// maxSlots bounds how many instances of one user may run sessions at once,
-// each with an id of its own.
-const maxSlots = 8
-
-// Identity is a client id kept in a file, with the ids of the last items
-// delivered under it, so that a restarted client neither misses nor
-// repeats anything. It holds a lock on its file until Close.
-type Identity struct {
-	id   string
-	f    *os.File
-	mu   sync.Mutex
-	seen [2]uint64 // last ad id, last random id delivered
-}
-
-// OpenIdentity opens the client id kept in dir (the user's XDG state
-// directory for hark), creating it on first use. Two sessions sharing an
-// id would share one read position and split the items between them, so a
-// second instance running at the same time gets the next slot's id
-// (client-id.2, …), which is just as durable.
-func OpenIdentity(dir string) (*Identity, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create state directory: %w", err)
-	}
-	for slot := 1; slot <= maxSlots; slot++ {
-		path := filepath.Join(dir, "client-id")
-		if slot > 1 {
-			path += fmt.Sprintf(".%d", slot)
-		}
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("open client id: %w", err)
-		}
-		if !tryLock(f) {
-			f.Close()
-			continue // another instance holds this one
-		}
-		idt := &Identity{f: f}
-		if err := idt.load(); err != nil {
-			idt.Close()
-			return nil, fmt.Errorf("client id in %s: %w: delete the file to get a new id", path, err)
-		}
-		return idt, nil
-	}
-	return nil, fmt.Errorf("%d hark clients already run for this user; stop one, or use --v1", maxSlots)
-}
-
-// The file holds the id on its first line and, once something was
-// delivered, "seen <ad id> <random id>" on the second.
-func (idt *Identity) load() error {
-	b, err := io.ReadAll(io.LimitReader(idt.f, 512))
-	if err != nil {
-		return err
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if id := strings.TrimSpace(lines[0]); id != "" {
-		if err := wire.ValidateClientID(id); err != nil {
+		// Pushes asked for this cycle and it brought nothing new: pushes
+		// that crossed a stop_notif, or a server flooding them. Wait a
+		// little before the next, while they pile up into one cycle.
+		s.quiet = min(max(2*s.quiet, minQuiet), maxQuiet)
+		if err := s.pause(ctx, l, s.quiet); err != nil {
 			return err
 		}
-		idt.id = id
-		if len(lines) > 1 {
-			// A damaged second line only costs a repeat: ignore it.
-			_, _ = fmt.Sscanf(lines[1], "seen %d %d", &idt.seen[0], &idt.seen[1])
-		}
+	}
+}
+
+// pause waits d, unless the connection or the session ends first.
+func (s *Session) pause(ctx context.Context, l *link, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.reconnect:
+		return errReconnect
+	case <-l.c.Done():
+		return l.c.Err()
+	case <-t.C:
 		return nil
 	}
-	idt.id = strings.ToLower(rand.Text()) // 128 random bits, base32
-	return idt.write()
 }
 
-func (idt *Identity) write() error {
-	rec := fmt.Sprintf("%s\nseen %d %d\n", idt.id, idt.seen[0], idt.seen[1])
-	if _, err := idt.f.WriteAt([]byte(rec), 0); err != nil {
-		return err
+// batch is one write of commands: in order, an acknowledgement, leaving
+// notification mode, the fetches, entering it again.
+type batch struct {
+	ack    uint64 // seen <ack> first, when not 0
+	leave  bool   // stop_notif
+	random bool   // random?
+	ads    int    // that many classified?
+	enter  bool   // notif
+}
+
+func (b batch) cmds() []Cmd {
+	var cmds []Cmd
+	if b.ack > 0 {
+		cmds = append(cmds, SeenCmd(b.ack))
 	}
-	return idt.f.Truncate(int64(len(rec)))
+	if b.leave {
+		cmds = append(cmds, StopNotifyCmd)
+	}
+	if b.random {
+		cmds = append(cmds, RandomCmd)
+	}
+	for range b.ads {
+		cmds = append(cmds, ClassifiedCmd)
+	}
+	if b.enter {
+		cmds = append(cmds, NotifyCmd)
+	}
+	return cmds
 }
 
-// ID is the client id.
-func (idt *Identity) ID() string { return idt.id }
-
-// Seen returns the ids of the last ad and random number delivered.
-func (idt *Identity) Seen() (ad, random uint64) {
-	idt.mu.Lock()
-	defer idt.mu.Unlock()
-	return idt.seen[0], idt.seen[1]
+// run writes b, with an acknowledgement of what the connection received
+// so far in front of it, and hands over the items it fetched, also when
+// the batch failed part-way: a reply that did arrive is not thrown away.
+// It returns how many of each kind (by kindIndex) were news.
+//
+// The acknowledgement rides on the next batch rather than costing a
+// write of its own: the server offers an item again until it is
+// acknowledged, so one lost with a connection, a crash, or a session that
+// ended before its user took it, comes back (and is dropped here as a
+// repeat if it was taken after all).
+func (s *Session) run(ctx context.Context, l *link, b batch) (fresh [2]int, err error) {
+	if l.ided && l.received > max(l.acked, b.ack) {
+		b.ack = l.received
+	}
+	l.lastWrite = time.Now()
+	items, err := l.c.Do(ctx, b.cmds()...)
+	fresh, ok := s.hand(ctx, l, items)
+	if err != nil {
+		return fresh, err
+	}
+	if !ok {
+		return fresh, ctx.Err()
+	}
+	l.acked = max(l.acked, b.ack)
+	return fresh, nil
 }
 
-// SetSeen records the ids of the last items delivered. It is not synced
-// to disk: losing it in a crash costs one repeated item, not a lost one.
-func (idt *Identity) SetSeen(ad, random uint64) error {
-	idt.mu.Lock()
-	defer idt.mu.Unlock()
-	idt.seen = [2]uint64{ad, random}
-	return idt.write()
+// hand hands over the items among replies (OK replies are zero Items)
+// that are news, and, in the session's first catch-up, the first item of
+// each kind even when it is not news (as current); it drops repeats. It reports false when ctx ended before the user took them all.
+func (s *Session) hand(ctx context.Context, l *link, replies []Item) (fresh [2]int, ok bool) {
+	now := time.Now()
+	for _, it := range replies {
+		if it.Kind == "" || it.Empty {
+			continue
+		}
+		k := kindIndex(it.Kind)
+		news := s.isNews(it, l.ided)
+		if !news && (s.met || s.shown[k].ok) {
+			// A repeat: an item offered again because its acknowledgement
+			// was lost, or the most recent ad answered when none is unread.
+			// Only the first catch-up shows what is not news, as current.
+			if l.ided {
+				l.received = max(l.received, it.ID)
+			}
+			continue
+		}
+		d := &Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: now, Current: !news}
+		if !s.emit(ctx, Event{Item: d}) {
+			return fresh, false
+		}
+		if l.ided {
+			l.received = max(l.received, it.ID)
+		}
+		s.shown[k] = shown{true, it.Value}
+		if news {
+			fresh[k]++
+			if l.ided {
+				m := s.marks
+				m.set(it.Kind, it.ID)
+				s.setMarks(m)
+			}
+		}
+	}
+	return fresh, true
 }
 
-// Close releases the id for another instance.
-func (idt *Identity) Close() error {
-	unlock(idt.f)
-	return idt.f.Close()
+// isNews tells a new item from one the user has seen, or that was there
+// before the client first met the server. Identified items go by id,
+// under the epoch's marks. Version-1 items go by value, which is all that
+// protocol allows: what the first catch-up finds is current, later a value
+// other than the last shown is news (an ad repeated verbatim right after
+// itself is taken for the "most recent ad" answer, not a new ad).
+func (s *Session) isNews(it Item, ided bool) bool {
+	if ided {
+		return it.ID > s.marks.of(it.Kind)
+	}
+	last := s.shown[kindIndex(it.Kind)]
+	return s.met && (!last.ok || last.value != it.Value)
+}
+
+func kindIndex(k wire.Kind) int {
+	if k == wire.KindRandom {
+		return 1
+	}
+	return 0
 }

@@ -2,7 +2,6 @@ package netclient_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"strings"
@@ -105,12 +104,14 @@ func (s *v1Server) waitAccept(t *testing.T, what string) {
 	waitSignal(t, s.accepted, what)
 }
 
-func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind, value string) {
+// expectDelivery requires the next item to be a version-1 item of kind
+// and value; the first of each kind in a session is current, not news.
+func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind, value string, current bool) {
 	t.Helper()
 	select {
 	case d := <-got:
-		if d.Kind != kind || d.Value != value || d.ID != 0 {
-			t.Fatalf("delivered %+v, want %s %q without id", d, kind, value)
+		if d.Kind != kind || d.Value != value || d.ID != 0 || d.Current != current {
+			t.Fatalf("delivered %+v, want %s %q without id, current %v", d, kind, value, current)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("no delivery of %s %q", kind, value)
@@ -118,26 +119,29 @@ func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind,
 }
 
 // A version-1 server that rejects hello: the session goes on in version 1
-// on the same connection.
+// on the same connection. What it fetches first is current, not news: the
+// user has not seen it, but it was not published for them either.
 func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
 	s := startV1(t, "ERR unknown command", 0)
 	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.ln.Addr().String(), ClientID: "tray-3"})
 	waitSignal(t, connected, "the session to connect")
-	expectDelivery(t, got, wire.KindRandom, "7")
-	expectDelivery(t, got, wire.KindClassified, "v1 ad")
+	expectDelivery(t, got, wire.KindRandom, "7", true)
+	expectDelivery(t, got, wire.KindClassified, "v1 ad", true)
 }
 
-// A version-1 server that says nothing to hello: after the hello timeout
-// the session reconnects without hello and works in version 1.
+// A server that says nothing to hello is waited for like any other, until
+// the reply timeout; two such silences in a row, and the session speaks
+// version 1 to it, on the next connection, at once.
 func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
 	s := startV1(t, "", 0)
 	_, got, connected := runSession(t, netclient.SessionOptions{
-		Addr: s.ln.Addr().String(), ClientID: "tray-4", HelloTimeout: 200 * time.Millisecond,
+		Addr: s.ln.Addr().String(), ClientID: "tray-4", ReplyTimeout: 200 * time.Millisecond, MinBackoff: time.Hour,
 	})
 	s.waitAccept(t, "the first connection")
-	s.waitAccept(t, "the connection without hello")
+	s.waitAccept(t, "the second try at identifying")
+	s.waitAccept(t, "the connection without hello") // not after an hour's backoff
 	waitSignal(t, connected, "the session to connect")
-	expectDelivery(t, got, wire.KindRandom, "7")
+	expectDelivery(t, got, wire.KindRandom, "7", true)
 }
 
 // A peer that stops answering (half-open, or frozen) is found by the
@@ -175,24 +179,12 @@ func TestSessionBackoff(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: connection refused
-	waits := make(chan time.Duration, 100)
-	opts := netclient.SessionOptions{
-		Addr: addr, MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond,
-		OnState: func(st netclient.State) {
-			if !st.Connected {
-				waits <- st.RetryIn
-			}
-		},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- netclient.NewSession(opts).Run(ctx, func(netclient.Delivery) {}) }()
-	defer func() { cancel(); <-done }()
+	r := startSession(t, netclient.SessionOptions{Addr: addr, MinBackoff: 10 * time.Millisecond, MaxBackoff: 80 * time.Millisecond})
 	for i, step := range []time.Duration{10, 20, 40, 80, 80, 80} {
 		step *= time.Millisecond
 		select {
-		case w := <-waits:
-			if w < step/2 || w > step {
+		case st := <-r.down:
+			if w := st.RetryIn; w < step/2 || w > step {
 				t.Fatalf("retry %d waits %v, want between %v and %v", i+1, w, step/2, step)
 			}
 		case <-time.After(10 * time.Second):
@@ -277,22 +269,14 @@ func TestSessionRetriesHelloAfterTooManyConnections(t *testing.T) {
 	if _, err := bufio.NewReader(hog).ReadString('\n'); err != nil { // it holds the only slot
 		t.Fatal(err)
 	}
-	disc := make(chan error, 10)
-	_, got, connected := runSession(t, netclient.SessionOptions{
+	r := startSession(t, netclient.SessionOptions{
 		Addr: s.Addr().String(), ClientID: "rev-2", MinBackoff: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OnState: func(st netclient.State) {
-			if !st.Connected {
-				select {
-				case disc <- st.Err:
-				default:
-				}
-			}
-		},
 	})
+	got, connected := r.got, r.up
 	waitErr := func() error {
 		select {
-		case err := <-disc:
-			return err
+		case st := <-r.down:
+			return st.Err
 		case <-time.After(10 * time.Second):
 			t.Fatal("the session never reported the refusal")
 			return nil

@@ -3,6 +3,7 @@ package netclient_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,33 +46,69 @@ func pub(t *testing.T, s *server.Server, kind wire.Kind, v string) uint64 {
 	return it.ID
 }
 
-// runSession runs a session until the test ends. It returns the session,
-// its deliveries, and a channel that receives each connection
-// (State.Connected); opts.OnState, if set, still sees every state.
-func runSession(t *testing.T, opts netclient.SessionOptions) (*netclient.Session, <-chan netclient.Delivery, <-chan struct{}) {
+// running is a session run until the test ends, its events sorted into
+// channels a test can wait on.
+type running struct {
+	sess      *netclient.Session
+	got       chan netclient.Delivery // every item, news or current
+	connected chan netclient.State    // each connection
+	up        chan struct{}           // each connection too
+	down      chan netclient.State    // each disconnection
+	stop      func()                  // ends the session and waits for it; also run at cleanup
+}
+
+// startSession runs a session until the test ends, reading its events
+// as a user would.
+func startSession(t *testing.T, opts netclient.SessionOptions) *running {
 	t.Helper()
-	got := make(chan netclient.Delivery, 1000)
-	connected := make(chan struct{}, 100)
-	onState := opts.OnState
-	opts.OnState = func(st netclient.State) {
-		if onState != nil {
-			onState(st)
-		}
-		if st.Connected {
-			connected <- struct{}{}
-		}
+	r := &running{
+		sess:      netclient.NewSession(opts),
+		got:       make(chan netclient.Delivery, 1000),
+		connected: make(chan netclient.State, 100),
+		up:        make(chan struct{}, 100),
+		down:      make(chan netclient.State, 100),
 	}
-	sess := netclient.NewSession(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- sess.Run(ctx, func(d netclient.Delivery) { got <- d }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+	go func() { done <- r.sess.Run(ctx) }()
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for ev := range r.sess.Events() {
+			switch {
+			case ev.Item != nil:
+				r.got <- *ev.Item
+			case ev.State.Connected:
+				r.connected <- *ev.State
+				r.up <- struct{}{}
+			default:
+				select {
+				case r.down <- *ev.State:
+				default: // nobody counts them
+				}
+			}
 		}
-	})
-	return sess, got, connected
+	}()
+	var once sync.Once
+	r.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			<-consumed
+		})
+	}
+	t.Cleanup(r.stop)
+	return r
+}
+
+// runSession is startSession for tests that need only the session, its
+// items and a signal per connection.
+func runSession(t *testing.T, opts netclient.SessionOptions) (*netclient.Session, <-chan netclient.Delivery, <-chan struct{}) {
+	t.Helper()
+	r := startSession(t, opts)
+	return r.sess, r.got, r.up
 }
 
 // awaitValue skips deliveries until one with value arrives, and returns it.
@@ -109,6 +146,9 @@ func collectAds(t *testing.T, got <-chan netclient.Delivery, want int) []string 
 	for len(ads) < want {
 		select {
 		case d := <-got:
+			if d.Current {
+				continue // not news: what the server held before
+			}
 			if d.ID != 0 && seen[d.ID] {
 				t.Fatalf("item %d (%q) delivered twice", d.ID, d.Value)
 			}
@@ -200,7 +240,12 @@ func TestIdentityIsKeptAndExclusive(t *testing.T) {
 	if err != nil || b.ID() == a.ID() || wire.ValidateClientID(b.ID()) != nil {
 		t.Fatalf("concurrent OpenIdentity = %v; id %q, want a valid id other than %q", err, b.ID(), a.ID())
 	}
-	if err := a.SetSeen(42, 7); err != nil {
+	one := netclient.Marks{Epoch: "9f2c41d07a5be310", Ad: 42, Random: 7}
+	two := netclient.Marks{Ad: 3, Random: 4} // a server without epochs
+	if err := a.SetMarks("one.example:6789", one); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetMarks("[::1]:6789", two); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
@@ -210,58 +255,46 @@ func TestIdentityIsKeptAndExclusive(t *testing.T) {
 		t.Fatalf("OpenIdentity after Close = %v; id %q, want %q", err, again.ID(), a.ID())
 	}
 	defer again.Close()
-	if ad, random := again.Seen(); ad != 42 || random != 7 {
-		t.Fatalf("Seen = %d, %d; want 42, 7", ad, random)
+	if m, ok := again.Marks("one.example:6789"); !ok || m != one {
+		t.Fatalf("Marks(one) = %+v, %v; want %+v", m, ok, one)
+	}
+	if m, ok := again.Marks("[::1]:6789"); !ok || m != two {
+		t.Fatalf("Marks(two) = %+v, %v; want %+v", m, ok, two)
+	}
+	if m, ok := again.Marks("other:6789"); ok {
+		t.Fatalf("Marks(other) = %+v; want none", m)
 	}
 }
 
 // TestRestartedClientRepeatsNothing: a client restarted with its identity
-// delivers only what was published since it last delivered.
+// hands over as news only what was published since it last ran; the
+// latest number and ad come again, once, as current (for a menu).
 func TestRestartedClientRepeatsNothing(t *testing.T) {
 	s := realServer(t, server.Config{})
 	state := t.TempDir()
-	run := func(publish string) []netclient.Delivery {
+	run := func(publish string) (news []netclient.Delivery) {
 		idt, err := netclient.OpenIdentity(state)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer idt.Close()
-		got := make(chan netclient.Delivery, 100)
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() {
-			done <- netclient.NewSession(netclient.SessionOptions{Addr: s.Addr().String(), Identity: idt}).
-				Run(ctx, func(d netclient.Delivery) { got <- d })
-		}()
+		r := startSession(t, netclient.SessionOptions{Addr: s.Addr().String(), Identity: idt})
+		defer r.stop()
+		waitSignal(t, r.up, "connect")
 		pub(t, s, wire.KindClassified, publish)
-		var all []netclient.Delivery
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case d := <-got:
-				all = append(all, d)
-				if d.Value != publish {
-					continue
-				}
-			case <-timeout:
-				t.Fatalf("%q never delivered; got %+v", publish, all)
+		for d := awaitValue(t, r.got, publish); ; d = <-r.got {
+			if !d.Current {
+				news = append(news, d)
 			}
-			break
+			if len(r.got) == 0 {
+				break
+			}
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		close(got)
-		for d := range got {
-			all = append(all, d)
-		}
-		return all
+		return news
 	}
 	run("first")
-	second := run("second")
-	if len(second) != 1 || second[0].Value != "second" {
-		t.Fatalf("the restarted client delivered %+v; want only the new ad", second)
+	if second := run("second"); len(second) != 1 || second[0].Value != "second" {
+		t.Fatalf("the restarted client handed over as news %+v; want only the new ad", second)
 	}
 }
 

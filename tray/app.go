@@ -138,30 +138,6 @@ func newApp(opts Options, log *slog.Logger) *app {
 	return a
 }
 
-// stateBox keeps the session's latest state for the app goroutine:
-// OnState must not block, and only the latest state matters.
-type stateBox struct {
-	mu    sync.Mutex
-	state netclient.State
-	ready chan struct{} // one token: a new state is waiting
-}
-
-func (b *stateBox) put(s netclient.State) {
-	b.mu.Lock()
-	b.state = s
-	b.mu.Unlock()
-	select {
-	case b.ready <- struct{}{}:
-	default:
-	}
-}
-
-func (b *stateBox) get() netclient.State {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.state
-}
-
 // run is the app goroutine. It returns when ctx ends or the user quits,
 // after every goroutine it started has finished.
 func (a *app) run(ctx context.Context) error {
@@ -171,29 +147,22 @@ func (a *app) run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait
 
-	states := &stateBox{ready: make(chan struct{}, 1)}
-	deliveries := make(chan netclient.Delivery, 64)
 	session := netclient.NewSession(netclient.SessionOptions{
 		Addr:     a.server,
 		Identity: a.opts.Identity,
-		OnState:  states.put,
 		Logger:   a.log,
 	})
 	a.log.Info("hark tray is running", "server", a.server)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		err := session.Run(ctx, func(d netclient.Delivery) {
-			select {
-			case deliveries <- d:
-			case <-ctx.Done():
-				a.log.Info("item arrived while quitting", "kind", d.Kind, "value", d.Value)
-			}
-		})
-		if err != nil {
+		if err := session.Run(ctx); err != nil {
 			a.log.Error("session ended", "err", err)
 		}
 	}()
+	// The session's events come straight into this loop: an item not
+	// taken before Quit is offered again next time, never lost.
+	events := session.Events()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -246,15 +215,20 @@ func (a *app) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-countdown.C:
-		case <-states.ready:
-			a.state, a.stateAt = states.get(), time.Now()
-			if a.state.Connected {
-				countdown.Stop()
-			} else {
-				countdown.Reset(time.Second)
+		case ev, ok := <-events:
+			switch {
+			case !ok:
+				events = nil // the session ended; ctx is ending too
+			case ev.State != nil:
+				a.state, a.stateAt = *ev.State, time.Now()
+				if a.state.Connected {
+					countdown.Stop()
+				} else {
+					countdown.Reset(time.Second)
+				}
+			case ev.Item != nil:
+				a.item(*ev.Item)
 			}
-		case d := <-deliveries:
-			a.item(d)
 		case act := <-a.actions:
 			// Using the menu shows it: what was new has been seen. (Hosts
 			// that report opening the menu clear it sooner; xfce4-panel
@@ -277,14 +251,19 @@ func (a *app) run(ctx context.Context) error {
 	}
 }
 
-// item takes in one fetched item.
+// item takes in one fetched item. A current one (what the server held
+// before this client met it, or the latest again after a restart) fills
+// the menu without a popup: it is not news.
 func (a *app) item(d netclient.Delivery) {
-	a.log.Debug("item", "kind", d.Kind, "value", d.Value, "id", d.ID)
+	a.log.Debug("item", "kind", d.Kind, "value", d.Value, "id", d.ID, "current", d.Current)
 	switch d.Kind {
 	case wire.KindRandom:
 		a.latest = d.Value
 	case wire.KindClassified:
 		a.recent = append([]string{d.Value}, a.recent[:min(len(a.recent), recentMax-1)]...)
+	}
+	if d.Current {
+		return
 	}
 	a.unread = true
 	for _, p := range a.pres.item(d, time.Now()) {

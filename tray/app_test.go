@@ -219,9 +219,9 @@ func (f *fixture) awaitEnd(what string) error {
 	}
 }
 
-// connected waits for the popup of the random number the server drew at
-// start (the session fetches it on connecting, and random numbers are on
-// by default), then for the view that says connected. Ads published
+// connected waits for the random number the server drew at start in
+// the menu (the session fetches it on connecting; it is not news, so it
+// makes no popup), then for the view that says connected. Ads published
 // from then on are announced: a version-1 server counts only those.
 func (f *fixture) connected() {
 	f.t.Helper()
@@ -229,17 +229,16 @@ func (f *fixture) connected() {
 	f.awaitConnectedView()
 }
 
-// firstNumber waits for the popup of the server's first random number.
+// firstNumber waits for the server's first random number in the menu.
 func (f *fixture) firstNumber() {
 	f.t.Helper()
-	p := f.popups.next(f.t, "the popup for the server's first random number")
-	if p.Title != "New random number" || p.Group != "" {
-		f.t.Fatalf("first popup %+v, want a New random number", p)
+	v := f.views.await(f.t, "the server's first random number in the menu", func(v view) bool {
+		return v.Latest != "Latest number: none yet"
+	})
+	f.initial = strings.TrimPrefix(v.Latest, "Latest number: ")
+	if _, err := wire.ParseRandom(f.initial); err != nil {
+		f.t.Fatalf("first number in %s: %v", formatView(v), err)
 	}
-	if _, err := wire.ParseRandom(p.Body); err != nil {
-		f.t.Fatalf("first popup %+v: %v", p, err)
-	}
-	f.initial = p.Body
 }
 
 func (f *fixture) awaitConnectedView() view {
@@ -317,7 +316,15 @@ func latestIs(n string) func(view) bool {
 func TestAppShowsItems(t *testing.T) {
 	f := newFixture(t, nil)
 	f.start()
-	f.connected()
+	// The number the server held before hark met it is in the menu, and
+	// is no news: no popup, no unread dot.
+	f.firstNumber()
+	if v := f.awaitConnectedView(); !bytes.Equal(v.Icon, assets.TrayConnected) {
+		t.Fatalf("first contact marked unread: %s", formatView(v))
+	}
+	if p := f.popups.all(); len(p) != 0 {
+		t.Fatalf("popups on first contact: %+v", p)
+	}
 
 	f.publish(wire.KindClassified, "Bike for sale, 50 EUR")
 	f.nextPopup(Popup{Title: "New classified ad", Body: "Bike for sale, 50 EUR"})
@@ -625,10 +632,15 @@ func TestAppIconsAndStatus(t *testing.T) {
 		t.Fatalf("first view %s", formatView(first))
 	}
 
-	// The server's first number arrives on connecting: unread.
+	// The server's first number arrives on connecting: not news, not unread.
 	f.firstNumber()
+	f.awaitView("connected", func(v view) bool {
+		return bytes.Equal(v.Icon, assets.TrayConnected) && v.Status == "Connected to "+f.addr &&
+			v.Tooltip == "hark: Connected to "+f.addr
+	})
+	n := f.number()
 	f.awaitView("connected with an unread item", func(v view) bool {
-		return bytes.Equal(v.Icon, assets.TrayUnread) && v.Status == "Connected to "+f.addr &&
+		return bytes.Equal(v.Icon, assets.TrayUnread) && v.Latest == "Latest number: "+n &&
 			v.Tooltip == "hark: Connected to "+f.addr+" (new items)"
 	})
 
@@ -759,8 +771,11 @@ func TestAppConfigDoNotDisturbApplies(t *testing.T) {
 	})
 	f.start()
 	f.awaitView("connected in do not disturb", func(v view) bool {
-		return v.DND && bytes.Equal(v.Icon, assets.TrayDoNotDisturb) && v.Latest != "Latest number: none yet"
+		return v.DND && bytes.Equal(v.Icon, assets.TrayDoNotDisturb) && v.Latest != "Latest number: none yet" &&
+			v.Status == "Connected to "+f.addr
 	})
+	n := f.number()
+	f.awaitView("the number in do not disturb", latestIs(n))
 	f.act(actDND)
 	f.nextPopup(Popup{Title: "1 item arrived while you were away", Body: "1 random number. The latest are in hark's menu."})
 }
@@ -834,7 +849,9 @@ func TestAppNotifyErrorsDoNotStopPopups(t *testing.T) {
 		return nil
 	}
 	f.start()
-	f.connected() // the first call, which fails
+	f.connected()
+	n := f.number() // the first call, which fails
+	f.nextPopup(Popup{Title: "New random number", Body: n})
 	f.publish(wire.KindClassified, "ad one")
 	f.nextPopup(Popup{Title: "New classified ad", Body: "ad one"}) // fails too
 	f.publish(wire.KindClassified, "ad two")
@@ -858,7 +875,7 @@ func TestAppNotifyErrorsDoNotStopPopups(t *testing.T) {
 		t.Errorf("%d warnings that popups fail, want exactly 1 for the failing spell", warnings)
 	}
 	// What could not be shown went to the log instead.
-	if want := []string{f.initial, "ad one"}; !slices.Equal(logged, want) {
+	if want := []string{n, "ad one"}; !slices.Equal(logged, want) {
 		t.Errorf("popups logged instead of shown: %q, want %q", logged, want)
 	}
 }
@@ -877,6 +894,8 @@ func TestAppHungNotifyDelaysOnlyPopups(t *testing.T) {
 	f.start()
 	// The first popup hangs in notify; the session and the menu go on.
 	f.connected()
+	n := f.number()
+	f.nextPopup(Popup{Title: "New random number", Body: n}) // in notify, hanging
 	f.publish(wire.KindClassified, "queued ad")
 	f.awaitView("the ad in the menu", recentIs("queued ad"))
 
@@ -906,7 +925,7 @@ func TestAppHungNotifyDelaysOnlyPopups(t *testing.T) {
 	for range queued {
 		f.nextPopup(Popup{Title: "Classified ad", Body: "queued ad"})
 	}
-	n := f.number()
+	n = f.number()
 	f.nextPopup(Popup{Title: "New random number", Body: n})
 }
 

@@ -75,7 +75,7 @@ func ParseHello(line string) (Hello, error) {
 		}
 		switch key {
 		case "epoch":
-			if !validEpoch(value) {
+			if !ValidEpoch(value) {
 				return Hello{}, invalidf("an epoch is 1 to %d letters and digits, got %q", MaxEpochBytes, clip(value))
 			}
 			h.Epoch, haveEpoch = value, true
@@ -101,7 +101,9 @@ func ParseHello(line string) (Hello, error) {
 	return h, nil
 }
 
-func validEpoch(s string) bool {
+// ValidEpoch reports whether s can be an epoch: 1 to MaxEpochBytes ASCII
+// letters and digits.
+func ValidEpoch(s string) bool {
 	if s == "" || len(s) > MaxEpochBytes {
 		return false
 	}
