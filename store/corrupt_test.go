@@ -206,20 +206,53 @@ func TestOpenOtherApplicationsDatabase(t *testing.T) {
 	}
 }
 
-func TestOpenOtherSchemaVersion(t *testing.T) {
+// A newer hark's store is refused, never read as this schema: an older
+// hark must not write records a newer one's indexes would miss.
+func TestOpenNewerSchemaVersion(t *testing.T) {
 	dir := otherBoltFile(t, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucket([]byte("meta"))
 		if err != nil {
 			return err
 		}
-		return b.Put([]byte("schema"), []byte("2"))
+		return b.Put([]byte("schema"), []byte("3"))
 	})
 	err := refused(t, dir)
-	if !errors.Is(err, store.ErrCorrupt) {
-		t.Errorf("err = %v, want ErrCorrupt", err)
-	}
-	if !strings.Contains(err.Error(), `"2"`) {
+	checkCorrupt(t, err)
+	if !strings.Contains(err.Error(), `schema version "3"`) {
 		t.Errorf("error %q does not give the version found", err)
+	}
+}
+
+// Schema 2 creates every bucket at once: one missing was lost, and the
+// store is refused rather than run without it.
+func TestOpenSchema2MissingBucket(t *testing.T) {
+	dir := t.TempDir()
+	st := open(t, dir, store.Retention{})
+	mustAppend(t, st, wire.KindClassified, "ad", t0)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, st.Path(), func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("clientseen")) })
+	err := refused(t, dir)
+	checkCorrupt(t, err)
+	if !strings.Contains(err.Error(), `no "clientseen" bucket`) {
+		t.Errorf("error %q does not name the missing bucket", err)
+	}
+}
+
+// editFile changes a closed store's file with bbolt directly.
+func editFile(t *testing.T, path string, edit func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(edit)
+	if err2 := db.Close(); err == nil {
+		err = err2
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -34,6 +34,16 @@ func open(t *testing.T, dir string, keep store.Retention) *store.Store {
 	return st
 }
 
+func openWith(t *testing.T, dir string, opts store.Options) *store.Store {
+	t.Helper()
+	st, err := store.OpenWith(dir, opts)
+	if err != nil {
+		t.Fatalf("OpenWith(%s): %v", dir, err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
 // reopen closes st and opens its directory again.
 func reopen(t *testing.T, st *store.Store, keep store.Retention) *store.Store {
 	t.Helper()
@@ -326,20 +336,31 @@ func TestPruneIdleClients(t *testing.T) {
 	}
 }
 
-func TestPruneClientCount(t *testing.T) {
-	st := open(t, t.TempDir(), store.Retention{Clients: 2})
-	seen := map[string]time.Duration{"c1": 3 * time.Minute, "c2": time.Minute, "c3": 2 * time.Minute, "c4": 4 * time.Minute}
-	for id, ago := range seen {
-		mustSave(t, st, id, store.Client{Ad: 1, Seen: t0.Add(-ago)})
+// At the cap, a new id is not stored, and no stored id is evicted for it:
+// whoever established an id first keeps it (until it idles out).
+func TestClientCapRefusesNewIDs(t *testing.T) {
+	var logs logBuffer
+	keep := store.Retention{Clients: 2}
+	st := openWith(t, t.TempDir(), store.Options{Retention: keep, Logger: logs.logger()})
+	mustSave(t, st, "c1", store.Client{Ad: 1, Seen: t0.Add(-3 * time.Minute)})
+	mustSave(t, st, "c2", store.Client{Ad: 1, Seen: t0.Add(-2 * time.Minute)})
+	mustSave(t, st, "c3", store.Client{Ad: 1, Seen: t0})                       // refused, not an error
+	mustSave(t, st, "c1", store.Client{Ad: 7, Seen: t0.Add(-3 * time.Minute)}) // a stored id still moves
+	if n := st.Clients(); n != 2 {
+		t.Errorf("Clients() = %d, want 2", n)
 	}
-	if _, err := st.Prune(t0); err != nil {
+	st = reopen(t, st, keep)
+	for id, want := range map[string]uint64{"c1": 7, "c2": 1, "c3": 0} {
+		c, found, err := st.Client(id)
+		if err != nil || found != (want != 0) || c.Ad != want {
+			t.Errorf("Client(%q) = %+v, %v, %v; want found %v with Ad %d", id, c, found, err, want != 0, want)
+		}
+	}
+	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st = reopen(t, st, store.Retention{Clients: 2})
-	for id, want := range map[string]bool{"c1": false, "c2": true, "c3": true, "c4": false} {
-		if _, found, err := st.Client(id); err != nil || found != want {
-			t.Errorf("Client(%q) found = %v, %v, want %v", id, found, err, want)
-		}
+	if got := logs.count("client id not remembered: the store holds the most client ids it keeps"); got != 1 {
+		t.Errorf("the refusal was logged %d times, want 1:\n%s", got, logs.String())
 	}
 }
 
