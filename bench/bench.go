@@ -196,6 +196,8 @@ type run struct {
 	tag  string
 	base uint64
 
+	src sources // where the clients connect from
+
 	pubAt []atomic.Int64 // since() just before item n was published; 0: not yet
 	got   []atomic.Int64 // clients still connected that have fetched item n
 	alive atomic.Int64   // clients still connected
@@ -371,6 +373,7 @@ func newRun(cfg Config) *run {
 		ready:    make(chan struct{}),
 		failed:   make(chan struct{}),
 		conns:    make([]net.Conn, 0, cfg.Clients),
+		src:      spread(cfg.Server, cfg.Clients),
 	}
 	for i := range r.done {
 		r.done[i] = make(chan struct{})
@@ -384,7 +387,7 @@ func newRun(cfg Config) *run {
 func (r *run) connect(ctx context.Context) ([]*client, error) {
 	clients := make([]*client, r.cfg.Clients)
 	sem := make(chan struct{}, r.cfg.DialConcurrency)
-	r.cfg.Progress(fmt.Sprintf("connecting %d clients to %s (%s)", r.cfg.Clients, r.cfg.Server, map[bool]string{true: "version 1", false: "identified"}[r.cfg.V1]))
+	r.cfg.Progress(fmt.Sprintf("connecting %d clients to %s (%s) from %s", r.cfg.Clients, r.cfg.Server, map[bool]string{true: "version 1", false: "identified"}[r.cfg.V1], r.src))
 launch:
 	for i := range clients {
 		select {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -287,6 +288,7 @@ func TestSetupErrors(t *testing.T) {
 		want  string
 	}{
 		{"full", true, []string{wire.ErrTooManyConns}, "max-conns"},
+		{"full for one address", true, []string{wire.ErrTooManyFromAddr}, "max-conns-per-addr"},
 		{"no hello", false, []string{wire.ErrUnknownCommand, "OK"}, "--v1"},
 	}
 	for _, tc := range cases {
@@ -309,5 +311,42 @@ func TestSetupErrors(t *testing.T) {
 				t.Fatal("no error")
 			}
 		})
+	}
+}
+
+// TestSpread: against a server on 127.0.0.0/8 (on Linux), clients
+// connect from distinct loopback addresses, never 127.0.0.1, at most
+// MaxPerSource from each; elsewhere the system chooses.
+func TestSpread(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("clients spread over loopback addresses on Linux only")
+	}
+	for _, clients := range []int{1, 100, 101, 500, 10000} {
+		src := spread("127.0.0.1:6789", clients)
+		per := map[string]int{}
+		for i := range clients {
+			a := src.addr(i)
+			if a == nil || !a.IP.IsLoopback() || a.IP.To4() == nil || a.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+				t.Fatalf("%d clients: client %d connects from %v, want a loopback address other than 127.0.0.1", clients, i, a)
+			}
+			per[a.IP.String()]++
+		}
+		want := (clients + MaxPerSource - 1) / MaxPerSource
+		if len(per) != want {
+			t.Errorf("%d clients from %d addresses, want %d", clients, len(per), want)
+		}
+		for ip, n := range per {
+			if n > MaxPerSource {
+				t.Errorf("%d clients: %d from %s, want at most %d", clients, n, ip, MaxPerSource)
+			}
+		}
+		if got := src.perSource(clients); got > MaxPerSource {
+			t.Errorf("%d clients: perSource %d, want at most %d", clients, got, MaxPerSource)
+		}
+	}
+	for _, server := range []string{"[::1]:6789", "localhost:6789", "192.0.2.1:6789", "bad"} {
+		if src := spread(server, 1000); src.addr(0) != nil || src.perSource(1000) != 1000 {
+			t.Errorf("%s: clients connect from %v, want the system's choice", server, src.addr(0))
+		}
 	}
 }

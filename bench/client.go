@@ -134,6 +134,9 @@ var errOver = errors.New("the run is over")
 func (c *client) setup() error {
 	cfg := c.r.cfg
 	d := net.Dialer{Timeout: cfg.SetupTimeout}
+	if la := c.r.src.addr(c.i); la != nil { // not a nil *TCPAddr in the interface
+		d.LocalAddr = la
+	}
 	nc, err := d.Dial("tcp", cfg.Server)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", cfg.Server, err)
@@ -290,6 +293,9 @@ func (c *client) serverError(e expect, line string) error {
 	switch {
 	case line == wire.ErrTooManyConns:
 		return fmt.Errorf("the server refused the connection: %q (its --max-conns is below the clients asked for?)", line)
+	case line == wire.ErrTooManyFromAddr:
+		return fmt.Errorf("the server refused the connection: %q (its --max-conns-per-addr is below the %d clients this run connects from one address?)",
+			line, c.r.src.perSource(c.r.cfg.Clients))
 	case e == expHello:
 		return fmt.Errorf("the server answered %q to hello: it does not know identification; run with --v1", line)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,17 +180,60 @@ func TestBenchCountsDuplicates(t *testing.T) {
 // TestBenchTooManyConnections: a server that refuses connections beyond
 // its --max-conns makes the bench stop with a message saying so.
 func TestBenchTooManyConnections(t *testing.T) {
-	s, err := server.Start(server.Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", DataDir: t.TempDir(), MaxConns: 5})
+	s := startServerWith(t, server.Config{MaxConns: 5, MaxConnsPerAddr: 5})
+	code, stdout, stderr := run(t, benchArgs(s, "--clients", "10", "--items", "1")...)
+	if code != 1 || !strings.Contains(stderr, `"ERR too many connections"`) || !strings.Contains(stderr, "--max-conns ") {
+		t.Errorf("exit status %d, want 1 with a message about --max-conns\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
+// TestBenchTooManyFromOneAddress: a server that refuses connections
+// beyond its --max-conns-per-addr makes the bench stop with a message
+// saying so.
+func TestBenchTooManyFromOneAddress(t *testing.T) {
+	s := startServerWith(t, server.Config{MaxConnsPerAddr: 5})
+	code, stdout, stderr := run(t, benchArgs(s, "--clients", "10", "--items", "1")...)
+	if code != 1 || !strings.Contains(stderr, "too many connections from your address") || !strings.Contains(stderr, "--max-conns-per-addr") {
+		t.Errorf("exit status %d, want 1 with a message about --max-conns-per-addr\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}
+
+// TestBenchSpreadsSourceAddresses: more clients than a server lets one
+// address hold all get in, each fetching every item: the bench connects
+// them from several loopback addresses.
+func TestBenchSpreadsSourceAddresses(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the bench spreads its clients over loopback addresses on Linux only")
+	}
+	const clients, items = 250, 2
+	s := startServerWith(t, server.Config{MaxConnsPerAddr: bench.MaxPerSource})
+	code, stdout, stderr := run(t, benchArgs(s, "--clients", strconv.Itoa(clients), "--items", strconv.Itoa(items), "--json")...)
+	if code != 0 {
+		t.Fatalf("exit status %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if r := benchJSON(t, stdout); r.Delivered != clients*items || r.Dropped != 0 {
+		t.Errorf("delivered %d, dropped %d; want %d, 0", r.Delivered, r.Dropped, clients*items)
+	}
+	if !strings.Contains(stderr, "from 3 loopback addresses, 127.0.0.2 to 127.0.0.4") {
+		t.Errorf("the progress does not say where the clients connect from:\n%s", stderr)
+	}
+}
+
+// startServerWith runs an in-process server with cfg on kernel-chosen
+// loopback ports and a fresh store, shut down when the test ends.
+func startServerWith(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	cfg.Listen, cfg.HTTP, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+	s, err := server.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()
-		_ = s.Shutdown(ctx)
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
 	})
-	code, stdout, stderr := run(t, benchArgs(s, "--clients", "10", "--items", "1")...)
-	if code != 1 || !strings.Contains(stderr, "too many connections") || !strings.Contains(stderr, "max-conns") {
-		t.Errorf("exit status %d, want 1 with a message about --max-conns\nstdout: %s\nstderr: %s", code, stdout, stderr)
-	}
+	return s
 }

@@ -46,7 +46,7 @@ func BenchmarkIdleConnRSS(b *testing.B) {
 		b.Logf("open-file limit %d: measuring %d connections", lim.Cur, n)
 	}
 	for b.Loop() {
-		p := startHark(b, b.TempDir(), "--max-conns", strconv.Itoa(n+10))
+		p := startHark(b, b.TempDir(), "--max-conns", strconv.Itoa(n+10), "--max-conns-per-addr", strconv.Itoa(n+10)) // every connection comes from 127.0.0.1
 		pid := p.cmd.Process.Pid
 		before := proctest.StatusKiB(b, pid, "VmRSS")
 		conns := make([]net.Conn, 0, n)

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,8 +30,10 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&cfg.HTTP, "http", server.DefaultHTTP, "publish API `address`; empty disables it")
 	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "notification mode ends after this long without a line from the client")
+	fs.DurationVar(&cfg.CommandTimeout, "command-timeout", server.DefaultCommandTimeout, "close a connection not in notification mode after this long without a line from the client")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "drop a client whose socket accepts nothing for this long")
 	fs.IntVar(&cfg.MaxConns, "max-conns", server.DefaultMaxConns, "most protocol connections at once")
+	fs.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", 0, "most protocol connections at once from one source: an IPv4 address, or an IPv6 /64 (default: a tenth of --max-conns, at least 1)")
 	fs.DurationVar(&cfg.RandomEvery, "random-every", 0, "publish a random number this often (0: off)")
 	fs.DurationVar(&cfg.ClassifiedEvery, "classified-every", 0, "publish a sample classified ad this often (0: off)")
 	fs.IntVar(&keep.Ads, "keep-ads", keep.Ads, "newest classified ads kept for clients that were away")
@@ -43,7 +46,9 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q: serve takes only flags", fs.Arg(0))
 	}
-	if err := checkServeFlags(&cfg, keep); err != nil {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := checkServeFlags(&cfg, keep, set); err != nil {
 		return err
 	}
 	if pprofAddr != "" {
@@ -74,7 +79,8 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "idle_timeout", cfg.IdleTimeout}
+	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "idle_timeout", cfg.IdleTimeout,
+		"command_timeout", cfg.CommandTimeout, "max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	if a := srv.HTTPAddr(); a != nil {
 		attrs = append(attrs, "publish_api", "http://"+a.String())
 	}
@@ -99,7 +105,9 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	return nil
 }
 
-func checkServeFlags(cfg *server.Config, keep store.Retention) error {
+// checkServeFlags checks the flags' values; set holds the flags given.
+// --max-conns-per-addr, unless given, follows --max-conns.
+func checkServeFlags(cfg *server.Config, keep store.Retention, set map[string]bool) error {
 	for _, a := range []struct{ flag, addr string }{{"--listen", cfg.Listen}, {"--http", cfg.HTTP}} {
 		if a.addr == "" && a.flag == "--http" {
 			continue
@@ -113,14 +121,25 @@ func checkServeFlags(cfg *server.Config, keep store.Retention) error {
 		return usagef("--idle-timeout must be positive, e.g. 30m")
 	case cfg.WriteTimeout <= 0:
 		return usagef("--write-timeout must be positive, e.g. 10s")
+	case cfg.CommandTimeout <= 0:
+		return usagef("--command-timeout must be positive, e.g. 2m")
 	case cfg.MaxConns <= 0:
 		return usagef("--max-conns must be at least 1")
+	case set["max-conns-per-addr"] && cfg.MaxConnsPerAddr <= 0:
+		return usagef("--max-conns-per-addr must be at least 1")
+	case cfg.MaxConnsPerAddr > cfg.MaxConns:
+		// Not clamped: a value above --max-conns is a mistake about one
+		// of the two, and saying so beats guessing which.
+		return usagef("--max-conns-per-addr %d is above --max-conns %d: give at most %d (equal: no limit per address)", cfg.MaxConnsPerAddr, cfg.MaxConns, cfg.MaxConns)
 	case cfg.RandomEvery < 0 || cfg.ClassifiedEvery < 0:
 		return usagef("--random-every and --classified-every take a positive duration, or 0 for off")
 	case keep.Ads <= 0:
 		return usagef("--keep-ads must be at least 1")
 	case keep.AdAge <= 0:
 		return usagef("--keep-for must be positive, e.g. 168h")
+	}
+	if !set["max-conns-per-addr"] {
+		cfg.MaxConnsPerAddr = server.DefaultMaxConnsPerAddr(cfg.MaxConns)
 	}
 	return nil
 }

@@ -304,3 +304,77 @@ func TestServePprofLoopbackOnly(t *testing.T) {
 		t.Fatalf("serve --pprof 0.0.0.0:6060: %v, want a loopback-only usage error", err)
 	}
 }
+
+// TestServeLimitFlagsChecked: the limits on strangers take positive
+// values, and one address cannot be allowed more than the server.
+func TestServeLimitFlagsChecked(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--max-conns-per-addr", "0"}, "--max-conns-per-addr must be at least 1"},
+		{[]string{"--max-conns-per-addr", "-5"}, "--max-conns-per-addr must be at least 1"},
+		{[]string{"--max-conns-per-addr", "many"}, "max-conns-per-addr"},
+		{[]string{"--max-conns", "10", "--max-conns-per-addr", "11"}, "--max-conns-per-addr 11 is above --max-conns 10"},
+		{[]string{"--max-conns-per-addr", "10001"}, "--max-conns-per-addr 10001 is above --max-conns 10000"},
+		{[]string{"--command-timeout", "0"}, "--command-timeout must be positive"},
+		{[]string{"--command-timeout", "-1s"}, "--command-timeout must be positive"},
+		{[]string{"--command-timeout", "soon"}, "command-timeout"},
+	}
+	for _, tc := range cases {
+		args := append([]string{"serve", "--listen", "127.0.0.1:0", "--http", "", "--data", t.TempDir()}, tc.args...)
+		code, stdout, stderr := run(t, args...)
+		if code != 2 || stdout != "" || !strings.Contains(stderr, tc.want) {
+			t.Errorf("hark %q: exit status %d, stdout %q, stderr %q; want 2 and a message saying %q", args, code, stdout, stderr, tc.want)
+		}
+	}
+}
+
+func TestServeHelpListsLimits(t *testing.T) {
+	code, _, stderr := run(t, "serve", "--help")
+	if code != 0 {
+		t.Errorf("hark serve --help: exit status %d, want 0", code)
+	}
+	for _, w := range []string{"-max-conns-per-addr", "a tenth of --max-conns", "IPv6 /64", "-command-timeout", "(default 2m0s)"} {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("hark serve --help does not say %q:\n%s", w, stderr)
+		}
+	}
+}
+
+// TestServeLimits: --max-conns-per-addr and --command-timeout reach the
+// server, and the per-address limit follows --max-conns unless given.
+func TestServeLimits(t *testing.T) {
+	p := startServe(t, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(),
+		"--max-conns-per-addr", "2", "--command-timeout", "200ms")
+	if !strings.Contains(p.log.String(), "command_timeout=200ms max_conns=10000 max_conns_per_addr=2") {
+		t.Errorf("the running line does not give the limits:\n%s", p.log)
+	}
+	a, b := linetest.Dial(t, p.proto), linetest.Dial(t, p.proto)
+	for _, c := range []*linetest.Conn{a, b} {
+		c.Send("random?")
+		c.Line()
+	}
+	refused := linetest.Dial(t, p.proto)
+	refused.Expect("ERR too many connections from your address")
+	expectEOF(t, refused)
+	// Silent since their reply: closed by the command timeout.
+	expectEOF(t, a)
+	expectEOF(t, b)
+
+	q := startServe(t, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--max-conns", "30")
+	if !strings.Contains(q.log.String(), "max_conns=30 max_conns_per_addr=3") {
+		t.Errorf("with --max-conns 30, want 3 connections per address:\n%s", q.log)
+	}
+}
+
+// expectEOF reads until the server closes the connection, failing on
+// any line, a reset, or a read that times out.
+func expectEOF(t *testing.T, c *linetest.Conn) {
+	t.Helper()
+	c.NC.SetReadDeadline(time.Now().Add(testTimeout))
+	rest, err := io.ReadAll(c.BR)
+	if err != nil || len(rest) > 0 {
+		t.Fatalf("want the connection closed, got %q, %v", rest, err)
+	}
+}

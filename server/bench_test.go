@@ -24,7 +24,7 @@ import (
 //	go test -run '^$' -bench Fanout -benchtime 50x ./server/
 func BenchmarkFanout(b *testing.B) {
 	const n = 1000
-	s := startServer(b, Config{})
+	s := startServer(b, Config{MaxConnsPerAddr: n}) // every client comes from 127.0.0.1
 	type event struct {
 		fetched bool
 		at      time.Time
@@ -117,7 +117,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	var server, bare float64
 	for i := 0; i < b.N; i++ {
 		bare += float64(bareConnBytes(b, n)) / n
-		s := startServer(b, Config{})
+		s := startServer(b, Config{MaxConnsPerAddr: n}) // every client comes from 127.0.0.1
 		before := liveBytes()
 		conns := make([]net.Conn, n)
 		buf := make([]byte, 4)

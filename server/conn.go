@@ -2,15 +2,19 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/store"
@@ -21,10 +25,29 @@ import (
 // written, so a flood of commands cannot grow a connection's buffer.
 const flushAt = 32 << 10
 
+// Closing without destroying the last line (net/http's closeWriteAndWait).
+// A socket closed with unread input sends a TCP reset, and a reset can
+// destroy what the peer has not read yet: the ERR line that explains the
+// close. So the server shuts down its write side (the peer reads the line,
+// then EOF) and reads and drops input for a while before it closes.
+const (
+	lingerTimeout = time.Second // how long a closing connection's input is drained, at most
+	lingerBudget  = 256 << 10   // how much of it, at most
+	refuseBudget  = 16 << 10    // what a refused connection may already have sent that is dropped
+)
+
 // conn is one protocol connection. One goroutine at a time (serve, or
-// wait while idle) reads and answers commands; fan-out appends
-// notifications to out, and the server's pusher writes them without
-// waiting (kick), leaving a goroutine to wait only for a full socket.
+// wait while idle), the connection's owner, reads and answers commands;
+// fan-out appends notifications to out, and the server's pusher writes
+// them without waiting (kick), leaving a goroutine to wait only for a
+// full socket.
+//
+// Lifecycle (as net/http's conn): state says, in one word, whether the
+// connection is in notification mode and whether, and why, it has ended.
+// Anyone may end it (end: the first reason wins, the socket is closed,
+// which wakes the owner); only the owner tears it down (teardown:
+// unregister, one log line), exactly once, when it leaves.
+//
 // Lock order: conn.wmu, then Server.mu, then conn.omu; fan-out, which
 // runs under Server.mu, therefore never waits for a socket.
 type conn struct {
@@ -34,21 +57,137 @@ type conn struct {
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
 
-	// Guarded by Server.mu (and notifying, below).
+	// Guarded by Server.mu.
 	own cursor  // read position while not identified
 	cl  *client // set by hello; the read position then lives there
 
 	wmu sync.Mutex // held while writing to nc, so lines never interleave
 
-	omu       sync.Mutex // guards out, scheduled and dead
-	out       []byte     // replies and notifications not yet written, in order
-	scheduled bool       // a kick or flush is on its way
-	dead      bool
+	omu sync.Mutex // guards out and scheduled
+	out []byte     // replies and notifications not yet written, in order
 
-	// Here rather than with the fields Server.mu guards, because the
-	// three bools share a word: every byte of a conn is paid by every
-	// idle connection.
-	notifying bool
+	// The two share a word: every byte of a conn is paid by every idle
+	// connection (docs/PERFORMANCE.md).
+	state     atomic.Uint32 // see the st* bits
+	scheduled bool          // guarded by omu: a kick or flush is on its way
+}
+
+// The bits of conn.state. The mode bit changes only under Server.mu (it
+// is counted in Server.notifying); the end bits are set once, by end,
+// from anywhere; the torn-down bit by the owner's teardown.
+const (
+	stNotifying = 1 << 0 // in notification mode
+	stTornDown  = 1 << 1 // teardown has run (or is running)
+	stWhyShift  = 8      // bits 8–15: why it ended (an endReason; 0 while open)
+	stErrShift  = 16     // bits 16–31: the errno that ended it, if any, for the log
+)
+
+// endReason says why a connection ended. The set is fixed, so log lines
+// keyed on it (ratelog keys on the message) are bounded whatever a
+// stranger does.
+type endReason uint8
+
+const (
+	notEnded endReason = iota
+	endClientClosed
+	endShutdown
+	endLineTooLong
+	endReadFailed
+	endWriteFailed
+	endWriteTimeout
+	endQueueFull
+	endCommandTimeout
+	endPanic
+)
+
+// reasons are the log line and level of each endReason. Levels: what a
+// peer does as a matter of course is DEBUG; what the server imposes on
+// it, INFO; a bug, ERROR.
+var reasons = [...]struct {
+	msg   string
+	level slog.Level
+}{
+	notEnded:          {"connection closed", slog.LevelDebug}, // not reached: teardown follows end
+	endClientClosed:   {"connection closed by the client", slog.LevelDebug},
+	endShutdown:       {"connection closed: the server is shutting down", slog.LevelDebug},
+	endLineTooLong:    {"connection closed: line too long", slog.LevelInfo},
+	endReadFailed:     {"connection closed: read failed", slog.LevelDebug},
+	endWriteFailed:    {"connection closed: write failed", slog.LevelInfo},
+	endWriteTimeout:   {"connection closed: slow reader, a write timed out", slog.LevelInfo},
+	endQueueFull:      {"connection closed: slow reader, its notification queue is full", slog.LevelInfo},
+	endCommandTimeout: {"connection closed: no command for the command timeout", slog.LevelInfo},
+	endPanic:          {"connection closed: panic while serving it", slog.LevelError},
+}
+
+// notifying reports whether c is in notification mode.
+func (c *conn) notifying() bool { return c.state.Load()&stNotifying != 0 }
+
+// closed reports whether c has ended: nothing more is queued or written.
+func (c *conn) closed() bool { return c.state.Load()>>stWhyShift&0xff != 0 }
+
+// mark records why c ends, unless a reason is recorded already: the first
+// one wins. It reports whether this call recorded it. It takes no lock.
+func (c *conn) mark(r endReason, err error) bool {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	for {
+		old := c.state.Load()
+		if old>>stWhyShift&0xff != 0 {
+			return false
+		}
+		st := old | uint32(r)<<stWhyShift | uint32(min(errno, 0xffff))<<stErrShift
+		if c.state.CompareAndSwap(old, st) {
+			return true
+		}
+	}
+}
+
+// end ends c from anywhere: it records why (the first reason wins) and
+// closes the socket, which wakes the owner to tear the connection down.
+// It is idempotent and takes no lock, so it is safe to call with
+// Server.mu held. Closing again is harmless, and needed: the owner
+// records its reason before it lingers (finish), and a shutdown that
+// runs out of time must still be able to cut the linger short.
+func (c *conn) end(r endReason, err error) {
+	c.mark(r, err)
+	_ = c.nc.Close()
+}
+
+// run is the entry of the owner's goroutine. A panic while serving ends
+// this connection only: it is logged with its stack, and the server and
+// every other connection carry on. (Code that panics holding Server.mu
+// would still leave it locked: those sections are kept short and
+// free of I/O.)
+func (c *conn) run() {
+	defer func() {
+		if v := recover(); v != nil {
+			c.end(endPanic, nil)
+			c.teardown("panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	c.wait()
+}
+
+// teardown unregisters c and logs, in one line, why it ended. Only the
+// owner calls it, once, as it leaves; the socket is closed by then.
+func (c *conn) teardown(args ...any) {
+	if c.state.Or(stTornDown)&stTornDown != 0 {
+		return // run's recover, after a panic inside teardown: never unregister twice
+	}
+	s := c.s
+	s.mu.Lock()
+	s.unregister(c)
+	s.mu.Unlock()
+	c.omu.Lock()
+	c.out = nil
+	c.omu.Unlock()
+	st := c.state.Load()
+	w := reasons[st>>stWhyShift&0xff]
+	attrs := append(make([]any, 0, 4+len(args)), "remote", c.nc.RemoteAddr())
+	if errno := syscall.Errno(st >> stErrShift); errno != 0 {
+		attrs = append(attrs, "err", errno.Error())
+	}
+	s.rl.Log(w.level, w.msg, append(attrs, args...)...)
 }
 
 // pos returns the connection's read position. Server.mu must be held.
@@ -60,7 +199,7 @@ func (c *conn) pos() *cursor {
 }
 
 // serve reads and answers lines until nothing is buffered, then hands the
-// wait for more to a fresh goroutine (wait) and returns. Answering grows a
+// wait for more to a fresh goroutine (run) and returns. Answering grows a
 // goroutine's stack, and a grown stack parked in Read keeps its size; a
 // fresh goroutine that only waits keeps the minimum, which is most of what
 // an idle connection costs. serve is entered with input, or an error, in
@@ -69,38 +208,94 @@ func (c *conn) serve() {
 	for {
 		line, err := c.r.ReadLine()
 		if err != nil {
-			c.end(err)
+			c.finish(err)
 			return
 		}
 		c.lastLine.Store(c.s.since())
+		if h := c.s.cfg.onLine; h != nil {
+			h(line)
+		}
 		c.handle(line)
 		if !c.r.Buffered() || c.queued() >= flushAt {
-			if c.flush() != nil {
-				c.close()
+			if err := c.flush(); err != nil {
+				c.end(endWriteFailed, err) // the writer has recorded the real reason
+				c.teardown()
 				return
 			}
 		}
 		if c.r.Release() { // nothing buffered: the read buffer went back to the pool
-			c.s.goTracked(c.wait)
+			c.s.goTracked(c.run)
 			return
 		}
 	}
 }
 
-// end closes the connection after a read error, answering first what was
-// received before it.
-func (c *conn) end(err error) {
+// finish ends the connection from its owner after a read error, answering
+// first what was received before it, and tears it down.
+func (c *conn) finish(err error) {
+	r := endReadFailed
 	switch {
 	case errors.Is(err, wire.ErrLineTooLong):
-		c.s.log.Info("closing connection: line too long", "remote", c.nc.RemoteAddr())
+		r = endLineTooLong
 		c.reply(wire.ErrLineTooLongLine)
-	case errors.Is(err, os.ErrDeadlineExceeded): // shutdown
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	default:
-		c.s.log.Debug("read failed", "remote", c.nc.RemoteAddr(), "err", err)
+	case errors.Is(err, os.ErrDeadlineExceeded): // Shutdown woke the reader
+		r = endShutdown
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		r = endClientClosed
+	case errors.Is(err, net.ErrClosed): // ended by someone else, who said why
 	}
-	_ = c.flush()
-	c.close()
+	switch r {
+	case endClientClosed:
+		// A client may shut down its side after its last commands (a
+		// half-close) and still read their replies.
+		_ = c.flush()
+	case endLineTooLong, endShutdown:
+		// The peer may have sent more that will never be read: close so
+		// that the last line survives (see lingerTimeout). Recording the
+		// reason first stops the pushes.
+		if c.flush() == nil && c.mark(r, err) {
+			c.closeWriteAndWait(c.s.ctx)
+		}
+	}
+	c.end(r, err)
+	c.teardown()
+}
+
+// closeWriteAndWait shuts down the write side (after every line written:
+// the peer reads them, then EOF), then reads and drops input until EOF,
+// lingerBudget bytes or the linger time (lingerTimeout), whichever comes
+// first, so that closing the socket does not send a reset. ctx is the
+// server's: once it is done (a shutdown in progress) the wait is cut
+// short, and only what is already there is dropped. Ending c (end)
+// meanwhile closes the socket and ends the wait.
+func (c *conn) closeWriteAndWait(ctx context.Context) {
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	c.wmu.Lock() // no write in flight: the FIN follows every line
+	err := cw.CloseWrite()
+	c.wmu.Unlock()
+	if err != nil {
+		return
+	}
+	bp := c.s.bufs.Get().(*[]byte)
+	defer c.s.bufs.Put(bp)
+	// Shutdown cancels ctx before it sets every connection's read
+	// deadline in the past: either this deadline is overridden by its, or
+	// the check below sees the cancellation.
+	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.linger))
+	if ctx.Err() != nil {
+		discardReadable(c.nc, *bp, lingerBudget)
+		return
+	}
+	for n := 0; n < lingerBudget; {
+		m, err := c.nc.Read(*bp)
+		n += m
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (c *conn) handle(line []byte) {
@@ -180,7 +375,7 @@ func (c *conn) cmdNotify() {
 	// Earlier replies of this batch go first, in the same write as the OK
 	// and the announcements: one write per fetch cycle instead of two.
 	c.omu.Lock()
-	if c.dead {
+	if c.closed() {
 		c.omu.Unlock()
 		return
 	}
@@ -326,14 +521,13 @@ func (c *conn) queued() int {
 // Server.mu. Called with Server.mu held; never blocks on the socket.
 func (c *conn) push(line string) (ok, kick bool) {
 	c.omu.Lock()
-	if c.dead {
+	if c.closed() {
 		c.omu.Unlock()
 		return false, false
 	}
 	if len(c.out)+len(line) > c.s.cfg.MaxQueue {
-		n := len(c.out)
 		c.omu.Unlock()
-		c.kill("slow reader: notification queue full", "queued_bytes", n)
+		c.end(endQueueFull, nil)
 		return false, false
 	}
 	c.out = append(c.out, line...)
@@ -356,6 +550,7 @@ func (c *conn) kick() {
 		}
 	}
 	c.s.goTracked(func() {
+		defer c.recoverWriter()
 		c.omu.Lock()
 		c.scheduled = false
 		c.omu.Unlock()
@@ -363,12 +558,21 @@ func (c *conn) kick() {
 	})
 }
 
+// recoverWriter is run's recover for a goroutine that only writes to c:
+// it logs the panic and ends c, whose owner then tears it down.
+func (c *conn) recoverWriter() {
+	if v := recover(); v != nil {
+		c.s.rl.Error("panic while writing to a connection", "remote", c.nc.RemoteAddr(), "panic", v, "stack", string(debug.Stack()))
+		c.end(endPanic, nil)
+	}
+}
+
 // writeQueuedNow writes the queue without waiting, and reports whether it
 // is done: false leaves what the socket did not take at the queue's front
 // for a flush. c.wmu must be held.
 func (c *conn) writeQueuedNow() bool {
 	c.omu.Lock()
-	if c.dead {
+	if c.closed() {
 		c.omu.Unlock()
 		return true
 	}
@@ -376,7 +580,7 @@ func (c *conn) writeQueuedNow() bool {
 	buf := c.out
 	c.out = nil
 	c.omu.Unlock()
-	n, err := c.writeNow(buf)
+	n, err := writeNow(c.nc, buf)
 	switch {
 	case err == nil:
 		return true
@@ -387,7 +591,7 @@ func (c *conn) writeQueuedNow() bool {
 		c.omu.Unlock()
 		return false
 	}
-	c.kill("write failed", "err", err)
+	c.end(endWriteFailed, err)
 	return true
 }
 
@@ -407,7 +611,7 @@ var (
 func (c *conn) drainLocked() error {
 	for {
 		c.omu.Lock()
-		if c.dead {
+		if c.closed() {
 			c.omu.Unlock()
 			return errDead
 		}
@@ -429,7 +633,7 @@ func (c *conn) drainLocked() error {
 // deadline is cleared after that wait, or it would fail the next write
 // that does not wait (writeNow) once it has passed. c.wmu must be held.
 func (c *conn) writeLocked(buf []byte) error {
-	n, err := c.writeNow(buf)
+	n, err := writeNow(c.nc, buf)
 	if err == nil {
 		return nil
 	}
@@ -442,33 +646,9 @@ func (c *conn) writeLocked(buf []byte) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.kill("slow reader: write timed out", "timeout", c.s.cfg.WriteTimeout)
+		c.end(endWriteTimeout, err)
 	default:
-		c.kill("write failed", "err", err)
+		c.end(endWriteFailed, err)
 	}
 	return err
-}
-
-// kill closes the connection at once; the reader then unregisters it.
-func (c *conn) kill(reason string, args ...any) {
-	c.omu.Lock()
-	if c.dead {
-		c.omu.Unlock()
-		return
-	}
-	c.dead = true
-	c.out = nil
-	c.omu.Unlock()
-	c.s.log.Info("dropping connection: "+reason, append([]any{"remote", c.nc.RemoteAddr()}, args...)...)
-	_ = c.nc.Close()
-}
-
-func (c *conn) close() {
-	c.omu.Lock()
-	c.dead = true
-	c.out = nil
-	c.omu.Unlock()
-	_ = c.nc.Close()
-	c.s.forget(c)
-	c.s.log.Debug("connection closed", "remote", c.nc.RemoteAddr())
 }

@@ -52,6 +52,16 @@ func stopServer(t testing.TB, s *Server) {
 // dial connects a raw protocol client to s.
 func dial(t testing.TB, s *Server) *linetest.Conn { return linetest.Dial(t, s.Addr().String()) }
 
+// dialNotifying connects a raw protocol client to s and puts it in
+// notification mode.
+func dialNotifying(t testing.TB, s *Server) *linetest.Conn {
+	t.Helper()
+	c := dial(t, s)
+	c.Send("notif")
+	c.Expect("OK")
+	return c
+}
+
 // publish publishes through the server's API and fails the test on error.
 func publish(t testing.TB, s *Server, kind wire.Kind, value string) (id uint64, notified int) {
 	t.Helper()

@@ -160,9 +160,7 @@ func TestHTTPPublishClassified(t *testing.T) {
 	s := startServer(t, Config{})
 	api := apiOf(t, s)
 
-	notif := dial(t, s)
-	notif.Send("notif")
-	notif.Expect("OK")
+	notif := dialNotifying(t, s)
 	ident := dial(t, s)
 	ident.Send("hello http-test")
 	ident.Expect("OK")
@@ -249,9 +247,7 @@ func TestHTTPClassifiedRefusals(t *testing.T) {
 	// Connected after the baseline: for this connection nothing is unread,
 	// so classified? answers the most recent ad. Had a refused ad been
 	// published, it would be unread and answered instead.
-	c := dial(t, s)
-	c.Send("notif")
-	c.Expect("OK")
+	c := dialNotifying(t, s)
 
 	cases := []struct {
 		name, body string
@@ -306,9 +302,7 @@ func TestHTTPHealth(t *testing.T) {
 	plain := dial(t, s)
 	plain.Send("random?") // a round trip: the connection is registered
 	plain.Line()
-	notif := dial(t, s)
-	notif.Send("notif")
-	notif.Expect("OK")
+	notif := dialNotifying(t, s)
 
 	ad := api.published(wire.KindClassified, "For sale")
 	notif.Expect(wire.NotifClassified)

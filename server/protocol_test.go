@@ -51,9 +51,7 @@ func TestPipelining(t *testing.T) {
 // announced right after that notif's OK, one line per unread ad.
 func TestNothingLostBetweenStopNotifAndNotif(t *testing.T) {
 	s := startServer(t, Config{})
-	c := dial(t, s)
-	c.Send("notif")
-	c.Expect("OK")
+	c := dialNotifying(t, s)
 	publish(t, s, "classified", "A1")
 	c.Expect("notif: classified")
 	c.Send("stop_notif")
@@ -97,9 +95,7 @@ func TestUnreadMeansSinceConnect(t *testing.T) {
 func TestNotificationsBetweenReplies(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "31337")
-	c := dial(t, s)
-	c.Send("notif")
-	c.Expect("OK")
+	c := dialNotifying(t, s)
 
 	const commands, ads = 300, 60
 	done := make(chan struct{})

@@ -79,9 +79,7 @@ func TestLineTooLong(t *testing.T) {
 	c.Expect("ERR line too long")
 	c.ExpectEOF()
 
-	other := dial(t, s)
-	other.Send("notif")
-	other.Expect("OK")
+	dialNotifying(t, s) // the server still serves others
 }
 
 // TestGarbage feeds random bytes: the server answers each line with an
@@ -144,9 +142,7 @@ func TestSlowReaderDropped(t *testing.T) {
 	slow := linetest.New(t, snc)
 	slow.Send("notif")
 	slow.Expect("OK")
-	fast := dial(t, s)
-	fast.Send("notif")
-	fast.Expect("OK")
+	fast := dialNotifying(t, s)
 
 	got := make(chan int)
 	go func() { // the fast client reads everything, concurrently
@@ -192,7 +188,7 @@ func TestSlowReaderDropped(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	s := startServer(t, Config{MaxConns: 2})
+	s := startServer(t, Config{MaxConns: 2, MaxConnsPerAddr: 2}) // every client here comes from 127.0.0.1
 	a, b := dial(t, s), dial(t, s)
 	a.Send("notif")
 	a.Expect("OK")
@@ -228,9 +224,7 @@ func TestHalfClose(t *testing.T) {
 func TestShutdownAnswersWhatItRead(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "random", "77")
-	idle := dial(t, s)
-	idle.Send("notif")
-	idle.Expect("OK")
+	idle := dialNotifying(t, s)
 	busy := dial(t, s)
 	busy.Write(strings.Repeat("random?\r\n", 50))
 	busy.Expect("77") // the batch has been read
@@ -310,10 +304,17 @@ func TestPushAfterQuietLongerThanWriteTimeout(t *testing.T) {
 // closes it.
 func dialSmallReceiveBuffer(t *testing.T, s *Server) net.Conn {
 	t.Helper()
+	return dialWithBuffer(t, s, syscall.SO_RCVBUF, 1024)
+}
+
+// dialWithBuffer connects to s with the socket option opt (SO_RCVBUF,
+// SO_SNDBUF) set to size. The test's cleanup closes the connection.
+func dialWithBuffer(t *testing.T, s *Server, opt, size int) net.Conn {
+	t.Helper()
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var err error
 		ctlErr := rc.Control(func(fd uintptr) {
-			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+			err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, size)
 		})
 		return errors.Join(ctlErr, err)
 	}}

@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/harkapp/hark/internal/ratelog"
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/wire"
 )
@@ -24,28 +26,44 @@ type Config struct {
 	HTTP    string // publish API address; "" disables it
 	DataDir string // the store's directory (required)
 
-	IdleTimeout  time.Duration // notification mode ends after this long without a line (default 30m)
-	WriteTimeout time.Duration // a client whose socket takes nothing for this long is dropped (default 10s)
-	MaxConns     int           // protocol connections at once (default 10,000)
-	MaxQueue     int           // bytes of notifications queued for one connection before it is dropped (default 64 KiB)
-	SendBuffer   int           // the kernel's send buffer per connection, in bytes (0: the system's default)
+	IdleTimeout    time.Duration // notification mode ends after this long without a line (default 30m)
+	CommandTimeout time.Duration // a connection not in notification mode is closed after this long without a line (default 2m)
+	WriteTimeout   time.Duration // a client whose socket takes nothing for this long is dropped (default 10s)
+	MaxConns       int           // protocol connections at once (default 10,000)
+	// MaxConnsPerAddr bounds the connections from one source at once: an
+	// IPv4 address, or the /64 of an IPv6 address (what one subscriber
+	// is usually given). Default: a tenth of MaxConns, at least 1; at
+	// most MaxConns.
+	MaxConnsPerAddr int
+	MaxQueue        int // bytes of notifications queued for one connection before it is dropped (default 64 KiB)
+	SendBuffer      int // the kernel's send buffer per connection, in bytes (0: the system's default)
 
 	RandomEvery     time.Duration // built-in random number generator period (0: off)
 	ClassifiedEvery time.Duration // built-in sample ad generator period (0: off)
 
 	Retention store.Retention // what the store keeps (zero: store.DefaultRetention)
 	Logger    *slog.Logger    // default: discard
+
+	// Only tests set these.
+	onLine func(line []byte) // called with each line before it is handled (to make a handler panic)
+	linger time.Duration     // instead of lingerTimeout
 }
 
 // Defaults.
 const (
-	DefaultListen       = "127.0.0.1:6789"
-	DefaultHTTP         = "127.0.0.1:6790"
-	DefaultIdleTimeout  = 30 * time.Minute
-	DefaultWriteTimeout = 10 * time.Second
-	DefaultMaxConns     = 10000
-	DefaultMaxQueue     = 64 << 10
+	DefaultListen         = "127.0.0.1:6789"
+	DefaultHTTP           = "127.0.0.1:6790"
+	DefaultIdleTimeout    = 30 * time.Minute
+	DefaultCommandTimeout = 2 * time.Minute
+	DefaultWriteTimeout   = 10 * time.Second
+	DefaultMaxConns       = 10000
+	DefaultMaxQueue       = 64 << 10
 )
+
+// DefaultMaxConnsPerAddr is the per-source limit for a server of
+// maxConns connections: a tenth of them, so that ten strangers are needed
+// to fill the server, and at least one.
+func DefaultMaxConnsPerAddr(maxConns int) int { return max(maxConns/10, 1) }
 
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -57,11 +75,21 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
 	}
+	if c.CommandTimeout <= 0 {
+		c.CommandTimeout = DefaultCommandTimeout
+	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = DefaultMaxConns
 	}
+	if c.MaxConnsPerAddr <= 0 {
+		c.MaxConnsPerAddr = DefaultMaxConnsPerAddr(c.MaxConns)
+	}
+	c.MaxConnsPerAddr = min(c.MaxConnsPerAddr, c.MaxConns)
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.linger <= 0 {
+		c.linger = lingerTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -75,8 +103,11 @@ var ErrClosed = errors.New("server is shutting down")
 // Server is a running hark server. Create it with Start; stop it with
 // Shutdown.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg Config
+	log *slog.Logger
+	// rl logs what strangers can repeat at will (refused connections,
+	// connections ending, accept errors): once, then a count per window.
+	rl    *ratelog.Logger
 	st    *store.Store
 	ln    net.Listener
 	hln   net.Listener
@@ -100,6 +131,7 @@ type Server struct {
 	ads       []store.Item
 	random    store.Item
 	conns     map[*conn]struct{}
+	perSource map[netip.Addr]int // connections by source (sourceOf), for MaxConnsPerAddr
 	notifying int                // connections in notification mode
 	clients   map[string]*client // identified clients with a live connection
 	closing   bool
@@ -130,14 +162,15 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		st:      st,
-		start:   time.Now(),
-		bufs:    sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
-		conns:   make(map[*conn]struct{}),
-		clients: make(map[string]*client),
-		kwake:   make(chan struct{}, 1),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		st:        st,
+		start:     time.Now(),
+		bufs:      sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
+		conns:     make(map[*conn]struct{}),
+		perSource: make(map[netip.Addr]int),
+		clients:   make(map[string]*client),
+		kwake:     make(chan struct{}, 1),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.OnCommitError(func(err error) {
@@ -185,9 +218,11 @@ func Start(cfg Config) (*Server, error) {
 			}
 		})
 	}
+	s.rl = ratelog.New(s.log, ratelog.DefaultWindow) // closed by Shutdown, once every connection is gone
 	s.goTracked(s.acceptLoop)
 	s.goTracked(s.pusher)
 	s.goTracked(s.janitor)
+	s.goTracked(s.sweeper)
 	if cfg.RandomEvery > 0 {
 		s.goTracked(func() { s.generate(wire.KindRandom, cfg.RandomEvery) })
 	}
@@ -233,7 +268,7 @@ func (s *Server) acceptLoop() {
 			// Out of file descriptors and similar: wait and retry, as
 			// net/http does, instead of spinning or giving up.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed, retrying", "err", err, "in", backoff)
+			s.rl.Warn("accept failed, retrying", "err", err, "in", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -244,36 +279,33 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
+			if err := tc.SetWriteBuffer(s.cfg.SendBuffer); err != nil {
+				s.rl.Warn("cannot set the send buffer", "err", err)
+			}
+		}
+		c, refusal := s.admit(nc)
 		if c == nil {
+			s.refuse(nc, refusal)
 			continue
 		}
-		s.goTracked(c.wait)
+		s.goTracked(c.run)
 	}
 }
 
-// newConn registers a connection, or refuses it when the server is full
-// or closing.
-func (s *Server) newConn(nc net.Conn) *conn {
+// admit registers a new connection, or returns why it is refused: the
+// line to send before closing it ("" when the server is closing).
+func (s *Server) admit(nc net.Conn) (*conn, string) {
+	src := sourceOf(nc.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		_ = nc.Close()
-		return nil
-	}
-	if len(s.conns) >= s.cfg.MaxConns {
-		s.log.Warn("connection refused: too many connections", "remote", nc.RemoteAddr(), "max_conns", s.cfg.MaxConns)
-		// A fresh socket's send buffer is empty, so this write does not
-		// block; the deadline is there in case it ever would.
-		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = nc.Write([]byte(wire.ErrTooManyConns + "\r\n"))
-		_ = nc.Close()
-		return nil
-	}
-	if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
-		if err := tc.SetWriteBuffer(s.cfg.SendBuffer); err != nil {
-			s.log.Warn("cannot set the send buffer", "err", err)
-		}
+	switch {
+	case s.closing:
+		return nil, ""
+	case len(s.conns) >= s.cfg.MaxConns: // full for everyone, whatever the source
+		return nil, wire.ErrTooManyConns
+	case s.perSource[src] >= s.cfg.MaxConnsPerAddr:
+		return nil, wire.ErrTooManyFromAddr
 	}
 	c := &conn{s: s, nc: nc}
 	c.r = wire.NewPooledReader(nc, &s.bufs)
@@ -285,15 +317,58 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	c.own.random = s.random.ID
 	c.lastLine.Store(s.since())
 	s.conns[c] = struct{}{}
-	s.log.Debug("connection opened", "remote", nc.RemoteAddr(), "conns", len(s.conns))
-	return c
+	s.perSource[src]++
+	s.rl.Debug("connection opened", "remote", nc.RemoteAddr(), "conns", len(s.conns))
+	return c, ""
 }
 
-// forget unregisters a closed connection.
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// refuse closes a connection that admit refused, after its one line. The
+// line goes out before a FIN, and what the peer already sent (a hello, a
+// notif) is dropped first, so that closing does not send a reset, which
+// could destroy the line before it is read; what arrives later may still
+// cause one. No waiting: the accept loop does this.
+func (s *Server) refuse(nc net.Conn, line string) {
+	if line != "" {
+		if line == wire.ErrTooManyFromAddr {
+			s.rl.Warn("connection refused: too many connections from its address", "remote", nc.RemoteAddr(), "max_conns_per_addr", s.cfg.MaxConnsPerAddr)
+		} else {
+			s.rl.Warn("connection refused: too many connections", "remote", nc.RemoteAddr(), "max_conns", s.cfg.MaxConns)
+		}
+		writeRefusal(nc, []byte(line+"\r\n"))
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			bp := s.bufs.Get().(*[]byte)
+			discardReadable(nc, *bp, refuseBudget)
+			s.bufs.Put(bp)
+		}
+	}
+	_ = nc.Close()
+}
+
+// sourceOf is what MaxConnsPerAddr counts by: the IPv4 address, or the
+// /64 of the IPv6 address, of a peer. One subscriber is usually given a
+// whole /64, so counting single IPv6 addresses would give a stranger
+// 2^64 quotas. An IPv4 peer of a dual-stack listener (::ffff:a.b.c.d)
+// counts as its IPv4 address.
+func sourceOf(a net.Addr) netip.Addr {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Addr{}
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64) // cannot fail: 64 bits of 128
+		return p.Addr()
+	}
+	return ip
+}
+
+// unregister forgets a connection that has ended. s.mu must be held.
+func (s *Server) unregister(c *conn) {
 	delete(s.conns, c)
+	src := sourceOf(c.nc.RemoteAddr())
+	if s.perSource[src]--; s.perSource[src] <= 0 {
+		delete(s.perSource, src)
+	}
 	s.setNotifying(c, false)
 	if cl := c.cl; cl != nil {
 		if cl.refs--; cl.refs == 0 {
@@ -345,13 +420,11 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 // would cost every idle connection more than scanning the few that are
 // not in notification mode costs a fan-out. s.mu must be held.
 func (s *Server) setNotifying(c *conn, on bool) {
-	if c.notifying != on {
-		c.notifying = on
-		if on {
-			s.notifying++
-		} else {
-			s.notifying--
-		}
+	switch {
+	case on && c.state.Or(stNotifying)&stNotifying == 0:
+		s.notifying++
+	case !on && c.state.And(^uint32(stNotifying))&stNotifying != 0:
+		s.notifying--
 	}
 }
 
@@ -366,7 +439,7 @@ func (s *Server) fanout(kind wire.Kind) int {
 	now, idle := s.since(), int64(s.cfg.IdleTimeout)
 	n := 0
 	for c := range s.conns {
-		if !c.notifying {
+		if !c.notifying() {
 			continue
 		}
 		// The idle timeout is checked here, when it matters, rather than
@@ -374,7 +447,7 @@ func (s *Server) fanout(kind wire.Kind) int {
 		// so the two are indistinguishable on the wire.
 		if now-c.lastLine.Load() > idle {
 			s.setNotifying(c, false)
-			s.log.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+			s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
 			continue
 		}
 		ok, kick := c.push(line)
@@ -427,6 +500,60 @@ func (s *Server) janitor() {
 			return
 		}
 	}
+}
+
+// minSweep bounds how often the sweeper runs, whatever the timeouts.
+const minSweep = 10 * time.Millisecond
+
+// sweeper applies the command timeout, and the idle timeout of
+// notification mode, to every connection a few times per timeout: one
+// goroutine for all, rather than a timer per connection, which every
+// idle connection would pay for. A connection is thus closed between one
+// timeout and a quarter more after its last line.
+func (s *Server) sweeper() {
+	t := time.NewTicker(max(min(s.cfg.CommandTimeout, s.cfg.IdleTimeout)/4, minSweep))
+	defer t.Stop()
+	var quiet []*conn
+	for {
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			return
+		}
+		quiet = s.sweep(quiet[:0])
+		// Closed outside s.mu: a burst of closes must not hold up
+		// publishes and new connections.
+		for _, c := range quiet {
+			c.end(endCommandTimeout, nil)
+		}
+		clear(quiet)
+	}
+}
+
+// sweep ends notification mode where the idle timeout has passed (as
+// fan-out does, when there is a publish), and returns, appended to quiet,
+// the connections in command mode from which no line has come for the
+// command timeout. Leaving notification mode is silent, and so is the
+// close: nothing is sent that a client could take for a reply.
+func (s *Server) sweep(quiet []*conn) []*conn {
+	now := s.since()
+	idle, cmd := int64(s.cfg.IdleTimeout), int64(s.cfg.CommandTimeout)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		since := now - c.lastLine.Load()
+		if c.notifying() {
+			if since <= idle {
+				continue
+			}
+			s.setNotifying(c, false)
+			s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+		}
+		if since > cmd && !c.closed() {
+			quiet = append(quiet, c)
+		}
+	}
+	return quiet
 }
 
 func (s *Server) prune(now time.Time) {
@@ -483,10 +610,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for c := range s.conns {
-			_ = c.nc.Close()
+			c.end(endShutdown, nil)
 		}
 		s.mu.Unlock()
 		<-done
 	}
+	s.rl.Close() // every connection is gone: report what was counted
 	return s.st.Close()
 }

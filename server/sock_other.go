@@ -2,6 +2,11 @@
 
 package server
 
+import (
+	"net"
+	"time"
+)
+
 // wait reads as usual: the buffer-free wait of sock_unix.go needs a
 // non-blocking read of the raw socket.
 func (c *conn) wait() {
@@ -11,4 +16,15 @@ func (c *conn) wait() {
 
 // writeNow leaves all writing to flush: writing without waiting needs the
 // raw socket.
-func (c *conn) writeNow([]byte) (int, error) { return 0, errWouldBlock }
+func writeNow(net.Conn, []byte) (int, error) { return 0, errWouldBlock }
+
+// writeRefusal writes a refused connection's only line, waiting briefly
+// at most: without the raw socket it cannot avoid waiting altogether.
+func writeRefusal(nc net.Conn, line []byte) {
+	_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = nc.Write(line)
+}
+
+// discardReadable would drop what the socket already holds without
+// waiting, which needs the raw socket: here the close is left as is.
+func discardReadable(net.Conn, []byte, int) {}

@@ -5,6 +5,7 @@ package server
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"syscall"
 )
@@ -26,8 +27,8 @@ func (c *conn) wait() {
 	if err == nil {
 		err = rc.Read(c.readReady)
 	}
-	if err != nil { // a deadline (shutdown), or the socket closed by kill
-		c.end(err)
+	if err != nil { // a deadline (shutdown), or the socket closed by end
+		c.finish(err)
 		return
 	}
 	c.serve()
@@ -59,8 +60,8 @@ func (c *conn) readReady(fd uintptr) bool {
 
 // writeNow writes what the socket's send buffer takes at once, without
 // waiting: errWouldBlock when it takes nothing, or less than all of buf.
-func (c *conn) writeNow(buf []byte) (int, error) {
-	sc, ok := c.nc.(syscall.Conn)
+func writeNow(nc net.Conn, buf []byte) (int, error) {
+	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return 0, errWouldBlock
 	}
@@ -89,4 +90,35 @@ func (c *conn) writeNow(buf []byte) (int, error) {
 		return n, errWouldBlock
 	}
 	return n, nil
+}
+
+// writeRefusal writes a refused connection's only line without waiting:
+// a peer that advertises no room for it (a zero window) must not stall
+// the accept loop.
+func writeRefusal(nc net.Conn, line []byte) { _, _ = writeNow(nc, line) }
+
+// discardReadable reads and drops what the socket already holds, up to
+// budget bytes, without waiting, through buf. It works whatever the
+// read deadline: a shutdown sets every deadline in the past.
+func discardReadable(nc net.Conn, buf []byte, budget int) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		for budget > 0 {
+			n, err := syscall.Read(int(fd), buf[:min(len(buf), budget)])
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if err != nil || n <= 0 { // EAGAIN: nothing more for now
+				return
+			}
+			budget -= n
+		}
+	})
 }
