@@ -208,16 +208,17 @@ func TestWatchExitsAtOnceOnSIGTERM(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{})
+	var werr error
+	go func() { werr = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = cmd.Process.Kill()
 		<-exited
 	}()
 	select {
 	case <-pending:
-	case err := <-exited:
-		t.Fatalf("hark watch exited early: %v\n%s", err, stderr.String())
+	case <-exited:
+		t.Fatalf("hark watch exited early: %v\n%s", werr, stderr.String())
 	case <-time.After(testTimeout):
 		t.Fatalf("hark watch never started a fetch cycle\n%s", stderr.String())
 	}
@@ -225,11 +226,11 @@ func TestWatchExitsAtOnceOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("hark watch after SIGTERM: %v, want exit status 0\n%s", err, stderr.String())
+	case <-exited:
+		if werr != nil {
+			t.Fatalf("hark watch after SIGTERM: %v, want exit status 0\n%s", werr, stderr.String())
 		}
 	case <-time.After(testTimeout):
-		t.Fatalf("hark watch still running %v after SIGTERM: a pending batch held it", testTimeout)
+		t.Fatalf("hark watch still running %v after SIGTERM: a pending batch held it\n%s", testTimeout, stderr.String())
 	}
 }

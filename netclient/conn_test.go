@@ -615,9 +615,8 @@ func TestHelloFallsBackToThePlainFormOnAnOlderServer(t *testing.T) {
 func TestHelloSkipsBanners(t *testing.T) {
 	c, p := dialScripted(t, netclient.Options{})
 	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
-	p.write("Welcome!\r\nOK\r\n")
 	p.expect("hello client-1 v2")
-	p.write("OK hello epoch=e1 latest=3 client=known\r\n")
+	p.write("Welcome!\r\nOK\r\nOK hello epoch=e1 latest=3 client=known\r\n")
 	if r := await(t, res, "Hello"); r.err != nil || r.h != (wire.Hello{Epoch: "e1", Latest: 3}) {
 		t.Fatalf("Hello = %+v, %v", r.h, r.err)
 	}
@@ -633,8 +632,8 @@ func TestHelloSkipsBanners(t *testing.T) {
 func TestHelloAcceptedAfterAnErrBannerEndsTheConnection(t *testing.T) {
 	c, p := dialScripted(t, netclient.Options{})
 	res := goHello(func() (wire.Hello, error) { return c.Hello(bg, "client-1") })
-	p.write("ERR nobody expects a banner\r\n")
 	p.expect("hello client-1 v2")
+	p.write("ERR nobody expects a banner\r\n")
 	r := await(t, res, "Hello")
 	var se *netclient.ServerError
 	if !errors.As(r.err, &se) {

@@ -20,7 +20,7 @@ type proxy struct {
 	upstream string
 
 	// Set before the first connection.
-	banner     string        // written to each client as soon as it connects
+	banner     string        // written to each client just before the server's first line (hello's reply)
 	firstDelay time.Duration // before forwarding the server's first line of each connection
 	holdSuffix string        // the first server line ending with it is held until release
 
@@ -86,11 +86,6 @@ func (p *proxy) start() *proxy {
 }
 
 func (p *proxy) serverToClient(c, u net.Conn) {
-	if p.banner != "" {
-		if _, err := c.Write([]byte(p.banner)); err != nil {
-			return
-		}
-	}
 	br := bufio.NewReader(u)
 	for first := true; ; first = false {
 		l, err := br.ReadString('\n')
@@ -102,6 +97,12 @@ func (p *proxy) serverToClient(c, u net.Conn) {
 			case <-time.After(p.firstDelay): // the slowness under test
 			case <-p.release:
 			}
+		}
+		// A banner the client reads after it sent its first command: a
+		// banner read before that is a stray whatever it says, so this is
+		// the order that tests the client.
+		if first && p.banner != "" {
+			l = p.banner + l
 		}
 		p.mu.Lock()
 		hold := p.holdSuffix
