@@ -120,12 +120,12 @@ func TestServeKill9Durability(t *testing.T) {
 	c := linetest.Dial(t, p.proto)
 	c.Send("hello c1")
 	c.Expect("OK")
-	// c2 identifies itself and reads nothing: after the crash, A1 and A2
-	// are still unread for it. A client the server had forgotten would
-	// start from "now" and get only the most recent ad.
+	// c2 identifies itself, acknowledges where it starts, and reads
+	// nothing: after the crash, A1 and A2 are still unread for it. A
+	// client the server had forgotten would start from "now" and get only
+	// the most recent ad.
 	c2 := linetest.Dial(t, p.proto)
-	c2.Send("hello c2")
-	c2.Expect("OK")
+	c2.Identify("c2")
 	a1 := postItem(t, p.api, "classified", "A1")
 	a2 := postItem(t, p.api, "classified", "A2")
 	if a2.ID <= a1.ID {

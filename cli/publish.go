@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +36,15 @@ func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	p, raw, err := postItem(ctx, u, kind, value)
+	// One key for the request and its retry: a server that stored the item
+	// but whose answer was lost returns that item again, not a second one.
+	key := rand.Text()
+	p, raw, err := postItem(ctx, u, kind, value, key)
+	var be *brokenError
+	if errors.As(err, &be) && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "hark publish: %v; trying once more\n", be.err)
+		p, raw, err = postItem(ctx, u, kind, value, key)
+	}
 	if err != nil {
 		return err
 	}
@@ -85,7 +95,15 @@ func publishArgs(args []string) (wire.Kind, string, error) {
 	return "", "", usagef("unknown kind %q: use random or classified", args[0])
 }
 
-func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value string) (server.Published, []byte, error) {
+// brokenError is a request whose answer never came because the
+// connection broke after it was sent: the item may or may not be stored.
+type brokenError struct{ err error }
+
+func (e *brokenError) Error() string { return e.err.Error() }
+func (e *brokenError) Unwrap() error { return e.err }
+
+// postItem posts one item with an Idempotency-Key (see docs/PROTOCOL.md).
+func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value, key string) (server.Published, []byte, error) {
 	var p server.Published
 	endpoint := base.JoinPath("v1", string(kind)).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(value))
@@ -93,14 +111,23 @@ func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value string) 
 		return p, nil, err
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("Idempotency-Key", key)
+	// A transport of its own, closed after: nothing outlives the command.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return p, nil, fmt.Errorf("cannot reach the publish API at %s: %w (is hark serve running? see --http)", base, err)
+		var op *net.OpError
+		if ctx.Err() != nil || errors.As(err, &op) && op.Op == "dial" {
+			return p, nil, fmt.Errorf("cannot reach the publish API at %s: %w (is hark serve running? see --http)", base, err)
+		}
+		// Sent, perhaps, and stored, but the answer was lost (EOF, a reset).
+		return p, nil, &brokenError{fmt.Errorf("the connection to %s broke before the answer: %w", base, err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return p, nil, fmt.Errorf("reading the answer from %s: %w", endpoint, err)
+		return p, nil, &brokenError{fmt.Errorf("reading the answer from %s: %w", endpoint, err)}
 	}
 	if resp.StatusCode != http.StatusCreated {
 		var e struct {

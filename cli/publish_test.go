@@ -4,8 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/harkapp/hark/internal/linetest"
@@ -160,4 +164,87 @@ func TestPublishRefusedByServer(t *testing.T) {
 			t.Errorf("stderr does not say %q: %s", w, stderr)
 		}
 	}
+}
+
+// lossyProxy forwards HTTP connections to upstream, except that on the
+// first one it swallows the answer and closes: the request reached the
+// server, which stored the item, but the publisher never hears of it.
+func lossyProxy(t *testing.T, upstream string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for first := true; ; first = false {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(u, c); u.Close() }()
+			go func(lose bool) {
+				defer wg.Done()
+				defer c.Close()
+				if lose {
+					var b [1]byte
+					u.Read(b[:]) // the server has answered: it stored the item
+					u.Close()
+					return
+				}
+				io.Copy(c, u)
+			}(first)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// hark publish whose answer is lost retries once with the same
+// Idempotency-Key, and the server answers with the item it stored the
+// first time: one ad, not two.
+func TestPublishRetriesOnceWithTheSameKey(t *testing.T) {
+	s := startServer(t)
+	code, stdout, stderr := run(t, "publish", "--http", lossyProxy(t, s.HTTPAddr().String()), "classified", "Only once, please")
+	if code != 0 {
+		t.Fatalf("publish: exit status %d, stderr %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "trying once more") {
+		t.Errorf("stderr %q does not say it retried", stderr)
+	}
+	var id uint64
+	if _, err := fmt.Sscanf(stdout[strings.Index(stdout, "item "):], "item %d;", &id); err != nil {
+		t.Fatalf("no item id in %q: %v", stdout, err)
+	}
+	ident := linetest.Dial(t, s.Addr().String())
+	ident.Send("hello counter", "classified?")
+	ident.Expect("OK", fmt.Sprintf("%d Only once, please", id))
+	h := health(t, "http://"+s.HTTPAddr().String())
+	if h.Ads != 1 {
+		t.Fatalf("%d ads stored after a retried publish; want 1", h.Ads)
+	}
+}
+
+func health(t *testing.T, base string) server.Health {
+	t.Helper()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: testTimeout}).Get(base + "/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h server.Health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

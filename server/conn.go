@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -410,9 +411,18 @@ func (c *conn) cmdNotify() {
 	_ = c.writeLocked(buf)
 }
 
+// cmdHello identifies the connection: "hello <id>" is answered OK,
+// "hello <id> v2" with the extended reply, which says against which store
+// (epoch) ids are valid and whether this server knows the id.
+//
+// Saying hello costs a stranger's id nothing durable: the id gets a
+// position in memory, shared by its connections and gone with the last
+// of them, and the store keeps it only once the id acknowledges (seen).
+// A million strangers' hellos thus write nothing, while a client that
+// acknowledged once keeps its position however many come after it.
 func (c *conn) cmdHello(arg string) {
 	s := c.s
-	id, ok := cutSpace(arg)
+	id, v2, ok := parseHello(arg)
 	if !ok || wire.ValidateClientID(id) != nil {
 		c.reply(wire.ErrBadClientID)
 		return
@@ -426,24 +436,48 @@ func (c *conn) cmdHello(arg string) {
 	}
 	rec, found, err := s.st.Client(id)
 	if err != nil {
-		s.log.Error("identification: reading the client's position failed; it starts from now", "client", id, "err", err)
+		s.rl.Error("identification: reading the client's position failed; it starts from now", "client", id, "err", err)
 	}
 	s.mu.Lock()
 	cl := s.clients[id]
+	known := cl != nil || found
 	if cl == nil {
 		cl = &client{id: id, pos: c.own, acked: c.own} // a new client: unread is what came since it connected
 		if found {
 			cl.pos = cursor{ad: rec.Ad, random: rec.Random}
-			cl.acked = cl.pos
+			cl.acked, cl.stored = cl.pos, true
 		}
 		s.clients[id] = cl
 	}
 	cl.refs++
 	c.cl = cl
-	snap := cl.acked
+	snap, stored := cl.acked, cl.stored
+	// The newest item when the connection opened: where a new id starts.
+	latest := max(c.own.ad, c.own.random)
 	s.mu.Unlock()
-	c.persist(id, snap) // records that it was seen
-	c.reply(wire.OK)
+	if stored {
+		c.persist(id, snap) // records that it was seen
+	}
+	if !v2 {
+		c.reply(wire.OK)
+		return
+	}
+	c.omu.Lock()
+	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known})
+	c.out = append(c.out, '\r', '\n')
+	c.omu.Unlock()
+}
+
+// parseHello splits hello's argument: " <id>", or " <id> v2".
+func parseHello(arg string) (id string, v2, ok bool) {
+	id, ok = cutSpace(arg)
+	if !ok {
+		return "", false, false
+	}
+	if rest, found := strings.CutSuffix(id, " "+wire.HelloV2); found {
+		return rest, true, true
+	}
+	return id, false, true
 }
 
 // cmdSeen takes the client's acknowledgement of every item it received
@@ -460,11 +494,14 @@ func (c *conn) cmdSeen(arg string) {
 	s.mu.Lock()
 	cl := c.cl
 	var snap cursor
-	moved := false
+	write := false
 	if cl != nil {
 		a := cursor{ad: max(cl.acked.ad, min(n, cl.pos.ad)), random: max(cl.acked.random, min(n, cl.pos.random))}
-		moved = a != cl.acked
-		cl.acked = a
+		// The first acknowledgement stores the id, even one that moves
+		// nothing (a client acknowledging where it starts): from then on
+		// its position outlives its connections.
+		write = a != cl.acked || !cl.stored
+		cl.acked, cl.stored = a, true
 		snap = a
 	}
 	s.mu.Unlock()
@@ -472,7 +509,7 @@ func (c *conn) cmdSeen(arg string) {
 		c.reply(wire.ErrNotIdentified)
 		return
 	}
-	if moved {
+	if write {
 		c.persist(cl.id, snap)
 	}
 	c.reply(wire.OK)
@@ -490,8 +527,10 @@ func cutSpace(arg string) (string, bool) {
 // Until the commit lands (about a disk sync later; an Append carries it
 // too) a crash can only cost a repeat, which the client drops by id.
 // A failed commit is logged through the store's OnCommitError handler.
+// The store keeps a new id only within its budgets (per source, in all);
+// beyond them the id keeps its position in memory while it is connected.
 func (c *conn) persist(id string, p cursor) {
-	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now()})
+	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())})
 }
 
 func (c *conn) reply(line string) {

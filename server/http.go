@@ -1,8 +1,10 @@
 package server
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -19,6 +21,9 @@ type Published struct {
 	Value    string    `json:"value"` // a string even for numbers: they can exceed 2^53
 	Time     time.Time `json:"time"`
 	Notified int       `json:"notified"` // connections in notification mode that were told
+	// Replayed is set on the answer to a repeated Idempotency-Key: the
+	// item is the one the first request stored, and nobody was told again.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // Health is the answer to GET /v1/health.
@@ -28,6 +33,8 @@ type Health struct {
 	Notifying   int    `json:"notifying"`
 	Ads         int    `json:"ads"`
 	LatestID    uint64 `json:"latest_id"`
+	Epoch       string `json:"epoch"`   // the store's: item ids are comparable under one epoch only
+	Clients     int    `json:"clients"` // client ids the store keeps positions for
 }
 
 // maxBody bounds a request body. An ad is at most wire.MaxAdBytes; a
@@ -72,6 +79,14 @@ func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 			return
 		}
+		key, err := idempotencyKey(r.Header)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		// The request as sent, before the server draws a number for an
+		// empty body: a retry of it must get the same number back.
+		fp := sha256.Sum256([]byte(string(kind) + "\n" + string(body)))
 		value := string(body)
 		if kind == wire.KindRandom {
 			value = strings.TrimSpace(value)
@@ -89,8 +104,12 @@ func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		it, n, err := s.Publish(r.Context(), kind, value)
-		if err != nil {
+		it, n, replayed, err := s.publish(r.Context(), kind, value, key, fp)
+		switch {
+		case errors.Is(err, store.ErrKeyReused):
+			writeError(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used for another item: use a new key for a new item")
+			return
+		case err != nil:
 			status := http.StatusInternalServerError
 			if errors.Is(err, ErrClosed) {
 				status = http.StatusServiceUnavailable
@@ -99,8 +118,39 @@ func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
 			writeError(w, status, "publish failed: "+err.Error())
 			return
 		}
-		writeJSON(w, http.StatusCreated, published(it, n))
+		p := published(it, n)
+		if replayed {
+			p.Replayed = true
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		writeJSON(w, http.StatusCreated, p)
 	}
+}
+
+// idempotencyKey reads the Idempotency-Key header (the IETF httpapi
+// draft: a structured-field string, "…"; a bare token is taken as well):
+// "" when there is none.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	switch {
+	case len(vs) == 0:
+		return "", nil
+	case len(vs) > 1:
+		return "", errors.New("more than one Idempotency-Key header: send one")
+	}
+	k := vs[0]
+	if len(k) >= 2 && k[0] == '"' && k[len(k)-1] == '"' {
+		k = k[1 : len(k)-1]
+	}
+	if k == "" || len(k) > store.MaxKeyBytes {
+		return "", fmt.Errorf("an Idempotency-Key is 1 to %d characters, got %d", store.MaxKeyBytes, len(k))
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e || k[i] == '"' || k[i] == '\\' {
+			return "", fmt.Errorf("an Idempotency-Key holds printable ASCII without spaces, quotes or backslashes: byte 0x%02x at offset %d", k[i], i)
+		}
+	}
+	return k, nil
 }
 
 func published(it store.Item, n int) Published {
@@ -109,7 +159,8 @@ func published(it store.Item, n int) Published {
 
 func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	h := Health{Status: "ok", Connections: len(s.conns), Notifying: s.notifying, Ads: len(s.ads), LatestID: s.random.ID}
+	h := Health{Status: "ok", Connections: len(s.conns), Notifying: s.notifying, Ads: len(s.ads), LatestID: s.random.ID,
+		Epoch: s.st.Epoch(), Clients: s.st.Clients()}
 	if n := len(s.ads); n > 0 {
 		h.LatestID = max(h.LatestID, s.ads[n-1].ID)
 	}

@@ -42,13 +42,14 @@ func apiOf(t testing.TB, s *Server) *httpAPI {
 }
 
 type httpAnswer struct {
-	status int
-	ctype  string
-	allow  string
-	body   []byte
+	status   int
+	ctype    string
+	allow    string
+	body     []byte
+	replayed string // the Idempotent-Replayed header
 }
 
-func (a *httpAPI) do(method, path, body string) httpAnswer {
+func (a *httpAPI) do(method, path, body string, header ...string) httpAnswer {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -57,6 +58,9 @@ func (a *httpAPI) do(method, path, body string) httpAnswer {
 		a.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
 		a.t.Fatalf("%s %s: %v", method, path, err)
@@ -66,7 +70,8 @@ func (a *httpAPI) do(method, path, body string) httpAnswer {
 	if err != nil {
 		a.t.Fatalf("%s %s: reading the body: %v", method, path, err)
 	}
-	return httpAnswer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), allow: resp.Header.Get("Allow"), body: raw}
+	return httpAnswer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), allow: resp.Header.Get("Allow"), body: raw,
+		replayed: resp.Header.Get("Idempotent-Replayed")}
 }
 
 func (a *httpAPI) post(path, body string) httpAnswer {
@@ -307,7 +312,7 @@ func TestHTTPHealth(t *testing.T) {
 	ad := api.published(wire.KindClassified, "For sale")
 	notif.Expect(wire.NotifClassified)
 	h = api.health()
-	want := Health{Status: "ok", Connections: 2, Notifying: 1, Ads: 1, LatestID: ad.ID}
+	want := Health{Status: "ok", Connections: 2, Notifying: 1, Ads: 1, LatestID: ad.ID, Epoch: s.st.Epoch()}
 	if h != want {
 		t.Errorf("health %+v, want %+v", h, want)
 	}
@@ -381,4 +386,62 @@ func TestPublishAfterShutdown(t *testing.T) {
 	defer hs.Close()
 	api := newHTTPAPI(t, hs.URL)
 	api.refused("/v1/classified", "too late", http.StatusServiceUnavailable, "shutting down")
+}
+
+// A publisher whose answer was lost cannot know whether the ad was
+// stored: it repeats the request with the same Idempotency-Key and gets
+// the first item back, not a second one.
+func TestHTTPIdempotencyKey(t *testing.T) {
+	s := startServer(t, Config{})
+	api := apiOf(t, s)
+	notif := dialNotifying(t, s)
+
+	first := api.do(http.MethodPost, "/v1/classified", "Bike for sale", "Idempotency-Key", `"8e03978e-40d5-43e8-bc93-6894a57f9324"`)
+	var p1 Published
+	if first.status != http.StatusCreated || json.Unmarshal(first.body, &p1) != nil || p1.Replayed || first.replayed != "" {
+		t.Fatalf("first POST: %d %s (replayed header %q)", first.status, first.body, first.replayed)
+	}
+	notif.Expect(wire.NotifClassified)
+	again := api.do(http.MethodPost, "/v1/classified", "Bike for sale", "Idempotency-Key", `"8e03978e-40d5-43e8-bc93-6894a57f9324"`)
+	var p2 Published
+	if again.status != http.StatusCreated || json.Unmarshal(again.body, &p2) != nil {
+		t.Fatalf("repeated POST: %d %s", again.status, again.body)
+	}
+	if p2.ID != p1.ID || p2.Value != p1.Value || !p2.Time.Equal(p1.Time) || !p2.Replayed || p2.Notified != 0 || again.replayed != "true" {
+		t.Fatalf("repeated POST answered %+v (header %q); want item %d again, replayed, nobody notified", p2, again.replayed, p1.ID)
+	}
+	if h := api.health(); h.Ads != 1 {
+		t.Fatalf("%d ads stored after a repeated key; want 1", h.Ads)
+	}
+	// A bare token is a key too; without a key, a repeat is a new item.
+	bare := api.published(wire.KindClassified, "Bike for sale")
+	if bare.ID == p1.ID {
+		t.Fatal("a POST without a key replayed another's item")
+	}
+
+	// The same key for another item: refused, nothing stored.
+	other := api.do(http.MethodPost, "/v1/classified", "Piano lessons", "Idempotency-Key", `"8e03978e-40d5-43e8-bc93-6894a57f9324"`)
+	if other.status != http.StatusUnprocessableEntity || !strings.Contains(string(other.body), "another item") {
+		t.Fatalf("a reused key: %d %s; want 422", other.status, other.body)
+	}
+	// A random number the server draws: the retry gets the same number.
+	r1 := api.do(http.MethodPost, "/v1/random", "", "Idempotency-Key", "draw-1")
+	r2 := api.do(http.MethodPost, "/v1/random", "", "Idempotency-Key", "draw-1")
+	var d1, d2 Published
+	if json.Unmarshal(r1.body, &d1) != nil || json.Unmarshal(r2.body, &d2) != nil || d1.ID != d2.ID || d1.Value != d2.Value || !d2.Replayed {
+		t.Fatalf("a drawn number and its retry: %s, %s", r1.body, r2.body)
+	}
+	for _, bad := range [][]string{
+		{"Idempotency-Key", `""`},
+		{"Idempotency-Key", strings.Repeat("k", 256)},
+		{"Idempotency-Key", "has space"},
+		{"Idempotency-Key", "a", "Idempotency-Key", "b"},
+	} {
+		if a := api.do(http.MethodPost, "/v1/classified", "x", bad...); a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "Idempotency-Key") {
+			t.Errorf("key %q: %d %s; want 400 naming the header", bad, a.status, a.body)
+		}
+	}
+	if h := api.health(); h.Ads != 2 {
+		t.Fatalf("%d ads stored; want 2", h.Ads)
+	}
 }

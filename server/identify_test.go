@@ -12,8 +12,9 @@ func TestIdentifiedClientGetsWhatItMissed(t *testing.T) {
 	dir := t.TempDir()
 	s := startServer(t, Config{DataDir: dir})
 	c := dial(t, s)
-	c.Send("hello laptop-1", "classified?")
-	c.Expect("OK", "") // no ad exists yet: an empty line
+	c.Identify("laptop-1")
+	c.Send("classified?")
+	c.Expect("") // no ad exists yet: an empty line
 	c.NC.Close()
 
 	ids := make([]uint64, 3)

@@ -143,10 +143,11 @@ type Server struct {
 // a crash or a dropped connection is thus offered again, with the same id,
 // and the client drops the duplicate.
 type client struct {
-	id    string
-	pos   cursor
-	acked cursor
-	refs  int
+	id     string
+	pos    cursor
+	acked  cursor
+	refs   int
+	stored bool // the store was given its position: it was found there, or has acknowledged
 }
 
 // cursor is a read position: the id of the last ad read and of the last
@@ -157,7 +158,7 @@ type cursor struct{ ad, random uint64 }
 // holds no random number yet it draws one, so random? always has an answer.
 func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	st, err := store.Open(cfg.DataDir, cfg.Retention)
+	st, err := store.OpenWith(cfg.DataDir, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
@@ -362,6 +363,19 @@ func sourceOf(a net.Addr) netip.Addr {
 	return ip
 }
 
+// sourceKey names a peer's source for the store's budget of client ids
+// per source: what sourceOf counts connections by.
+func sourceKey(a net.Addr) string {
+	src := sourceOf(a)
+	switch {
+	case !src.IsValid():
+		return ""
+	case src.Is6():
+		return src.String() + "/64"
+	}
+	return src.String()
+}
+
 // unregister forgets a connection that has ended. s.mu must be held.
 func (s *Server) unregister(c *conn) {
 	delete(s.conns, c)
@@ -381,20 +395,29 @@ func (s *Server) unregister(c *conn) {
 // mode. It returns once the item is on disk, with the number of
 // connections notified. value must already be valid for its kind.
 func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (store.Item, int, error) {
+	it, n, _, err := s.publish(ctx, kind, value, "", [32]byte{})
+	return it, n, err
+}
+
+// publish is Publish with an idempotency key ("": none): when key was
+// used before, with the same request fingerprint, the first item is
+// returned (replayed, nobody notified) and nothing is stored; with
+// another, an error wrapping store.ErrKeyReused.
+func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string, fp [32]byte) (it store.Item, n int, replayed bool, err error) {
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return store.Item{}, 0, err
+		return store.Item{}, 0, false, err
 	}
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
 	if closing {
-		return store.Item{}, 0, ErrClosed
+		return store.Item{}, 0, false, ErrClosed
 	}
-	it, err := s.st.Append(kind, value, time.Now())
-	if err != nil {
-		return store.Item{}, 0, err
+	it, replayed, err = s.st.AppendKeyed(kind, value, time.Now(), key, fp)
+	if err != nil || replayed {
+		return it, 0, replayed, err
 	}
 	s.mu.Lock()
 	if kind == wire.KindClassified {
@@ -405,14 +428,14 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 	} else {
 		s.random = it
 	}
-	n := s.fanout(kind)
+	n = s.fanout(kind)
 	s.mu.Unlock()
 	select {
 	case s.kwake <- struct{}{}:
 	default: // the pusher is awake already
 	}
 	s.log.Info("published", "kind", kind, "id", it.ID, "notified", n)
-	return it, n, nil
+	return it, n, false, nil
 }
 
 // setNotifying moves c in or out of notification mode. Those in it are
@@ -488,9 +511,11 @@ func (s *Server) pusher() {
 	}
 }
 
-// janitor applies the retention by age once an hour.
+// janitor applies the retention every minute. The store works in short
+// steps and lets publishes in between, so this bounds how long anything
+// outlives its retention, not how long a publish waits.
 func (s *Server) janitor() {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		s.prune(time.Now())
@@ -560,9 +585,8 @@ func (s *Server) prune(now time.Time) {
 	dropped, err := s.st.Prune(now)
 	if err != nil {
 		s.log.Error("retention pass failed", "err", err)
-		return
 	}
-	if len(dropped) == 0 {
+	if len(dropped) == 0 { // the ads dropped before a failure are gone too
 		return
 	}
 	s.mu.Lock()

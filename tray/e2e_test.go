@@ -372,12 +372,12 @@ func TestTrayOnARealDesktop(t *testing.T) {
 	cfg := filepath.Join(d.Home(), "hark.toml")
 	hark := startProc(t, d, "hark", "--server", proto, "--config", cfg, "--log-level", "debug")
 	bus := trayItem(t, d, hark.cmd.Process.Pid)
+	// hark serve starts with a random number. hark has never met this
+	// server: the number goes into the menu, without a popup (it is not
+	// news), so the ad below makes the first popup. (The catch-up that
+	// fetches it comes before the connection counts as up.)
+	hark.await(t, `msg=item kind=random .* current=true`)
 	hark.await(t, `msg=connected`)
-	// hark serve starts with a random number, and a client that never saw
-	// one is shown it once.
-	if n := nextPopup(t, shown); n.Summary != "New random number" {
-		t.Errorf("first popup %q, want the server's current random number", n.Summary)
-	}
 
 	// 1. An ad with markup characters: exactly one popup, and dunst shows
 	// the characters, not bold text or a link.

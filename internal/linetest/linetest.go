@@ -7,9 +7,12 @@ package linetest
 import (
 	"bufio"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/harkapp/hark/wire"
 )
 
 // Timeout bounds every read and write, so that a bug shows as a failure
@@ -87,4 +90,22 @@ func (c *Conn) ExpectEOF() {
 	if err == nil || s != "" {
 		c.T.Fatalf("want the connection closed, got %q, %v", s, err)
 	}
+}
+
+// Identify says "hello <id> v2" and acknowledges the position the id
+// starts from, as hark's client does: from then on the server keeps the
+// id's position across connections and restarts (an id that only said
+// hello is forgotten with its last connection). It returns the server's
+// extended reply.
+func (c *Conn) Identify(id string) wire.Hello {
+	c.T.Helper()
+	c.Send("hello " + id + " " + wire.HelloV2)
+	line := c.Line()
+	h, err := wire.ParseHello(line)
+	if err != nil {
+		c.T.Fatalf("hello %s: %v", id, err)
+	}
+	c.Send("seen " + strconv.FormatUint(max(h.Latest, 1), 10))
+	c.Expect("OK")
+	return h
 }
