@@ -45,7 +45,7 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if !*v1 {
 		dir, err := stateDir()
 		if err != nil {
-			return err
+			return fmt.Errorf("%w (or run with --v1, without an identity)", err)
 		}
 		idt, err := netclient.OpenIdentity(dir)
 		if err != nil {
@@ -111,7 +111,7 @@ func stateDir() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", errors.New("no home directory for the client id: set XDG_STATE_HOME, or pass --v1")
+		return "", errors.New("no home directory to keep hark's client id in: set XDG_STATE_HOME")
 	}
 	return filepath.Join(home, ".local", "state", "hark"), nil
 }
