@@ -100,6 +100,7 @@ func postItem(t testing.TB, base, kind, value string) server.Published {
 // for concurrent use.
 type serveLog struct {
 	mu      sync.Mutex
+	tees    []io.Writer // also given every write (benchmarks count lines)
 	buf     bytes.Buffer
 	scanned int
 	running chan struct{} // closed once the "is running" line has arrived
@@ -114,9 +115,19 @@ var (
 	apiAttr   = regexp.MustCompile(`\bpublish_api=(\S+)`)
 )
 
+// tee gives w every write from now on.
+func (l *serveLog) tee(w io.Writer) {
+	l.mu.Lock()
+	l.tees = append(l.tees, w)
+	l.mu.Unlock()
+}
+
 func (l *serveLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	for _, w := range l.tees {
+		_, _ = w.Write(p)
+	}
 	l.buf.Write(p)
 	for {
 		rest := l.buf.Bytes()[l.scanned:]

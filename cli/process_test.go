@@ -28,15 +28,26 @@ type harkProc struct {
 	api    string
 }
 
+// harkExe is the hark a test runs: this test binary, or for benchmarks
+// that compare releases, the binary named by HARK_BIN.
+func harkExe(t testing.TB) string {
+	t.Helper()
+	if exe := os.Getenv("HARK_BIN"); exe != "" {
+		return exe
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
 // startHark starts `hark serve` on dir with kernel-chosen loopback ports,
 // and returns once it has logged its addresses. The process is killed at
 // the end of the test if it is still running.
 func startHark(t testing.TB, dir string, extra ...string) *harkProc {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := harkExe(t)
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", dir}, extra...)
 	p := &harkProc{cmd: exec.Command(exe, args...), log: newServeLog(), exited: make(chan struct{})}
 	// Under -race a process sleeps 1 s before exiting (atexit_sleep_ms),

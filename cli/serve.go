@@ -79,7 +79,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "idle_timeout", cfg.IdleTimeout,
+	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "epoch", srv.Epoch(), "idle_timeout", cfg.IdleTimeout,
 		"command_timeout", cfg.CommandTimeout, "max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	if a := srv.HTTPAddr(); a != nil {
 		attrs = append(attrs, "publish_api", "http://"+a.String())

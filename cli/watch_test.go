@@ -1,13 +1,10 @@
 package cli_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/harkapp/hark/cli"
+	"github.com/harkapp/hark/internal/linetest"
 )
 
 // lines is an io.Writer that hands each complete line to a channel.
@@ -43,7 +41,7 @@ func (l *lines) Write(p []byte) (int, error) {
 }
 
 // next returns the next line containing substr, skipping others.
-func (l *lines) next(t *testing.T, substr string) string {
+func (l *lines) next(t testing.TB, substr string) string {
 	t.Helper()
 	timeout := time.After(testTimeout)
 	for {
@@ -126,77 +124,13 @@ func TestWatchKill9EveryAdOnce(t *testing.T) {
 	}
 }
 
-// silentServer is a scripted version-1 server that answers the catch-up,
-// announces an ad, and from the client's next batch on answers nothing,
-// as a server that froze: the client's fetch cycle stays pending.
-func silentServer(t *testing.T) (addr string, pending <-chan struct{}) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				br := bufio.NewReader(nc)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch strings.TrimSpace(l) {
-					case "random?":
-						nc.Write([]byte("7\r\n"))
-					case "classified?":
-						nc.Write([]byte("\r\n"))
-					case "notif":
-						nc.Write([]byte("OK\r\nnotif: classified\r\n"))
-					case "stop_notif":
-						select {
-						case started <- struct{}{}:
-						default:
-						}
-						io.Copy(io.Discard, br) // silence from now on
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String(), started
-}
-
 // TestWatchExitsAtOnceOnSIGTERM: the real `hark watch`, its fetch cycle
 // pending against a server that stopped answering, exits with status 0 on
 // SIGTERM at once. It used to wait out the reply timeout (30 s): the
 // batch ran without cancellation. What it had not acknowledged is offered
 // again next time, so nothing is lost by not waiting.
 func TestWatchExitsAtOnceOnSIGTERM(t *testing.T) {
-	addr, pending := silentServer(t)
+	addr, pending := linetest.FrozenServer(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

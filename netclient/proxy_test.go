@@ -12,17 +12,22 @@ import (
 
 // proxy forwards loopback connections to upstream, a real server, and
 // tampers with what the server says: a banner first, a delay before its
-// first line, a line held back. It is the "different server" of the
-// tests, built on a real one.
+// first line, a line held back, or no identification at all (v1). It is
+// the "different server" of the tests, built on a real one.
 type proxy struct {
 	t        *testing.T
 	ln       net.Listener
 	upstream string
 
 	// Set before the first connection.
-	banner     string        // written to each client just before the server's first line (hello's reply)
+	banner     string        // written to each client just before the first line it is answered
 	firstDelay time.Duration // before forwarding the server's first line of each connection
 	holdSuffix string        // the first server line ending with it is held until release
+	// v1 makes the server a version-1 server: the proxy answers hello
+	// itself with ERR unknown command and does not pass it on. (Clients
+	// send hello alone and wait for its answer, so answering it at once
+	// keeps replies in order.)
+	v1 bool
 
 	mu       sync.Mutex
 	conns    []net.Conn
@@ -69,23 +74,61 @@ func (p *proxy) start() *proxy {
 			case p.accepted <- struct{}{}:
 			default:
 			}
+			cw := &clientWriter{c: c, banner: p.banner}
 			p.wg.Add(2)
 			go func() {
 				defer p.wg.Done()
-				_, _ = io.Copy(u, c)
-				u.Close()
+				defer u.Close()
+				if !p.v1 {
+					_, _ = io.Copy(u, c)
+					return
+				}
+				br := bufio.NewReader(c)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.HasPrefix(l, "hello ") {
+						if cw.write("ERR unknown command\r\n") != nil {
+							return
+						}
+						continue
+					}
+					if _, err := u.Write([]byte(l)); err != nil {
+						return
+					}
+				}
 			}()
 			go func() {
 				defer p.wg.Done()
 				defer c.Close()
-				p.serverToClient(c, u)
+				p.serverToClient(cw, u)
 			}()
 		}
 	}()
 	return p
 }
 
-func (p *proxy) serverToClient(c, u net.Conn) {
+// clientWriter writes to the client, the banner first.
+type clientWriter struct {
+	mu     sync.Mutex
+	c      net.Conn
+	banner string // until written
+}
+
+// write writes l, after the banner if it has not gone yet: a banner read
+// after the client sent its first command is the one that tests it (one
+// read before that is a stray whatever it says).
+func (w *clientWriter) write(l string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l, w.banner = w.banner+l, ""
+	_, err := w.c.Write([]byte(l))
+	return err
+}
+
+func (p *proxy) serverToClient(c *clientWriter, u net.Conn) {
 	br := bufio.NewReader(u)
 	for first := true; ; first = false {
 		l, err := br.ReadString('\n')
@@ -97,12 +140,6 @@ func (p *proxy) serverToClient(c, u net.Conn) {
 			case <-time.After(p.firstDelay): // the slowness under test
 			case <-p.release:
 			}
-		}
-		// A banner the client reads after it sent its first command: a
-		// banner read before that is a stray whatever it says, so this is
-		// the order that tests the client.
-		if first && p.banner != "" {
-			l = p.banner + l
 		}
 		p.mu.Lock()
 		hold := p.holdSuffix
@@ -118,7 +155,7 @@ func (p *proxy) serverToClient(c, u net.Conn) {
 				return // held for good: the connection dies with it
 			}
 		}
-		if _, err := c.Write([]byte(l)); err != nil {
+		if err := c.write(l); err != nil {
 			return
 		}
 	}

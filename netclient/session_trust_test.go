@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
@@ -24,41 +25,35 @@ func publishAds(t *testing.T, s *server.Server, from, to int) {
 	}
 }
 
-// A server that greets with a banner ("Welcome!", a bare "OK") before any
-// command: neither line can be hello's reply, so the session identifies
-// and shows every ad. (It used to take the banner's OK for hello's reply,
-// then the real reply for a fatal error: 0 of 8 ads shown.)
+// A server that greets with a banner before it answers: a bare "OK",
+// "Welcome!", or a line starting with ERR, in front of a hark server or
+// of a version-1 one (which answers hello with ERR unknown command). The
+// session shows every ad published while it is connected, in all six.
+// Before, against a version-1 server behind an "OK" banner it took the
+// banner for hello's reply, then the real ERR for a fatal error, and
+// reconnected forever: 0 of 8 ads shown. Lines that cannot be hello's
+// reply are strays now; an ERR banner, taken for hello's reply, costs
+// two tries, then the session speaks version 1 to the server.
 func TestSessionShowsEveryAdBehindABanner(t *testing.T) {
-	s := realServer(t, server.Config{})
-	p := newProxy(t, s.Addr().String())
-	p.banner = "Welcome!\r\nOK\r\n"
-	p.start()
-	r := startSession(t, netclient.SessionOptions{Addr: p.addr(), ClientID: "bannered", MinBackoff: time.Hour})
-	st := awaitState(t, r.connected, "connect")
-	if !st.Identified {
-		t.Fatalf("connected unidentified behind a banner: %+v", st)
+	for _, banner := range []string{"OK", "Welcome!\r\nOK", "ERR greetings from the proxy"} {
+		for _, v1 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%q,v1=%v", banner, v1), func(t *testing.T) {
+				s := realServer(t, server.Config{})
+				p := newProxy(t, s.Addr().String())
+				p.banner, p.v1 = banner+"\r\n", v1
+				p.start()
+				r := startSession(t, netclient.SessionOptions{Addr: p.addr(), ClientID: "bannered", MinBackoff: time.Hour})
+				st := awaitState(t, r.connected, "connect")
+				// Identified when it can be: a hark server, and a banner
+				// that cannot be taken for hello's reply.
+				if want := !v1 && !strings.HasPrefix(banner, "ERR"); st.Identified != want {
+					t.Fatalf("connected %+v, want identified %v", st, want)
+				}
+				publishAds(t, s, 1, 8)
+				checkAds(t, collectAds(t, r.got, 8), 1, 8)
+			})
+		}
 	}
-	publishAds(t, s, 1, 8)
-	checkAds(t, collectAds(t, r.got, 8), 1, 8)
-}
-
-// A banner that starts with ERR is taken for hello's reply, and then the
-// real reply comes: after two such failures the session speaks version 1
-// to the server, where an ERR line is a stray, and shows every ad
-// published while it is connected. Never disconnected from a server that
-// answers.
-func TestSessionShowsEveryAdBehindAnErrBanner(t *testing.T) {
-	s := realServer(t, server.Config{})
-	p := newProxy(t, s.Addr().String())
-	p.banner = "ERR greetings from the proxy\r\n"
-	p.start()
-	r := startSession(t, netclient.SessionOptions{Addr: p.addr(), ClientID: "err-bannered", MinBackoff: time.Hour})
-	st := awaitState(t, r.connected, "connect")
-	if st.Identified {
-		t.Fatalf("identified behind an ERR banner? %+v", st)
-	}
-	publishAds(t, s, 1, 8)
-	checkAds(t, collectAds(t, r.got, 8), 1, 8)
 }
 
 // A hello reply slower than the 3 s the session used to allow: the
@@ -85,80 +80,11 @@ func TestSessionWaitsForASlowHello(t *testing.T) {
 	checkAds(t, collectAds(t, r.got, 3), 2, 4)
 }
 
-// silentAfterNotif is a scripted version-1 server that answers the
-// catch-up, pushes an ad, then answers nothing: a fetch cycle stays
-// pending, as against a server that froze.
-func silentAfterNotif(t *testing.T) (addr string, cycle <-chan struct{}) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	started := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	var conns []net.Conn
-	var mu sync.Mutex
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				br := bufio.NewReader(nc)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch strings.TrimSpace(l) {
-					case "random?":
-						nc.Write([]byte("7\r\n"))
-					case "classified?":
-						nc.Write([]byte("\r\n"))
-					case "notif":
-						nc.Write([]byte("OK\r\nnotif: classified\r\n"))
-					case "stop_notif":
-						select {
-						case started <- struct{}{}:
-						default:
-						}
-						// and from now on, silence
-						_, _ = br.WriteTo(discard{})
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String(), started
-}
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }
-
 // Ending a session (SIGTERM, Quit) while a fetch cycle waits for a server
 // that stopped answering returns at once, not after the reply timeout (it
 // used to wait up to 30 s: the batch ran without cancellation).
 func TestSessionEndsAtOnceAgainstASilentServer(t *testing.T) {
-	addr, cycle := silentAfterNotif(t)
+	addr, cycle := linetest.FrozenServer(t)
 	sess := netclient.NewSession(netclient.SessionOptions{Addr: addr, ReplyTimeout: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

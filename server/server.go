@@ -244,6 +244,10 @@ func (s *Server) HTTPAddr() net.Addr {
 	return s.hln.Addr()
 }
 
+// Epoch is the store's epoch: item ids are comparable under one epoch
+// only (docs/PROTOCOL.md, Identification).
+func (s *Server) Epoch() string { return s.st.Epoch() }
+
 // StorePath is the database file the server writes.
 func (s *Server) StorePath() string { return s.st.Path() }
 

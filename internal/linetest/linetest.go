@@ -6,9 +6,11 @@ package linetest
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +110,76 @@ func (c *Conn) Identify(id string) wire.Hello {
 	c.Send("seen " + strconv.FormatUint(max(h.Latest, 1), 10))
 	c.Expect("OK")
 	return h
+}
+
+// FrozenServer is a scripted version-1 server that answers a client's
+// catch-up (random? 7, classified? with no ad, notif's OK and an
+// announced ad), then freezes at the client's next command, as a server
+// whose process hangs while its kernel still acknowledges: from then on
+// it reads everything and answers nothing. frozen receives a value when
+// that happens, with the client's fetch cycle pending. It is stopped when
+// the test ends.
+func FrozenServer(t testing.TB) (addr string, frozen <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, nc)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				br := bufio.NewReader(nc)
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					var reply string
+					switch strings.TrimSpace(l) {
+					case "random?":
+						reply = "7\r\n"
+					case "classified?":
+						reply = "\r\n"
+					case "notif":
+						reply = "OK\r\n" + wire.NotifClassified + "\r\n"
+					default:
+						select {
+						case ch <- struct{}{}:
+						default:
+						}
+						_, _ = io.Copy(io.Discard, br) // frozen
+						return
+					}
+					if _, err := nc.Write([]byte(reply)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String(), ch
 }
