@@ -375,9 +375,9 @@ func TestTrayOnARealDesktop(t *testing.T) {
 	// hark serve starts with a random number. hark has never met this
 	// server: the number goes into the menu, without a popup (it is not
 	// news), so the ad below makes the first popup. (The catch-up that
-	// fetches it comes before the connection counts as up.)
-	hark.await(t, `msg=item kind=random .* current=true`)
-	hark.await(t, `msg=connected`)
+	// fetches it comes before the connection counts as up, but the two
+	// lines are logged by two goroutines.)
+	hark.awaitAll(t, `msg=item kind=random .* current=true`, `msg=connected`)
 
 	// 1. An ad with markup characters: exactly one popup, and dunst shows
 	// the characters, not bold text or a link.
