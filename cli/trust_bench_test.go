@@ -520,80 +520,6 @@ func (w *watchProc) stop() time.Duration {
 	return time.Since(start)
 }
 
-// bannerProxy forwards to upstream and writes banner to each client just
-// before the first line it answers. With v1 it makes the server a
-// version-1 one: it answers hello itself with ERR unknown command (a
-// client sends hello alone and waits, so replies stay in order).
-func bannerProxy(b *testing.B, upstream, banner string, v1 bool) (addr string, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var conns sync.Map
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			conns.Store(c, u)
-			var mu sync.Mutex
-			pending := banner
-			write := func(l string) error {
-				mu.Lock()
-				defer mu.Unlock()
-				l, pending = pending+l, ""
-				_, err := c.Write([]byte(l))
-				return err
-			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				defer u.Close()
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if v1 && strings.HasPrefix(l, "hello ") {
-						err = write("ERR unknown command\r\n")
-					} else {
-						_, err = u.Write([]byte(l))
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(u)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil || write(l) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), func() {
-		ln.Close()
-		conns.Range(func(k, v any) bool { k.(net.Conn).Close(); v.(net.Conn).Close(); return true })
-		wg.Wait()
-	}
-}
-
 // BenchmarkWatchBehindBanner: `hark watch` against a version-1 server
 // (HARK_V1=0: a hark server) whose every connection starts with a banner
 // (HARK_BANNER, default "OK"), then 8 ads: how many it prints within 15 s.
@@ -607,7 +533,9 @@ func BenchmarkWatchBehindBanner(b *testing.B) {
 	v1 := os.Getenv("HARK_V1") != "0"
 	for b.Loop() {
 		p := startHark(b, b.TempDir())
-		addr, stop := bannerProxy(b, p.proto, banner+"\r\n", v1)
+		px := linetest.NewProxy(b, p.proto)
+		px.Banner, px.V1 = banner+"\r\n", v1
+		addr := px.Start().Addr()
 		w := startWatch(b, b.TempDir(), "--server", addr)
 		w.connected(testTimeout) // or not: the ads are published either way
 		for i := range 8 {
@@ -615,7 +543,6 @@ func BenchmarkWatchBehindBanner(b *testing.B) {
 		}
 		b.ReportMetric(float64(w.adsWithin(8, 15*time.Second)), "ads-shown-of-8")
 		w.stop()
-		stop()
 		p.cmd.Process.Kill()
 		p.wait(b, testTimeout)
 	}

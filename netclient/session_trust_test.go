@@ -39,10 +39,10 @@ func TestSessionShowsEveryAdBehindABanner(t *testing.T) {
 		for _, v1 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%q,v1=%v", banner, v1), func(t *testing.T) {
 				s := realServer(t, server.Config{})
-				p := newProxy(t, s.Addr().String())
-				p.banner, p.v1 = banner+"\r\n", v1
-				p.start()
-				r := startSession(t, netclient.SessionOptions{Addr: p.addr(), ClientID: "bannered", MinBackoff: time.Hour})
+				p := linetest.NewProxy(t, s.Addr().String())
+				p.Banner, p.V1 = banner+"\r\n", v1
+				p.Start()
+				r := startSession(t, netclient.SessionOptions{Addr: p.Addr(), ClientID: "bannered", MinBackoff: time.Hour})
 				st := awaitState(t, r.connected, "connect")
 				// Identified when it can be: a hark server, and a banner
 				// that cannot be taken for hello's reply.
@@ -63,16 +63,16 @@ func TestSessionShowsEveryAdBehindABanner(t *testing.T) {
 func TestSessionWaitsForASlowHello(t *testing.T) {
 	t.Parallel()
 	s := realServer(t, server.Config{})
-	p := newProxy(t, s.Addr().String())
-	p.firstDelay = 3500 * time.Millisecond
-	p.start()
-	r := startSession(t, netclient.SessionOptions{Addr: p.addr(), ClientID: "slow-hello", MinBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	p := linetest.NewProxy(t, s.Addr().String())
+	p.FirstDelay = 3500 * time.Millisecond
+	p.Start()
+	r := startSession(t, netclient.SessionOptions{Addr: p.Addr(), ClientID: "slow-hello", MinBackoff: 10 * time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	if st := awaitState(t, r.connected, "connect"); !st.Identified {
 		t.Fatalf("connected unidentified: %+v", st)
 	}
 	publishAds(t, s, 1, 1)
 	checkAds(t, collectAds(t, r.got, 1), 1, 1)
-	p.cut()
+	p.Cut()
 	publishAds(t, s, 2, 4) // while it is away, or saying a slow hello
 	if st := awaitState(t, r.connected, "reconnect"); !st.Identified {
 		t.Fatalf("reconnected unidentified: %+v", st)
@@ -115,13 +115,13 @@ func TestSessionStoppedMidBatchLosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, s.Addr().String())
-	p.holdSuffix = " held ad"
-	p.start()
-	r := startSession(t, netclient.SessionOptions{Addr: p.addr(), Identity: idt, ReplyTimeout: time.Hour})
+	p := linetest.NewProxy(t, s.Addr().String())
+	p.HoldSuffix = " held ad"
+	p.Start()
+	r := startSession(t, netclient.SessionOptions{Addr: p.Addr(), Identity: idt, ReplyTimeout: time.Hour})
 	awaitState(t, r.connected, "connect")
 	pub(t, s, wire.KindClassified, "held ad")
-	waitSignal(t, p.held, "the reply to be held")
+	waitSignal(t, p.Held(), "the reply to be held")
 	r.stop()
 	idt.Close()
 

@@ -1,4 +1,4 @@
-package netclient_test
+package linetest
 
 import (
 	"bufio"
@@ -10,50 +10,52 @@ import (
 	"time"
 )
 
-// proxy forwards loopback connections to upstream, a real server, and
+// Proxy forwards loopback connections to upstream, a real server, and
 // tampers with what the server says: a banner first, a delay before its
 // first line, a line held back, or no identification at all (v1). It is
 // the "different server" of the tests, built on a real one.
-type proxy struct {
-	t        *testing.T
+type Proxy struct {
 	ln       net.Listener
 	upstream string
 
 	// Set before the first connection.
-	banner     string        // written to each client just before the first line it is answered
-	firstDelay time.Duration // before forwarding the server's first line of each connection
-	holdSuffix string        // the first server line ending with it is held until release
-	// v1 makes the server a version-1 server: the proxy answers hello
+	Banner     string        // written to each client just before the first line it is answered
+	FirstDelay time.Duration // before forwarding the server's first line of each connection
+	HoldSuffix string        // the first server line ending with it is held for good (Held says when)
+	// V1 makes the server a version-1 server: the proxy answers hello
 	// itself with ERR unknown command and does not pass it on. (Clients
 	// send hello alone and wait for its answer, so answering it at once
 	// keeps replies in order.)
-	v1 bool
+	V1 bool
 
-	mu       sync.Mutex
-	conns    []net.Conn
-	held     chan struct{} // closed when a line was held
-	release  chan struct{}
-	accepted chan struct{}
-	wg       sync.WaitGroup
+	mu      sync.Mutex
+	conns   []net.Conn
+	held    chan struct{} // closed when a line was held
+	release chan struct{}
+	wg      sync.WaitGroup
 }
 
-func newProxy(t *testing.T, upstream string) *proxy {
+// NewProxy returns a proxy to upstream; set its fields, then Start it.
+// It is closed when the test ends.
+func NewProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{
-		t: t, ln: ln, upstream: upstream,
-		held: make(chan struct{}), release: make(chan struct{}), accepted: make(chan struct{}, 100),
+	p := &Proxy{
+		ln: ln, upstream: upstream,
+		held: make(chan struct{}), release: make(chan struct{}),
 	}
 	t.Cleanup(p.close)
 	return p
 }
 
-func (p *proxy) addr() string { return p.ln.Addr().String() }
+// Addr is where clients connect.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *proxy) start() *proxy {
+// Start accepts connections until the test ends.
+func (p *Proxy) Start() *Proxy {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -70,16 +72,12 @@ func (p *proxy) start() *proxy {
 			p.mu.Lock()
 			p.conns = append(p.conns, c, u)
 			p.mu.Unlock()
-			select {
-			case p.accepted <- struct{}{}:
-			default:
-			}
-			cw := &clientWriter{c: c, banner: p.banner}
+			cw := &clientWriter{c: c, banner: p.Banner}
 			p.wg.Add(2)
 			go func() {
 				defer p.wg.Done()
 				defer u.Close()
-				if !p.v1 {
+				if !p.V1 {
 					_, _ = io.Copy(u, c)
 					return
 				}
@@ -128,26 +126,26 @@ func (w *clientWriter) write(l string) error {
 	return err
 }
 
-func (p *proxy) serverToClient(c *clientWriter, u net.Conn) {
+func (p *Proxy) serverToClient(c *clientWriter, u net.Conn) {
 	br := bufio.NewReader(u)
 	for first := true; ; first = false {
 		l, err := br.ReadString('\n')
 		if err != nil {
 			return
 		}
-		if first && p.firstDelay > 0 {
+		if first && p.FirstDelay > 0 {
 			select {
-			case <-time.After(p.firstDelay): // the slowness under test
+			case <-time.After(p.FirstDelay): // the slowness under test
 			case <-p.release:
 			}
 		}
 		p.mu.Lock()
-		hold := p.holdSuffix
+		hold := p.HoldSuffix
 		p.mu.Unlock()
 		if hold != "" && strings.HasSuffix(strings.TrimRight(l, "\r\n"), hold) {
 			p.mu.Lock()
-			armed := p.holdSuffix == hold
-			p.holdSuffix = ""
+			armed := p.HoldSuffix == hold
+			p.HoldSuffix = ""
 			p.mu.Unlock()
 			if armed {
 				close(p.held)
@@ -161,8 +159,11 @@ func (p *proxy) serverToClient(c *clientWriter, u net.Conn) {
 	}
 }
 
-// cut closes every connection through the proxy.
-func (p *proxy) cut() {
+// Held is closed once the line HoldSuffix names has been held.
+func (p *Proxy) Held() <-chan struct{} { return p.held }
+
+// Cut closes every connection through the proxy.
+func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
@@ -171,13 +172,13 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
-func (p *proxy) close() {
+func (p *Proxy) close() {
 	p.ln.Close()
 	select {
 	case <-p.release:
 	default:
 		close(p.release)
 	}
-	p.cut()
+	p.Cut()
 	p.wg.Wait()
 }
