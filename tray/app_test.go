@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
@@ -585,6 +586,37 @@ func TestAppQuit(t *testing.T) {
 		t.Fatalf("run after Quit = %v, want nil", err)
 	}
 	f.logs.await(t, "the quit logged", func(r logRecord) bool { return r.Msg == "quit from the menu" })
+}
+
+// Quit while a fetch cycle waits on a server that stopped answering: the
+// app ends at once, not after the session's reply timeout (30 s).
+func TestAppQuitsAtOnceAgainstAFrozenServer(t *testing.T) {
+	addr, frozen := linetest.FrozenServer(t)
+	f := newFixture(t, func(_ *fixture, o *Options) { o.Server = addr })
+	f.start()
+	select {
+	case <-frozen:
+	case <-time.After(testTimeout):
+		t.Fatal("no fetch cycle started")
+	}
+	f.act(actQuit)
+	if err := f.awaitEnd("Quit, with a fetch cycle pending"); err != nil {
+		t.Fatalf("run after Quit = %v, want nil", err)
+	}
+}
+
+// What a server holds when hark first meets it, an ad as much as a
+// number, goes into the menu without a popup: it is not news.
+func TestAppFirstContactFillsTheMenuWithoutPopups(t *testing.T) {
+	f := newFixture(t, nil)
+	f.publish(wire.KindClassified, "An ad from before")
+	f.start()
+	f.awaitView("the ad in the menu, connected", func(v view) bool {
+		return slices.Equal(v.Recent, []string{"An ad from before"}) && v.Latest != "Latest number: none yet" &&
+			v.Status == "Connected to "+f.addr && bytes.Equal(v.Icon, assets.TrayConnected)
+	})
+	f.publish(wire.KindClassified, "An ad from after")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "An ad from after"}) // the first popup
 }
 
 func TestAppContextCancel(t *testing.T) {
