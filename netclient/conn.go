@@ -524,28 +524,28 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 		return true
 	}
 	c.mu.Lock()
-	if len(c.queue) == 0 {
-		late := wire.IsHelloReply(string(line)) && c.helloSent && !c.identified
-		c.mu.Unlock()
-		if late {
-			c.fail(ErrLateHello)
-			return true
-		}
-		c.stray(line, "no command waiting")
-		return false
+	var head *call
+	var res result
+	ok := false
+	if len(c.queue) > 0 {
+		head = c.queue[0]
+		// Replies carry ids from the hello's OK on: the queue is in wire
+		// order, so everything behind the hello was read by the server
+		// after it.
+		res, ok = match(head, string(line), c.identified)
 	}
-	head := c.queue[0]
-	// Replies carry ids from the hello's OK on: the queue is in wire order,
-	// so everything behind the hello was read by the server after it.
-	res, ok := match(head, string(line), c.identified)
 	if !ok {
 		late := wire.IsHelloReply(string(line)) && c.helloSent && !c.identified
 		c.mu.Unlock()
-		if late {
+		switch {
+		case late:
 			c.fail(ErrLateHello)
 			return true
+		case head == nil:
+			c.stray(line, "no command waiting")
+		default:
+			c.stray(line, "cannot be the reply to "+strconv.Quote(head.line))
 		}
-		c.stray(line, "cannot be the reply to "+strconv.Quote(head.line))
 		return false
 	}
 	var pe *ProtocolError

@@ -60,8 +60,8 @@ type SessionOptions struct {
 	// next connection (default 1h).
 	IdentifyRetry time.Duration
 	Logger        *slog.Logger
-	// Conn, when set, configures each connection's limits (its OnNotify
-	// and Logger are the session's).
+	// Conn, when set, configures each connection: its limits, say (its
+	// Logger is the session's; ReplyTimeout, when set above, wins).
 	Conn Options
 }
 
@@ -232,7 +232,7 @@ func (s *Session) runConn(ctx context.Context) error {
 	default:
 	}
 	opts := s.opts.Conn
-	opts.OnNotify, opts.Logger = nil, s.log
+	opts.Logger = s.log
 	if s.opts.ReplyTimeout > 0 {
 		opts.ReplyTimeout = s.opts.ReplyTimeout
 	}
