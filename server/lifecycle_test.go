@@ -55,8 +55,7 @@ func (r *logRecords) all() []string {
 // or skips the test where that address cannot be used.
 func dialFrom(t *testing.T, s *Server, src string) *linetest.Conn {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: testTimeout}
-	nc, err := d.Dial("tcp", s.Addr().String())
+	nc, _, err := dialRaw(s, src)
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		t.Skipf("cannot connect from %s on this system: %v", src, err)
 	}

@@ -463,18 +463,14 @@ func (s *Server) fanout(kind wire.Kind) int {
 	s.kmu.Lock()
 	defer s.kmu.Unlock()
 	line := kind.Notification() + "\r\n"
-	now, idle := s.since(), int64(s.cfg.IdleTimeout)
+	now := s.since()
 	n := 0
 	for c := range s.conns {
-		if !c.notifying() {
-			continue
-		}
-		// The idle timeout is checked here, when it matters, rather than
-		// by a timer per connection: leaving notification mode is silent,
-		// so the two are indistinguishable on the wire.
-		if now-c.lastLine.Load() > idle {
-			s.setNotifying(c, false)
-			s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+		// The idle timeout is checked here, when it matters, as well as by
+		// the sweeper, rather than by a timer per connection: leaving
+		// notification mode is silent, so the two are indistinguishable on
+		// the wire.
+		if !c.notifying() || s.endIdleNotify(c, now) {
 			continue
 		}
 		ok, kick := c.push(line)
@@ -566,23 +562,30 @@ func (s *Server) sweeper() {
 // close: nothing is sent that a client could take for a reply.
 func (s *Server) sweep(quiet []*conn) []*conn {
 	now := s.since()
-	idle, cmd := int64(s.cfg.IdleTimeout), int64(s.cfg.CommandTimeout)
+	cmd := int64(s.cfg.CommandTimeout)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		since := now - c.lastLine.Load()
-		if c.notifying() {
-			if since <= idle {
-				continue
-			}
-			s.setNotifying(c, false)
-			s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+		if c.notifying() && !s.endIdleNotify(c, now) {
+			continue
 		}
-		if since > cmd && !c.closed() {
+		if now-c.lastLine.Load() > cmd && !c.closed() {
 			quiet = append(quiet, c)
 		}
 	}
 	return quiet
+}
+
+// endIdleNotify ends c's notification mode, silently, when no line has
+// come from it for the idle timeout, and reports whether it did. s.mu must
+// be held.
+func (s *Server) endIdleNotify(c *conn, now int64) bool {
+	if now-c.lastLine.Load() <= int64(s.cfg.IdleTimeout) {
+		return false
+	}
+	s.setNotifying(c, false)
+	s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+	return true
 }
 
 func (s *Server) prune(now time.Time) {
