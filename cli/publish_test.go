@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/harkapp/hark/internal/linetest"
@@ -171,41 +171,26 @@ func TestPublishRefusedByServer(t *testing.T) {
 // server, which stored the item, but the publisher never hears of it.
 func lossyProxy(t *testing.T, upstream string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for first := true; ; first = false {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(u, c); u.Close() }()
-			go func(lose bool) {
-				defer wg.Done()
-				defer c.Close()
-				if lose {
-					var b [1]byte
-					u.Read(b[:]) // the server has answered: it stored the item
-					u.Close()
-					return
-				}
-				io.Copy(c, u)
-			}(first)
+	var first atomic.Bool
+	first.Store(true)
+	return "http://" + linetest.Serve(t, func(c net.Conn) {
+		u, err := net.Dial("tcp", upstream)
+		if err != nil {
+			return
 		}
-	}()
-	return "http://" + ln.Addr().String()
+		defer u.Close()
+		sent := make(chan struct{})
+		go func() { defer close(sent); io.Copy(u, c); u.Close() }()
+		if first.CompareAndSwap(true, false) {
+			var b [1]byte
+			u.Read(b[:]) // the server has answered: it stored the item
+			c.Close()    // and the publisher never hears of it
+		} else {
+			io.Copy(c, u)
+			c.Close()
+		}
+		<-sent
+	})
 }
 
 // hark publish whose answer is lost retries once with the same

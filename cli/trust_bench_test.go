@@ -334,87 +334,50 @@ func BenchmarkIdleLockout(b *testing.B) {
 
 // floodServer answers a client's commands like a version-1 server and,
 // from the first notif on, writes "notif: classified" lines as fast as
-// the client takes them, until stopped.
-func floodServer(b *testing.B) (addr string, stop func()) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	quit := make(chan struct{})
-	var conns sync.Map
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+// the client takes them, until the connection closes.
+func floodServer(b *testing.B) string {
+	return linetest.Serve(b, func(nc net.Conn) {
+		var mu sync.Mutex // one write at a time: replies stay whole lines
+		write := func(p []byte) error {
+			mu.Lock()
+			defer mu.Unlock()
+			_, err := nc.Write(p)
+			return err
+		}
+		var flood sync.WaitGroup
+		defer flood.Wait()
+		var once sync.Once
+		br := bufio.NewReader(nc)
 		for {
-			nc, err := ln.Accept()
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			conns.Store(nc, true)
-			var mu sync.Mutex
-			flooding := make(chan struct{})
-			var once sync.Once
-			wg.Add(2)
-			go func() { // the commands
-				defer wg.Done()
-				br := bufio.NewReader(nc)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					reply := "OK"
-					switch strings.TrimSpace(l) {
-					case "random?":
-						reply = "7"
-					case "classified?":
-						reply = "an ad"
-					case "notif":
-						once.Do(func() { close(flooding) })
-					case "stop_notif":
-					default:
-						reply = "ERR unknown command"
-					}
-					mu.Lock()
-					_, err = nc.Write([]byte(reply + "\r\n"))
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			}()
-			go func() { // the flood
-				defer wg.Done()
-				select {
-				case <-flooding:
-				case <-quit:
-					return
-				}
-				chunk := []byte(strings.Repeat("notif: classified\r\n", 200))
-				for {
-					select {
-					case <-quit:
-						return
-					default:
-					}
-					mu.Lock()
-					nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-					_, err := nc.Write(chunk)
-					mu.Unlock()
-					if err != nil && !os.IsTimeout(err) {
-						return
-					}
-				}
-			}()
+			reply := "OK"
+			switch strings.TrimSpace(l) {
+			case "random?":
+				reply = "7"
+			case "classified?":
+				reply = "an ad"
+			case "notif":
+				once.Do(func() {
+					flood.Add(1)
+					go func() {
+						defer flood.Done()
+						chunk := []byte(strings.Repeat("notif: classified\r\n", 200))
+						for write(chunk) == nil {
+						}
+					}()
+				})
+			case "stop_notif":
+			default:
+				reply = "ERR unknown command"
+			}
+			if write([]byte(reply+"\r\n")) != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String(), func() {
-		close(quit)
-		ln.Close()
-		conns.Range(func(k, _ any) bool { k.(net.Conn).Close(); return true })
-		wg.Wait()
-	}
+	})
 }
 
 // BenchmarkWatchNotifFlood: a server floods `hark watch --v1` with pushes
@@ -425,7 +388,7 @@ func floodServer(b *testing.B) (addr string, stop func()) {
 func BenchmarkWatchNotifFlood(b *testing.B) {
 	d := envDuration(b, "HARK_FLOOD_FOR", 2*time.Second)
 	for b.Loop() {
-		addr, stop := floodServer(b)
+		addr := floodServer(b)
 		cmd := exec.Command(harkExe(b), "watch", "--v1", "--server", addr)
 		cmd.Env = append(os.Environ(), reexecEnv+"=1")
 		logs := newLines()
@@ -449,7 +412,6 @@ func BenchmarkWatchNotifFlood(b *testing.B) {
 			cmd.Process.Kill()
 			<-done
 		}
-		stop()
 	}
 }
 

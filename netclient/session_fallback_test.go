@@ -2,14 +2,12 @@ package netclient_test
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
@@ -19,47 +17,16 @@ import (
 // classified? with "v1 ad", notif and stop_notif with OK, and hello as
 // told. It counts connections.
 type v1Server struct {
-	ln       net.Listener
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    []net.Conn
+	addr     string
 	accepted chan struct{}
 }
 
 func startV1(t *testing.T, hello string, silentAfter int) *v1Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &v1Server{ln: ln, accepted: make(chan struct{}, 100)}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns = append(s.conns, nc)
-			s.mu.Unlock()
-			s.accepted <- struct{}{}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.serve(nc, hello, silentAfter)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		s.wg.Wait()
+	s := &v1Server{accepted: make(chan struct{}, 100)}
+	s.addr = linetest.Serve(t, func(nc net.Conn) {
+		s.accepted <- struct{}{}
+		s.serve(nc, hello, silentAfter)
 	})
 	return s
 }
@@ -123,7 +90,7 @@ func expectDelivery(t *testing.T, got <-chan netclient.Delivery, kind wire.Kind,
 // user has not seen it, but it was not published for them either.
 func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
 	s := startV1(t, "ERR unknown command", 0)
-	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.ln.Addr().String(), ClientID: "tray-3"})
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.addr, ClientID: "tray-3"})
 	waitSignal(t, connected, "the session to connect")
 	expectDelivery(t, got, wire.KindRandom, "7", true)
 	expectDelivery(t, got, wire.KindClassified, "v1 ad", true)
@@ -135,7 +102,7 @@ func TestSessionFallsBackWhenHelloRejected(t *testing.T) {
 func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
 	s := startV1(t, "", 0)
 	_, got, connected := runSession(t, netclient.SessionOptions{
-		Addr: s.ln.Addr().String(), ClientID: "tray-4", ReplyTimeout: 200 * time.Millisecond, MinBackoff: time.Hour,
+		Addr: s.addr, ClientID: "tray-4", ReplyTimeout: 200 * time.Millisecond, MinBackoff: time.Hour,
 	})
 	s.waitAccept(t, "the first connection")
 	s.waitAccept(t, "the second try at identifying")
@@ -149,7 +116,7 @@ func TestSessionFallsBackWhenHelloUnanswered(t *testing.T) {
 func TestSessionDetectsSilentPeer(t *testing.T) {
 	s := startV1(t, "", 3) // answers random?, classified?, notif, then nothing
 	_, _, connected := runSession(t, netclient.SessionOptions{
-		Addr: s.ln.Addr().String(), Refresh: 100 * time.Millisecond, ReplyTimeout: 300 * time.Millisecond,
+		Addr: s.addr, Refresh: 100 * time.Millisecond, ReplyTimeout: 300 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond,
 	})
 	s.waitAccept(t, "the first connection")
@@ -193,58 +160,14 @@ func TestSessionBackoff(t *testing.T) {
 	}
 }
 
-// cutProxy forwards to upstream; the first time the server sends a line
-// ending in suffix, it forwards that line and then cuts the connection.
-func cutProxy(t *testing.T, upstream, suffix string) (string, <-chan struct{}) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	var armed atomic.Bool
-	armed.Store(true)
-	cut := make(chan struct{}, 1)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() {
-				defer c.Close()
-				defer u.Close()
-				br := bufio.NewReader(u)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if _, err := c.Write([]byte(l)); err != nil {
-						return
-					}
-					if strings.HasSuffix(strings.TrimRight(l, "\r\n"), suffix) && armed.CompareAndSwap(true, false) {
-						cut <- struct{}{}
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), cut
-}
-
 // An identified session receives the reply to classified? (the server has
 // durably moved its position past the ad), then the connection drops before
 // notif's OK: the ad it did receive is still delivered.
 func TestSessionKeepsRepliesOfAFailedBatch(t *testing.T) {
 	s := realServer(t, server.Config{})
-	addr, cut := cutProxy(t, s.Addr().String(), " A1")
+	p := linetest.NewProxy(t, s.Addr().String())
+	p.CutAfter = " A1"
+	addr, cut := p.Start().Addr(), p.Held()
 	_, got, connected := runSession(t, netclient.SessionOptions{Addr: addr, ClientID: "rev-1", MinBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second})
 	waitSignal(t, connected, "connect")
 	pub(t, s, wire.KindClassified, "A1")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,22 +149,9 @@ type floodServer struct {
 
 func startFlood(t *testing.T, n int) *floodServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := &floodServer{addr: ln.Addr().String(), quiet: make(chan int64, 1)}
-	var wg sync.WaitGroup
-	var nc net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var err error
-		if nc, err = ln.Accept(); err != nil {
-			return
-		}
-		flood := []byte(strings.Repeat(wire.NotifClassified+"\r\n", n))
-		var fresh atomic.Bool
+	fs := &floodServer{quiet: make(chan int64, 1)}
+	flood := []byte(strings.Repeat(wire.NotifClassified+"\r\n", n))
+	fs.addr = linetest.Serve(t, func(nc net.Conn) {
 		w := bufio.NewWriter(nc)
 		br := bufio.NewReader(nc)
 		flooded, fetched := false, false
@@ -181,7 +167,7 @@ func startFlood(t *testing.T, n int) *floodServer {
 			case "classified?":
 				fetched = true
 				fs.classifieds.Add(1)
-				if fresh.Load() {
+				if flooded {
 					w.WriteString("fresh ad\r\n")
 				} else {
 					w.WriteString("old ad\r\n")
@@ -201,8 +187,7 @@ func startFlood(t *testing.T, n int) *floodServer {
 				if !flooded {
 					flooded = true
 					w.Write(flood)
-					fresh.Store(true)
-					w.WriteString(wire.NotifClassified + "\r\n")
+					w.WriteString(wire.NotifClassified + "\r\n") // the fresh ad's own push
 				}
 			}
 			if br.Buffered() == 0 {
@@ -211,13 +196,6 @@ func startFlood(t *testing.T, n int) *floodServer {
 				}
 			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		if nc != nil {
-			nc.Close()
-		}
-		wg.Wait()
 	})
 	return fs
 }

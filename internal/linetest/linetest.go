@@ -1,7 +1,10 @@
 // Package linetest is a raw client of hark's line protocol for tests: it
 // writes exactly the bytes it is given and reads line by line, with a
 // deadline on every read and write, failing the test on anything else.
-// Tests in several packages talk to real servers with it.
+// Tests in several packages talk to real servers with it. It also holds
+// what those tests play the other end with: Serve, the plumbing of a
+// scripted server; FrozenServer; and Proxy, which makes a real server
+// look like a banner server, a slow one or a version-1 one.
 package linetest
 
 import (
@@ -10,7 +13,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -121,65 +123,34 @@ func (c *Conn) Identify(id string) wire.Hello {
 // the test ends.
 func FrozenServer(t testing.TB) (addr string, frozen <-chan struct{}) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan struct{}, 1)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	addr = Serve(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
 		for {
-			nc, err := ln.Accept()
+			l, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				br := bufio.NewReader(nc)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					var reply string
-					switch strings.TrimSpace(l) {
-					case "random?":
-						reply = "7\r\n"
-					case "classified?":
-						reply = "\r\n"
-					case "notif":
-						reply = "OK\r\n" + wire.NotifClassified + "\r\n"
-					default:
-						select {
-						case ch <- struct{}{}:
-						default:
-						}
-						_, _ = io.Copy(io.Discard, br) // frozen
-						return
-					}
-					if _, err := nc.Write([]byte(reply)); err != nil {
-						return
-					}
+			var reply string
+			switch strings.TrimSpace(l) {
+			case "random?":
+				reply = "7\r\n"
+			case "classified?":
+				reply = "\r\n"
+			case "notif":
+				reply = "OK\r\n" + wire.NotifClassified + "\r\n"
+			default:
+				select {
+				case ch <- struct{}{}:
+				default:
 				}
-			}()
+				_, _ = io.Copy(io.Discard, br) // frozen
+				return
+			}
+			if _, err := nc.Write([]byte(reply)); err != nil {
+				return
+			}
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	return ln.Addr().String(), ch
+	return addr, ch
 }

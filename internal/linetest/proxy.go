@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,13 +16,15 @@ import (
 // first line, a line held back, or no identification at all (v1). It is
 // the "different server" of the tests, built on a real one.
 type Proxy struct {
-	ln       net.Listener
+	t        testing.TB
 	upstream string
+	addr     string
 
-	// Set before the first connection.
+	// Set before Start.
 	Banner     string        // written to each client just before the first line it is answered
 	FirstDelay time.Duration // before forwarding the server's first line of each connection
 	HoldSuffix string        // the first server line ending with it is held for good (Held says when)
+	CutAfter   string        // the first server line ending with it is forwarded, then the connection cut (Held says when)
 	// V1 makes the server a version-1 server: the proxy answers hello
 	// itself with ERR unknown command and does not pass it on. (Clients
 	// send hello alone and wait for its answer, so answering it at once
@@ -29,83 +32,72 @@ type Proxy struct {
 	V1 bool
 
 	mu      sync.Mutex
-	conns   []net.Conn
-	held    chan struct{} // closed when a line was held
-	release chan struct{}
-	wg      sync.WaitGroup
+	conns   []net.Conn    // both ends of each connection, for Cut
+	armed   atomic.Bool   // HoldSuffix or CutAfter is still to come
+	held    chan struct{} // closed when it came
+	release chan struct{} // closed when the test ends
 }
 
 // NewProxy returns a proxy to upstream; set its fields, then Start it.
-// It is closed when the test ends.
 func NewProxy(t testing.TB, upstream string) *Proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &Proxy{
-		ln: ln, upstream: upstream,
-		held: make(chan struct{}), release: make(chan struct{}),
-	}
-	t.Cleanup(p.close)
-	return p
+	return &Proxy{t: t, upstream: upstream, held: make(chan struct{}), release: make(chan struct{})}
 }
-
-// Addr is where clients connect.
-func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // Start accepts connections until the test ends.
 func (p *Proxy) Start() *Proxy {
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := p.ln.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("tcp", p.upstream)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, c, u)
-			p.mu.Unlock()
-			cw := &clientWriter{c: c, banner: p.Banner}
-			p.wg.Add(2)
-			go func() {
-				defer p.wg.Done()
-				defer u.Close()
-				if !p.V1 {
-					_, _ = io.Copy(u, c)
-					return
-				}
-				br := bufio.NewReader(c)
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.HasPrefix(l, "hello ") {
-						if cw.write("ERR unknown command\r\n") != nil {
-							return
-						}
-						continue
-					}
-					if _, err := u.Write([]byte(l)); err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				defer p.wg.Done()
-				defer c.Close()
-				p.serverToClient(cw, u)
-			}()
-		}
-	}()
+	p.armed.Store(p.HoldSuffix != "" || p.CutAfter != "")
+	p.addr = Serve(p.t, p.handle)
+	// Registered after Serve's: runs before it, so that a held line does
+	// not keep Serve waiting for its handler.
+	p.t.Cleanup(func() { close(p.release) })
 	return p
+}
+
+// Addr is where clients connect, once started.
+func (p *Proxy) Addr() string { return p.addr }
+
+// handle forwards one connection both ways until either end closes.
+func (p *Proxy) handle(c net.Conn) {
+	u, err := net.Dial("tcp", p.upstream)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	p.conns = append(p.conns, c, u)
+	p.mu.Unlock()
+	cw := &clientWriter{c: c, banner: p.Banner}
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		defer u.Close()
+		p.clientToServer(c, u, cw)
+	}()
+	p.serverToClient(cw, u)
+	c.Close()
+	<-up
+}
+
+func (p *Proxy) clientToServer(c, u net.Conn, cw *clientWriter) {
+	if !p.V1 {
+		_, _ = io.Copy(u, c)
+		return
+	}
+	br := bufio.NewReader(c)
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(l, "hello ") {
+			err = cw.write("ERR unknown command\r\n")
+		} else {
+			_, err = u.Write([]byte(l))
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // clientWriter writes to the client, the banner first.
@@ -139,19 +131,14 @@ func (p *Proxy) serverToClient(c *clientWriter, u net.Conn) {
 			case <-p.release:
 			}
 		}
-		p.mu.Lock()
-		hold := p.HoldSuffix
-		p.mu.Unlock()
-		if hold != "" && strings.HasSuffix(strings.TrimRight(l, "\r\n"), hold) {
-			p.mu.Lock()
-			armed := p.HoldSuffix == hold
-			p.HoldSuffix = ""
-			p.mu.Unlock()
-			if armed {
-				close(p.held)
-				<-p.release
-				return // held for good: the connection dies with it
+		if p.tampered(l) {
+			close(p.held)
+			if p.CutAfter == "" {
+				<-p.release // held for good: the connection dies with it
+			} else {
+				_ = c.write(l) // then cut: the handler closes both ends
 			}
+			return
 		}
 		if err := c.write(l); err != nil {
 			return
@@ -159,9 +146,18 @@ func (p *Proxy) serverToClient(c *clientWriter, u net.Conn) {
 	}
 }
 
-// Held is closed once the line HoldSuffix names has been held.
+// tampered reports whether l is the line HoldSuffix or CutAfter names,
+// the first time only.
+func (p *Proxy) tampered(l string) bool {
+	l = strings.TrimRight(l, "\r\n")
+	match := p.HoldSuffix != "" && strings.HasSuffix(l, p.HoldSuffix) || p.CutAfter != "" && strings.HasSuffix(l, p.CutAfter)
+	return match && p.armed.CompareAndSwap(true, false)
+}
+
+// Held is closed once the line HoldSuffix or CutAfter names has come.
 func (p *Proxy) Held() <-chan struct{} { return p.held }
 
+// Cut closes every connection through the proxy.
 // Cut closes every connection through the proxy.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
@@ -170,15 +166,4 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	p.conns = nil
-}
-
-func (p *Proxy) close() {
-	p.ln.Close()
-	select {
-	case <-p.release:
-	default:
-		close(p.release)
-	}
-	p.Cut()
-	p.wg.Wait()
 }
