@@ -56,7 +56,7 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // a terminal, not a web page: print <, > and & as they are
-	print := func(d netclient.Delivery) error {
+	show := func(d netclient.Delivery) error {
 		var err error
 		if *asJSON {
 			err = enc.Encode(jsonItem(d))
@@ -64,7 +64,9 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			_, err = fmt.Fprintf(stdout, "%s %s\n", d.Kind, d.Value)
 		}
 		if err != nil {
-			return fmt.Errorf("writing an item: %w", err)
+			// The session counts the item as shown once it is taken: say
+			// what it was, here on stderr, rather than lose it silently.
+			return fmt.Errorf("writing an item: %w (it was: %s %q)", err, d.Kind, d.Value)
 		}
 		return nil
 	}
@@ -76,15 +78,14 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { done <- sess.Run(ctx) }()
 	// Items are printed as they come; what was there before this client
 	// first met the server (current) is not news, and not printed. A
-	// write error (a full disk) ends the session: the session counts an
-	// item as shown once it is taken here, so one that cannot be printed
-	// must not be taken.
+	// write error (a full disk) ends the session, so that no more items
+	// are taken than can be printed.
 	var werr error
 	for ev := range sess.Events() {
 		if ev.Item == nil || ev.Item.Current {
 			continue
 		}
-		if werr = print(*ev.Item); werr != nil {
+		if werr = show(*ev.Item); werr != nil {
 			cancel()
 			break
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -166,5 +167,33 @@ func TestWatchExitsAtOnceOnSIGTERM(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatalf("hark watch still running %v after SIGTERM: a pending batch held it\n%s", testTimeout, stderr.String())
+	}
+}
+
+// failingWriter fails every write, as a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// hark watch that cannot print an item ends with an error that says what
+// the item was: it is counted as shown once taken, so it must not vanish
+// without a word.
+func TestWatchWriteFailureNamesTheItem(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	s := startServer(t)
+	logs := newLines()
+	done := make(chan error, 1)
+	go func() {
+		done <- cli.Watch(context.Background(), []string{"--server", s.Addr().String()}, failingWriter{}, logs)
+	}()
+	logs.next(t, "msg=connected")
+	postItem(t, "http://"+s.HTTPAddr().String(), "classified", "Bike for sale")
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "no space left") || !strings.Contains(err.Error(), "Bike for sale") {
+			t.Fatalf("Watch = %v; want the write error, naming the ad", err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("Watch went on after a failed write")
 	}
 }
