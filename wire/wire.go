@@ -51,11 +51,12 @@ const (
 )
 
 // IsFarewell reports whether line is an error a server sends just before
-// it closes the connection (too many connections, a line too long). It
-// answers no command: a client ends the connection on it, whatever it was
-// waiting for.
+// it closes the connection (too many connections, a line too long, a
+// failed or missing auth, TLS spoken on one side only). A client ends the
+// connection on it, whatever it was waiting for.
 func IsFarewell(line string) bool {
-	return strings.HasPrefix(line, ErrTooManyConns) || line == ErrLineTooLongLine
+	return strings.HasPrefix(line, ErrTooManyConns) || line == ErrLineTooLongLine ||
+		IsAuthFarewell(line) || line == ErrTLSRequired || line == ErrNoTLS
 }
 
 // Kind names what an item is.
