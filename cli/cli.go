@@ -29,6 +29,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
+		{"token", "create, list or revoke API tokens (on the server's data directory)", Token},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
 		{"bench", "load-test a server: N clients in notification mode, M published items", Bench},
