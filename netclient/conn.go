@@ -10,6 +10,7 @@ package netclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,10 +53,22 @@ type ProtocolError struct{ Msg string }
 
 func (e *ProtocolError) Error() string { return "protocol error: " + e.Msg }
 
-// ServerError is an ERR reply.
-type ServerError struct{ Line string }
+// ServerError is an ERR reply. A farewell that means something more
+// specific (ErrAuthRequired, ErrAuthFailed, ErrServerWantsTLS…) unwraps
+// to it, for errors.Is.
+type ServerError struct {
+	Line string
+	err  error
+}
 
-func (e *ServerError) Error() string { return "server answered " + strconv.Quote(e.Line) }
+func (e *ServerError) Error() string {
+	if e.err != nil {
+		return e.err.Error() + " (server answered " + strconv.Quote(e.Line) + ")"
+	}
+	return "server answered " + strconv.Quote(e.Line)
+}
+
+func (e *ServerError) Unwrap() error { return e.err }
 
 // Options configure a Conn. Zero fields take the defaults.
 type Options struct {
@@ -74,6 +87,18 @@ type Options struct {
 	UnsolicitedRate  float64
 	UnsolicitedBurst int
 	Logger           *slog.Logger
+	// TLS configures the TLS of a tls://HOST:PORT address: its roots (a
+	// CA for a private deployment), a client certificate. nil takes the
+	// system's roots. The address alone says whether TLS is spoken: this
+	// is ignored for a plaintext one. Verification cannot be skipped, and
+	// the version is TLS 1.2 at least, whatever it says.
+	TLS *tls.Config
+	// Token, when not "", is presented with "auth <token>" as the
+	// connection's first command; Dial waits for its answer. A server that
+	// does not know auth (ERR unknown command) is served without. Dial
+	// refuses to send a token without TLS to a host other than localhost
+	// or a loopback IP (ErrTokenInClear).
+	Token string
 }
 
 // Defaults for Options.
@@ -96,6 +121,7 @@ type Conn struct {
 	queue      []*call // commands written, oldest first, awaiting replies
 	identified bool
 	helloSent  bool    // a hello went out: a later "OK hello" is no stray
+	authOK     bool    // the server accepted the token
 	pending    pending // pushes since the last notif's OK, for TakePushes
 	err        error   // set once the connection is closed
 
@@ -123,6 +149,7 @@ const (
 	cmdSeen
 	cmdHello   // hello <id>: OK
 	cmdHelloV2 // hello <id> v2: OK hello epoch=… latest=…
+	cmdAuth    // auth <token>: OK, or ERR unknown command from a server without auth
 )
 
 type call struct {
@@ -138,20 +165,75 @@ type result struct {
 	err   error
 }
 
-// Dial connects to a hark server at addr (host:port).
+// Dial connects to a hark server at addr, HOST:PORT or tls://HOST:PORT
+// (see ParseAddr), runs the TLS handshake of a TLS address and, with
+// opts.Token, presents the token and waits for the answer, all under ctx.
+//
+// A TLS server that answers in plaintext is told apart: ErrServerNotTLS
+// for a port without TLS, the farewell's *ServerError for a refusal
+// (too many connections). A certificate that fails verification returns
+// an error that errors.As takes for its x509 error. A token refused is
+// ErrAuthFailed (ErrTokenExpired, …).
 func Dial(ctx context.Context, addr string, opts Options) (*Conn, error) {
+	a, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Token != "" {
+		if err := checkToken(opts.Token); err != nil {
+			return nil, err
+		}
+		if !a.TLS && !a.Loopback() {
+			return nil, fmt.Errorf("not sending the token to %s without TLS (use %s%s): %w", a.HostPort, TLSScheme, a.HostPort, ErrTokenInClear)
+		}
+	}
 	var d net.Dialer
 	d.KeepAliveConfig = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 10 * time.Second, Count: 3}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := d.DialContext(ctx, "tcp", a.HostPort)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
-	return New(nc, opts), nil
+	if a.TLS {
+		tc, err := handshake(ctx, nc, a, opts.TLS)
+		if err != nil {
+			nc.Close()
+			return nil, err
+		}
+		nc = tc
+	}
+	c, auth := newConn(nc, opts)
+	if opts.Token == "" {
+		return c, nil
+	}
+	err = c.Err() // ended before auth went out
+	if auth != nil {
+		select {
+		case r := <-auth.res:
+			err = r.err
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("connect to %s: %w", addr, err)
+	}
+	return c, nil
 }
 
 // New runs the protocol over an established connection, which the Conn
-// then owns.
+// then owns. With opts.Token, it writes auth before it returns, and
+// commands queue behind it; an auth refused ends the connection with
+// ErrAuthFailed (…). A token is refused (ErrTokenInClear, the connection
+// ended before anything is written) over TCP to a non-loopback peer,
+// unless nc is a *tls.Conn.
 func New(nc net.Conn, opts Options) *Conn {
+	c, _ := newConn(nc, opts)
+	return c
+}
+
+// newConn is New, and returns the auth command in flight, if any.
+func newConn(nc net.Conn, opts Options) (*Conn, *call) {
 	if opts.ReplyTimeout <= 0 {
 		opts.ReplyTimeout = DefaultReplyTimeout
 	}
@@ -171,7 +253,33 @@ func New(nc net.Conn, opts Options) *Conn {
 	c.timer = time.AfterFunc(time.Hour, c.replyTimedOut)
 	c.timer.Stop()
 	go c.readLoop()
-	return c
+	if opts.Token == "" {
+		return c, nil
+	}
+	if err := checkToken(opts.Token); err != nil {
+		c.fail(err)
+		return c, nil
+	}
+	if _, isTLS := nc.(*tls.Conn); !isTLS {
+		if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+			c.fail(fmt.Errorf("not sending the token to %s without TLS: %w", ta, ErrTokenInClear))
+			return c, nil
+		}
+	}
+	calls, err := c.send([]Cmd{Cmd(wire.CmdAuth + " " + opts.Token)})
+	if err != nil {
+		return c, nil // c has failed with err
+	}
+	return c, calls[0]
+}
+
+// Authenticated reports whether the server accepted the connection's
+// token. It is false without one, and on a server that does not know
+// auth, which serves the connection without.
+func (c *Conn) Authenticated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.authOK
 }
 
 // Strays counts the lines ignored because they could not be the reply to
@@ -298,6 +406,8 @@ func (c Cmd) kind() cmdKind {
 		return cmdNotify
 	}
 	switch {
+	case isAuth(c):
+		return cmdAuth
 	case strings.HasPrefix(string(c), wire.CmdSeen+" "):
 		return cmdSeen
 	case strings.HasPrefix(string(c), wire.CmdHello+" ") && strings.HasSuffix(string(c), " "+wire.HelloV2):
@@ -312,6 +422,9 @@ func (c Cmd) kind() cmdKind {
 // wire: the reply queue must match what the server reads.
 func (c Cmd) check() error {
 	if c == "" || len(c) > wire.MaxLine || strings.ContainsAny(string(c), "\r\n") {
+		if isAuth(c) {
+			return errors.New("netclient: an auth command is not a single command line")
+		}
 		return fmt.Errorf("netclient: %q is not a single command line", clip([]byte(c)))
 	}
 	return nil
@@ -352,6 +465,29 @@ func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	calls, err := c.send(cmds)
+	if calls == nil {
+		return nil, err
+	}
+	rs := make([]result, len(calls))
+	for i, cl := range calls {
+		select {
+		case r := <-cl.res:
+			if r.err != nil {
+				return rs[:i], r.err
+			}
+			rs[i] = r
+		case <-ctx.Done():
+			return rs[:i], ctx.Err()
+		}
+	}
+	return rs, nil
+}
+
+// send queues cmds and writes them in one write. It returns nil and the
+// connection's error when it has already failed; the calls when they were
+// queued, whose results then tell of a failed write.
+func (c *Conn) send(cmds []Cmd) ([]*call, error) {
 	calls := make([]*call, len(cmds))
 	var buf []byte
 	c.wmu.Lock()
@@ -365,8 +501,11 @@ func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
 	now := time.Now()
 	for i, cmd := range cmds {
 		calls[i] = &call{kind: cmd.kind(), line: string(cmd), res: make(chan result, 1), since: now}
-		if k := calls[i].kind; k == cmdHello || k == cmdHelloV2 {
+		switch calls[i].kind {
+		case cmdHello, cmdHelloV2:
 			c.helloSent = true
+		case cmdAuth:
+			calls[i].line = authLine // the token goes in no message
 		}
 		buf = append(buf, cmd...)
 		buf = append(buf, '\r', '\n')
@@ -384,20 +523,7 @@ func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
 	if err != nil {
 		c.fail(fmt.Errorf("write: %w", err))
 	}
-
-	rs := make([]result, len(calls))
-	for i, cl := range calls {
-		select {
-		case r := <-cl.res:
-			if r.err != nil {
-				return rs[:i], r.err
-			}
-			rs[i] = r
-		case <-ctx.Done():
-			return rs[:i], ctx.Err()
-		}
-	}
-	return rs, nil
+	return calls, nil
 }
 
 // fail closes the connection with err (the first error wins) and fails
@@ -520,7 +646,7 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 	}
 	if wire.IsFarewell(string(line)) {
 		// The server closes after it, whatever was asked.
-		c.fail(&ServerError{Line: string(line)})
+		c.fail(farewell(string(line)))
 		return true
 	}
 	c.mu.Lock()
@@ -558,6 +684,13 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 	}
 	if (head.kind == cmdHello || head.kind == cmdHelloV2) && res.err == nil {
 		c.identified = true
+	}
+	if head.kind == cmdAuth && res.err == nil {
+		if string(line) == wire.OK {
+			c.authOK = true
+		} else {
+			c.log.Debug("the server does not know auth: going on without a token", "addr", c.nc.RemoteAddr())
+		}
 	}
 	if head.kind == cmdNotify && res.err == nil {
 		// What follows is the announcement of everything unfetched.
@@ -599,22 +732,32 @@ func (c *Conn) stray(line []byte, why string) {
 }
 
 // match decides whether line can be the reply to cl, using what the
-// protocol guarantees: OK answers only notif, stop_notif, seen and the
-// plain hello; "OK hello …" only hello v2; ERR only hello and seen (the
-// other commands are always valid, so an ERR line before their reply is a
-// banner or noise, and taking it for their reply would shift every reply
-// after it onto the wrong command); random? answers a decimal number; no
-// item is ever OK, ERR… or notif:.
+// protocol guarantees: OK answers only notif, stop_notif, seen, auth and
+// the plain hello; "OK hello …" only hello v2; ERR only hello, seen and
+// auth (the other commands are always valid, so an ERR line before their
+// reply is a banner or noise, and taking it for their reply would shift
+// every reply after it onto the wrong command); random? answers a decimal
+// number; no item is ever OK, ERR… or notif:. Auth's failures are
+// farewells, handled before: what answers it here is OK, ERR unknown
+// command (a server without auth: the connection goes on), or ERR auth
+// must be the first command.
 func match(cl *call, line string, ided bool) (result, bool) {
 	if strings.HasPrefix(line, wire.ErrPrefix) {
 		switch cl.kind {
 		case cmdHello, cmdHelloV2, cmdSeen:
 			return result{err: &ServerError{Line: line}}, true
+		case cmdAuth:
+			switch line {
+			case wire.ErrUnknownCommand:
+				return result{}, true
+			case wire.ErrAuthNotFirst:
+				return result{err: &ServerError{Line: line}}, true
+			}
 		}
 		return result{}, false
 	}
 	switch cl.kind {
-	case cmdOK, cmdNotify, cmdHello, cmdSeen:
+	case cmdOK, cmdNotify, cmdHello, cmdSeen, cmdAuth:
 		return result{}, line == wire.OK
 	case cmdHelloV2:
 		if !wire.IsHelloReply(line) {

@@ -41,6 +41,12 @@ func FuzzConn(f *testing.F) {
 		"123\r\nERR line too long\r\n",
 		"123\r\nNice flat\r\nERRATIC\r\nOK\r\n",
 		"ERR too many connections\r\n",
+		// Farewells of auth and TLS, before and among the replies.
+		"ERR auth required\r\n",
+		"123\r\nERR auth failed\r\nOK\r\nOK\r\n",
+		"123\r\nNice flat\r\nERR auth failed: token expired\r\n",
+		"ERR this port speaks TLS: connect with tls://\r\n",
+		"ERR auth must be the first command\r\n123\r\nNice flat\r\nOK\r\nOK\r\n",
 		// Identified replies to a connection that did not say hello.
 		"17 123\r\n18 Nice flat\r\nOK\r\nOK\r\n",
 		"0 1\r\n 123\r\n123 \r\n123\r\n18 \r\nNice flat\r\nOK\r\nOK\r\n",

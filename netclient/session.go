@@ -2,6 +2,7 @@ package netclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,7 +43,7 @@ type Event struct {
 
 // SessionOptions configure a Session. Zero fields take the defaults.
 type SessionOptions struct {
-	Addr     string // host:port of the server
+	Addr     string // the server: host:port, or tls://host:port (see ParseAddr)
 	ClientID string // identification; "" speaks plain version 1
 	// Identity, when set, supplies ClientID and keeps, per server, the
 	// marks of the last items delivered, so that a restarted client
@@ -59,7 +60,21 @@ type SessionOptions struct {
 	// identification failed twice in a row) before it tries again on its
 	// next connection (default 1h).
 	IdentifyRetry time.Duration
-	Logger        *slog.Logger
+	// TLS configures TLS for a tls:// address (see Options.TLS); when set,
+	// it wins over Conn.TLS.
+	TLS *tls.Config
+	// Token, when set, is called before each connection for the token to
+	// present ("" for none), so that a token saved while the session runs
+	// (hark login) is used from the next try on. An error is a failure
+	// that retrying soon cannot fix, as below.
+	Token func(ctx context.Context) (string, error)
+	// ConfigRetry is the wait after a failure that retrying soon cannot
+	// fix, because a setting or a token must change first: the server
+	// requires a token or refused it, TLS spoken on one side only, a
+	// certificate that does not verify, a bad address, Token failing
+	// (default 5m). Reconnect still retries at once.
+	ConfigRetry time.Duration
+	Logger      *slog.Logger
 	// Conn, when set, configures each connection: its limits, say (its
 	// Logger is the session's; ReplyTimeout, when set above, wins).
 	Conn Options
@@ -69,6 +84,7 @@ type SessionOptions struct {
 const (
 	DefaultRefresh       = 29 * time.Minute
 	DefaultIdentifyRetry = time.Hour
+	DefaultConfigRetry   = 5 * time.Minute
 )
 
 const (
@@ -94,6 +110,7 @@ type Session struct {
 	opts      SessionOptions
 	log       *slog.Logger
 	book      markBook
+	key       string // the server, for book: its host:port, with or without TLS
 	reconnect chan struct{}
 	events    chan Event
 
@@ -105,6 +122,7 @@ type Session struct {
 	v1Since time.Time      // when the session fell back to version 1 (zero: it identifies)
 	quiet   time.Duration  // the wait after a fetch cycle that brought nothing new
 	nagged  map[string]int // warnings said once per session, by reason
+	lastErr string         // the last disconnection's error, logged once until it changes
 }
 
 // shown is the last item of a kind handed over in this session.
@@ -127,13 +145,20 @@ func NewSession(opts SessionOptions) *Session {
 	if opts.IdentifyRetry <= 0 {
 		opts.IdentifyRetry = DefaultIdentifyRetry
 	}
+	if opts.ConfigRetry <= 0 {
+		opts.ConfigRetry = DefaultConfigRetry
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Session{
 		opts: opts, log: opts.Logger, book: memBook{},
 		reconnect: make(chan struct{}, 1), events: make(chan Event),
-		nagged: map[string]int{},
+		nagged: map[string]int{}, key: opts.Addr,
+	}
+	if a, err := ParseAddr(opts.Addr); err == nil {
+		// One server's marks, whether it is reached with TLS or not.
+		s.key = a.HostPort
 	}
 	if opts.Identity != nil {
 		s.opts.ClientID = opts.Identity.ID()
@@ -176,9 +201,12 @@ func (s *Session) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		slow := retryLater(err)
 		switch {
 		case errors.Is(err, errReconnect), errors.Is(err, errRetryNow):
 			backoff = 0 // at once
+		case slow:
+			backoff = 0 // once fixed, a failure of another kind starts over
 		case time.Since(start) > time.Minute:
 			backoff = s.opts.MinBackoff // it was healthy: start over
 		default:
@@ -187,7 +215,12 @@ func (s *Session) Run(ctx context.Context) error {
 		// Full jitter around the step keeps many clients of a restarted
 		// server from reconnecting in lockstep.
 		wait := backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
-		s.log.Info("disconnected", "addr", s.opts.Addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		if slow {
+			// A setting or a token must change first: retry slowly
+			// instead of hammering the server.
+			wait = s.opts.ConfigRetry
+		}
+		s.logDisconnect(err, slow, wait)
 		if !s.emit(ctx, Event{State: &State{Addr: s.opts.Addr, RetryIn: wait, Err: err}}) {
 			return nil
 		}
@@ -201,6 +234,28 @@ func (s *Session) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// logDisconnect logs why the connection ended, once per reason: a
+// reason repeated retry after retry is logged at debug level.
+func (s *Session) logDisconnect(err error, slow bool, wait time.Duration) {
+	level := slog.LevelInfo
+	if slow {
+		level = slog.LevelWarn
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if msg == s.lastErr {
+		level = slog.LevelDebug
+	}
+	s.lastErr = msg
+	args := []any{"addr", s.opts.Addr, "err", err, "retry_in", wait.Round(time.Millisecond)}
+	if h := Hint(err); h != "" {
+		args = append(args, "hint", h)
+	}
+	s.log.Log(context.Background(), level, "disconnected", args...)
 }
 
 // emit hands ev to the user, and reports false when ctx ended first.
@@ -236,7 +291,21 @@ func (s *Session) runConn(ctx context.Context) error {
 	if s.opts.ReplyTimeout > 0 {
 		opts.ReplyTimeout = s.opts.ReplyTimeout
 	}
+	if s.opts.TLS != nil {
+		opts.TLS = s.opts.TLS
+	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if s.opts.Token != nil {
+		tok, err := s.opts.Token(dctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &tokenError{err}
+		}
+		opts.Token = tok
+	}
 	c, err := Dial(dctx, s.opts.Addr, opts)
 	cancel()
 	if err != nil {
@@ -250,7 +319,8 @@ func (s *Session) runConn(ctx context.Context) error {
 	if err := s.catchUp(ctx, l); err != nil {
 		return err
 	}
-	s.log.Info("connected", "addr", s.opts.Addr, "identified", l.ided)
+	s.lastErr = ""
+	s.log.Info("connected", "addr", s.opts.Addr, "identified", l.ided, "authenticated", c.Authenticated())
 	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.opts.Addr, Identified: l.ided}}) {
 		return ctx.Err()
 	}
@@ -320,7 +390,7 @@ func (s *Session) fallBack(why string) {
 // them. A client id the server does not know starts from now, so nothing
 // the server holds is news then.
 func (s *Session) adopt(h wire.Hello, l *link) {
-	old, known := s.book.Marks(s.opts.Addr)
+	old, known := s.book.Marks(s.key)
 	m := old
 	var why string
 	switch {
@@ -371,7 +441,7 @@ func (s *Session) warnOnce(key, msg string, args ...any) {
 
 func (s *Session) setMarks(m Marks) {
 	s.marks = m
-	if err := s.book.SetMarks(s.opts.Addr, m); err != nil {
+	if err := s.book.SetMarks(s.key, m); err != nil {
 		s.warnOnce("marks", "cannot record the last items delivered; some may be shown again after a restart", "err", err)
 	}
 }
