@@ -1,6 +1,6 @@
 module github.com/harkapp/hark
 
-go 1.24
+go 1.25
 
 require (
 	fyne.io/systray v1.12.2

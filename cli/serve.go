@@ -8,7 +8,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/harkapp/hark/server"
@@ -38,6 +41,11 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ClassifiedEvery, "classified-every", 0, "publish a sample classified ad this often (0: off)")
 	fs.IntVar(&keep.Ads, "keep-ads", keep.Ads, "newest classified ads kept for clients that were away")
 	fs.DurationVar(&keep.AdAge, "keep-for", keep.AdAge, "classified ads older than this are dropped")
+	fs.StringVar(&cfg.CertFile, "tls-cert", "", "TLS certificate `file` (PEM, the chain after the leaf): both ports then speak TLS; reloaded when it changes or on SIGHUP")
+	fs.StringVar(&cfg.KeyFile, "tls-key", "", "TLS private key `file` (PEM) of --tls-cert")
+	fs.BoolVar(&cfg.Auth, "auth", false, "require tokens (hark token add): auth <token> on the protocol, Authorization: Bearer on the publish API; always on beyond loopback")
+	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", false, "allow listening beyond loopback WITHOUT TLS (for a TLS proxy in front); tokens are still never taken in plaintext from other machines")
+	fs.Var((*hostList)(&cfg.HTTPHosts), "http-host", "a host `name` the publish API answers to (repeatable, or comma-separated), besides localhost, IP addresses and the certificate's names")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback `address`; empty: off")
 	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
 	if err := parse(fs, args); err != nil {
@@ -69,20 +77,26 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, &level)
 	cfg.Logger = log
-	for _, a := range []struct{ what, addr string }{{"protocol", cfg.Listen}, {"publish API", cfg.HTTP}} {
-		if a.addr != "" && !isLoopback(a.addr) {
-			log.Warn("listening beyond loopback: other machines can reach the "+a.what+", which has no authentication", "addr", a.addr)
-		}
+	beyond := !isLoopback(cfg.Listen) || (cfg.HTTP != "" && !isLoopback(cfg.HTTP))
+	if beyond && cfg.CertFile == "" {
+		log.Warn("listening beyond loopback without TLS (--insecure-listen): nothing is encrypted, and tokens from other machines are refused")
 	}
 
 	srv, err := server.Start(cfg)
+	if errors.Is(err, server.ErrInsecure) {
+		return usagef("--listen %s / --http %s reach beyond loopback: give --tls-cert and --tls-key (see README, Running hark for others), or --insecure-listen for a TLS proxy in front", cfg.Listen, cfg.HTTP)
+	}
 	if err != nil {
 		return err
 	}
-	attrs := []any{"protocol", srv.Addr(), "store", srv.StorePath(), "epoch", srv.Epoch(), "idle_timeout", cfg.IdleTimeout,
-		"command_timeout", cfg.CommandTimeout, "max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
+	scheme, hscheme := "", "http://"
+	if cfg.CertFile != "" {
+		scheme, hscheme = "tls://", "https://"
+	}
+	attrs := []any{"protocol", scheme + srv.Addr().String(), "store", srv.StorePath(), "epoch", srv.Epoch(), "auth", srv.AuthRequired(),
+		"idle_timeout", cfg.IdleTimeout, "command_timeout", cfg.CommandTimeout, "max_conns", cfg.MaxConns, "max_conns_per_addr", cfg.MaxConnsPerAddr}
 	if a := srv.HTTPAddr(); a != nil {
-		attrs = append(attrs, "publish_api", "http://"+a.String())
+		attrs = append(attrs, "publish_api", hscheme+a.String())
 	}
 	if pprofAddr != "" {
 		prof, err := startProfiler(pprofAddr, log)
@@ -94,7 +108,23 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		attrs = append(attrs, "pprof", prof.URL())
 	}
 	log.Info("hark serve is running", attrs...)
-	<-ctx.Done()
+	// SIGHUP reloads the certificate (it is also reloaded when its files
+	// change), as nginx and most daemons do on a renewal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-hup:
+			if cfg.CertFile == "" {
+				log.Info("SIGHUP: nothing to reload without TLS")
+				continue
+			}
+			_ = srv.ReloadCert() // logs either way; the old certificate stays on failure
+		}
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
@@ -137,6 +167,13 @@ func checkServeFlags(cfg *server.Config, keep store.Retention, set map[string]bo
 		return usagef("--keep-ads must be at least 1")
 	case keep.AdAge <= 0:
 		return usagef("--keep-for must be positive, e.g. 168h")
+	case (cfg.CertFile == "") != (cfg.KeyFile == ""):
+		return usagef("--tls-cert and --tls-key go together: give both files, or neither")
+	}
+	for _, h := range cfg.HTTPHosts {
+		if h == "" || strings.ContainsAny(h, " /:@") {
+			return usagef("--http-host %q: give a host name such as hark.example.org, without scheme or port", h)
+		}
 	}
 	if !set["max-conns-per-addr"] {
 		cfg.MaxConnsPerAddr = server.DefaultMaxConnsPerAddr(cfg.MaxConns)
@@ -167,4 +204,16 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// hostList is a repeatable, comma-separated flag.
+type hostList []string
+
+func (h *hostList) String() string { return strings.Join(*h, ",") }
+
+func (h *hostList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		*h = append(*h, strings.TrimSpace(p))
+	}
+	return nil
 }

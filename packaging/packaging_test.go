@@ -306,7 +306,7 @@ func TestManPageFlags(t *testing.T) {
 	}
 
 	// The command line that makes each command print its flags.
-	usage := map[string][]string{"autostart": {"autostart", "status"}}
+	usage := map[string][]string{"autostart": {"autostart", "status"}, "token": {"token", "add"}}
 	noFlags := map[string]bool{"version": true, "help": true}
 	check := func(heading string, args []string) {
 		var want []string

@@ -79,6 +79,9 @@ type conn struct {
 const (
 	stNotifying = 1 << 0 // in notification mode
 	stTornDown  = 1 << 1 // teardown has run (or is running)
+	stSpoke     = 1 << 2 // the peer's first bytes were looked at (a TLS handshake on the plaintext port?)
+	stStarted   = 1 << 3 // the first command has been handled: auth is no longer allowed
+	stAuthed    = 1 << 4 // auth succeeded (its token is in Server.tokenConns)
 	stWhyShift  = 8      // bits 8–15: why it ended (an endReason; 0 while open)
 	stErrShift  = 16     // bits 16–31: the errno that ended it, if any, for the log
 )
@@ -99,6 +102,12 @@ const (
 	endQueueFull
 	endCommandTimeout
 	endPanic
+	endHandshake
+	endPlainOnTLS
+	endTLSOnPlain
+	endAuthRequired
+	endAuthFailed
+	endTokenRevoked
 )
 
 // reasons are the log line and level of each endReason. Levels: what a
@@ -118,6 +127,12 @@ var reasons = [...]struct {
 	endQueueFull:      {"connection closed: slow reader, its notification queue is full", slog.LevelInfo},
 	endCommandTimeout: {"connection closed: no command for the command timeout", slog.LevelInfo},
 	endPanic:          {"connection closed: panic while serving it", slog.LevelError},
+	endHandshake:      {"connection closed: TLS handshake failed", slog.LevelDebug},
+	endPlainOnTLS:     {"connection closed: plaintext on the TLS port", slog.LevelInfo},
+	endTLSOnPlain:     {"connection closed: a TLS handshake on the plaintext port", slog.LevelInfo},
+	endAuthRequired:   {"connection closed: no token (auth required)", slog.LevelInfo},
+	endAuthFailed:     {"connection closed: auth failed", slog.LevelDebug}, // logged, counted, where it failed
+	endTokenRevoked:   {"connection closed: its token was revoked or expired", slog.LevelInfo},
 }
 
 // notifying reports whether c is in notification mode.
@@ -206,6 +221,16 @@ func (c *conn) pos() *cursor {
 // an idle connection costs. serve is entered with input, or an error, in
 // the reader.
 func (c *conn) serve() {
+	if c.state.Load()&stSpoke == 0 {
+		c.state.Or(stSpoke)
+		if b := c.r.Peek(); len(b) > 0 && b[0] == tlsRecordHandshake && c.s.certs == nil {
+			// A TLS client at the plaintext port: tell it, in the only
+			// language both speak, and close (docs/PROTOCOL.md, TLS).
+			c.reply(wire.ErrNoTLS)
+			c.farewell(endTLSOnPlain)
+			return
+		}
+	}
 	for {
 		line, err := c.r.ReadLine()
 		if err != nil {
@@ -216,7 +241,10 @@ func (c *conn) serve() {
 		if h := c.s.cfg.onLine; h != nil {
 			h(line)
 		}
-		c.handle(line)
+		if r := c.handle(line); r != notEnded {
+			c.farewell(r)
+			return
+		}
 		if !c.r.Buffered() || c.queued() >= flushAt {
 			if err := c.flush(); err != nil {
 				c.end(endWriteFailed, err) // the writer has recorded the real reason
@@ -262,6 +290,17 @@ func (c *conn) finish(err error) {
 	c.teardown()
 }
 
+// farewell ends the connection from its owner after a line that closes it
+// (an auth failure): what is queued is written, the rest of the batch is
+// not answered, and the close lingers so the line survives.
+func (c *conn) farewell(r endReason) {
+	if c.flush() == nil && c.mark(r, nil) {
+		c.closeWriteAndWait(c.s.ctx)
+	}
+	c.end(r, nil)
+	c.teardown()
+}
+
 // closeWriteAndWait shuts down the write side (after every line written:
 // the peer reads them, then EOF), then reads and drops input until EOF,
 // lingerBudget bytes or the linger time (lingerTimeout), whichever comes
@@ -299,10 +338,26 @@ func (c *conn) closeWriteAndWait(ctx context.Context) {
 	}
 }
 
-func (c *conn) handle(line []byte) {
+// handle answers one line. It returns why the connection must end after
+// the reply (an auth failure), or notEnded.
+func (c *conn) handle(line []byte) endReason {
+	if len(line) == 0 {
+		return notEnded // ignored, as the protocol says: a stray CRLF is harmless
+	}
+	isAuth := string(line) == wire.CmdAuth || bytes.HasPrefix(line, []byte(wire.CmdAuth+" "))
+	if c.state.Or(stStarted)&stStarted == 0 { // the first command
+		if isAuth {
+			return c.cmdAuth(string(line[len(wire.CmdAuth):]))
+		}
+		if c.s.cfg.Auth {
+			c.reply(wire.ErrAuthRequired)
+			return endAuthRequired
+		}
+	} else if isAuth {
+		c.reply(wire.ErrAuthNotFirst)
+		return notEnded
+	}
 	switch {
-	case len(line) == 0:
-		// Ignored, as the protocol says: a stray CRLF is harmless.
 	case string(line) == wire.CmdRandom:
 		c.cmdRandom()
 	case string(line) == wire.CmdClassified:
@@ -321,6 +376,7 @@ func (c *conn) handle(line []byte) {
 	default:
 		c.reply(wire.ErrUnknownCommand)
 	}
+	return notEnded
 }
 
 func (c *conn) cmdRandom() {

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,11 +52,13 @@ const maxBody = 64 << 10
 //	GET  /v1/health
 //
 // Successes are 201 with a Published object; bad input is 400 with
-// {"error": "..."} saying what is wrong.
+// {"error": "..."} saying what is wrong. Whatever a web page can make a
+// browser send is refused first (guard), and publishing needs a token
+// when the server requires one (bearer).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/random", s.handlePublish(wire.KindRandom))
-	mux.HandleFunc("POST /v1/classified", s.handlePublish(wire.KindClassified))
+	mux.HandleFunc("POST /v1/random", s.bearer(s.handlePublish(wire.KindRandom)))
+	mux.HandleFunc("POST /v1/classified", s.bearer(s.handlePublish(wire.KindClassified)))
 	mux.HandleFunc("GET /v1/health", s.handleHealth)
 	for path, allow := range map[string]string{"/v1/random": "POST", "/v1/classified": "POST", "/v1/health": "GET"} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
@@ -64,7 +69,127 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: the API is POST /v1/random, POST /v1/classified and GET /v1/health")
 	})
-	return mux
+	return s.guard(mux)
+}
+
+// guard refuses what a web page in the user's browser can send, with or
+// without a token: a cross-origin request, by the browser's own headers
+// (Sec-Fetch-Site, Origin: net/http's CrossOriginProtection), and a Host
+// the server does not go by. DNS rebinding makes a stranger's page
+// same-origin with itself while its requests reach this server, so only
+// the Host check stops that. curl and hark publish send neither header
+// and the Host they were given, and pass.
+func (s *Server) guard(next http.Handler) http.Handler {
+	cop := http.NewCrossOriginProtection()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.hostAllowed(r.Host) {
+			s.rl.Warn("publish API: request refused: Host not served here", "remote", r.RemoteAddr)
+			writeError(w, http.StatusForbidden, "Host "+strconv.Quote(r.Host)+" is not served here: use the server's address, localhost, or a name given to hark serve --http-host")
+			return
+		}
+		if err := cop.Check(r); err != nil {
+			s.rl.Warn("publish API: request refused: cross-origin", "remote", r.RemoteAddr)
+			writeError(w, http.StatusForbidden, "cross-origin request refused: a web page cannot publish to hark")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// apiHosts are the Host names the publish API answers to besides IP
+// literals (a page served from an IP address is that server, no
+// rebinding): localhost, the listen host, the certificate's names and the
+// configured ones.
+func (s *Server) apiHosts() map[string]bool {
+	hosts := map[string]bool{"localhost": true}
+	add := func(h string) { hosts[canonicalHost(h)] = true }
+	if h, _, err := net.SplitHostPort(s.cfg.HTTP); err == nil && h != "" {
+		add(h)
+	}
+	for _, h := range s.cfg.HTTPHosts {
+		add(h)
+	}
+	if s.certs != nil {
+		for _, h := range s.certs.names() {
+			add(h)
+		}
+	}
+	return hosts
+}
+
+// hostAllowed checks a request's Host. The certificate's names are read
+// again when it was reloaded.
+func (s *Server) hostAllowed(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = canonicalHost(strings.Trim(h, "[]"))
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	if s.hosts[h] {
+		return true
+	}
+	if s.certs != nil {
+		for _, n := range s.certs.names() {
+			if canonicalHost(n) == h {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func canonicalHost(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }
+
+// bearer checks a publish request's token: required when the server
+// requires tokens, and checked whenever one is sent (a publisher learns
+// its token is wrong even where none is needed). Answers follow RFC 6750:
+// 401 with WWW-Authenticate for a missing or bad token, 403 for one of
+// another scope (and one sent in plaintext from another machine).
+func (s *Server) bearer(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		authz := r.Header.Get("Authorization")
+		if authz == "" && !s.cfg.Auth {
+			next(w, r)
+			return
+		}
+		scheme, secret, _ := strings.Cut(authz, " ")
+		if authz == "" || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hark"`)
+			writeError(w, http.StatusUnauthorized, "this server needs a publish token: send Authorization: Bearer <token> (hark publish --token-file FILE, or HARK_TOKEN)")
+			return
+		}
+		remote, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+		var raddr net.Addr
+		if remote != nil {
+			raddr = remote
+		}
+		res := s.checkToken(strings.TrimSpace(secret), store.ScopePublish, raddr, r.TLS != nil)
+		if res.reply == "" {
+			s.tokens.Used(res.tok.ID, time.Now())
+			next(w, r)
+			return
+		}
+		s.slowDown(r.Context(), raddr)
+		s.rl.Warn("publish API: auth failed: "+res.why, "remote", r.RemoteAddr)
+		switch res.reply {
+		case wire.ErrAuthInClear:
+			writeError(w, http.StatusForbidden, "tokens are not accepted over plaintext from another machine: use https://")
+		case wire.ErrAuthExpired:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hark", error="invalid_token", error_description="token expired"`)
+			writeError(w, http.StatusUnauthorized, "token expired: ask for a new one")
+		default:
+			if res.why == whyScope {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="hark", error="insufficient_scope", scope="publish"`)
+				writeError(w, http.StatusForbidden, "this token may not publish: it needs the publish scope")
+				return
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="hark", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, "token refused: unknown or revoked")
+		}
+	}
 }
 
 func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {

@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,12 +42,29 @@ type Config struct {
 	RandomEvery     time.Duration // built-in random number generator period (0: off)
 	ClassifiedEvery time.Duration // built-in sample ad generator period (0: off)
 
+	// TLS: with both set, the protocol port and the publish API speak TLS
+	// (1.2 or later) from the first byte. The pair is reloaded when the
+	// files change, and on ReloadCert.
+	CertFile, KeyFile string
+	// Auth requires a token: "auth <subscribe token>" as a connection's
+	// first command, "Authorization: Bearer <publish token>" on the
+	// publish API. Forced on when either address is beyond loopback.
+	Auth bool
+	// InsecureListen allows listening beyond loopback without TLS. Tokens
+	// are still never accepted in plaintext from a non-loopback peer.
+	InsecureListen bool
+	// HTTPHosts are further names the publish API answers to in Host,
+	// besides localhost, IP addresses, the listen address's host and the
+	// certificate's names: any other Host is refused (DNS rebinding).
+	HTTPHosts []string
+
 	Retention store.Retention // what the store keeps (zero: store.DefaultRetention)
 	Logger    *slog.Logger    // default: discard
 
 	// Only tests set these.
-	onLine func(line []byte) // called with each line before it is handled (to make a handler panic)
-	linger time.Duration     // instead of lingerTimeout
+	onLine  func(line []byte) // called with each line before it is handled (to make a handler panic)
+	onWatch func()            // called after each look of the watcher at the token and certificate files
+	linger  time.Duration     // instead of lingerTimeout
 }
 
 // Defaults.
@@ -100,6 +118,10 @@ func (c Config) withDefaults() Config {
 // ErrClosed is returned by Publish once the server is shutting down.
 var ErrClosed = errors.New("server is shutting down")
 
+// ErrInsecure is returned by Start for an address beyond loopback without
+// TLS, unless Config.InsecureListen says so.
+var ErrInsecure = errors.New("refusing to listen without TLS")
+
 // Server is a running hark server. Create it with Start; stop it with
 // Shutdown.
 type Server struct {
@@ -107,13 +129,22 @@ type Server struct {
 	log *slog.Logger
 	// rl logs what strangers can repeat at will (refused connections,
 	// connections ending, accept errors): once, then a count per window.
-	rl    *ratelog.Logger
-	st    *store.Store
-	ln    net.Listener
-	hln   net.Listener
-	hsrv  *http.Server
-	start time.Time // base of the monotonic clock used for idle timers
-	bufs  sync.Pool // read buffers (*[]byte), held only by talking connections
+	rl      *ratelog.Logger
+	st      *store.Store
+	ln      net.Listener
+	hln     net.Listener
+	certs   *certs      // nil: plaintext
+	tlsConf *tls.Config // built on certs: one for both listeners
+	// Tokens, checked by auth and the publish API; tokenConns are the
+	// connections that authenticated, with their token's id, so that a
+	// revocation ends them. authFails slows down guessing.
+	tokens     tokens
+	tokenConns map[*conn]string // guarded by mu
+	authFails  authFailures
+	hosts      map[string]bool // Host names the publish API answers to, besides IP literals
+	hsrv       *http.Server
+	start      time.Time // base of the monotonic clock used for idle timers
+	bufs       sync.Pool // read buffers (*[]byte), held only by talking connections
 
 	ctx    context.Context // cancelled when Shutdown begins
 	cancel context.CancelFunc
@@ -158,21 +189,51 @@ type cursor struct{ ad, random uint64 }
 // holds no random number yet it draws one, so random? always has an answer.
 func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
+	beyond := !isLoopbackHostPort(cfg.Listen) || (cfg.HTTP != "" && !isLoopbackHostPort(cfg.HTTP))
+	tlsOn := cfg.CertFile != "" || cfg.KeyFile != ""
+	switch {
+	case tlsOn && (cfg.CertFile == "" || cfg.KeyFile == ""):
+		return nil, errors.New("TLS needs both a certificate and its key")
+	case beyond && !tlsOn && !cfg.InsecureListen:
+		return nil, fmt.Errorf("%w: listening beyond loopback (%s) needs TLS (a certificate and key), or an explicit insecure listen", ErrInsecure, cfg.Listen+" "+cfg.HTTP)
+	}
+	if beyond {
+		cfg.Auth = true // nothing beyond loopback without a token
+	}
+	// cfg is kept below with Auth as decided here.
+	var crt *certs
+	if tlsOn {
+		var err error
+		if crt, err = loadCerts(cfg.CertFile, cfg.KeyFile); err != nil {
+			return nil, err
+		}
+	}
+	toks, err := store.OpenTokens(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.OpenWith(cfg.DataDir, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		st:        st,
-		start:     time.Now(),
-		bufs:      sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
-		conns:     make(map[*conn]struct{}),
-		perSource: make(map[netip.Addr]int),
-		clients:   make(map[string]*client),
-		kwake:     make(chan struct{}, 1),
+		cfg:        cfg,
+		log:        cfg.Logger,
+		st:         st,
+		start:      time.Now(),
+		bufs:       sync.Pool{New: func() any { b := make([]byte, wire.MaxLine+2); return &b }},
+		conns:      make(map[*conn]struct{}),
+		perSource:  make(map[netip.Addr]int),
+		clients:    make(map[string]*client),
+		kwake:      make(chan struct{}, 1),
+		certs:      crt,
+		tokens:     toks,
+		tokenConns: make(map[*conn]string),
 	}
+	if crt != nil {
+		s.tlsConf = crt.config()
+	}
+	s.hosts = s.apiHosts()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.OnCommitError(func(err error) {
 		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
@@ -213,8 +274,13 @@ func Start(cfg Config) (*Server, error) {
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
+		serve := func() error { return s.hsrv.Serve(s.hln) }
+		if crt != nil {
+			s.hsrv.TLSConfig = s.tlsConf.Clone()
+			serve = func() error { return s.hsrv.ServeTLS(s.hln, "", "") }
+		}
 		s.goTracked(func() {
-			if err := s.hsrv.Serve(s.hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("publish API stopped", "err", err)
 			}
 		})
@@ -224,6 +290,7 @@ func Start(cfg Config) (*Server, error) {
 	s.goTracked(s.pusher)
 	s.goTracked(s.janitor)
 	s.goTracked(s.sweeper)
+	s.goTracked(s.watcher)
 	if cfg.RandomEvery > 0 {
 		s.goTracked(func() { s.generate(wire.KindRandom, cfg.RandomEvery) })
 	}
@@ -289,9 +356,19 @@ func (s *Server) acceptLoop() {
 				s.rl.Warn("cannot set the send buffer", "err", err)
 			}
 		}
+		// A refusal goes out in plaintext, before any handshake: the
+		// handshake is the most a stranger can make the server spend.
 		c, refusal := s.admit(nc)
 		if c == nil {
 			s.refuse(nc, refusal)
+			continue
+		}
+		if c.nc != nc { // TLS: the handshake first, in the connection's goroutine
+			s.goTracked(func() {
+				if c.handshake() {
+					c.run()
+				}
+			})
 			continue
 		}
 		s.goTracked(c.run)
@@ -313,7 +390,10 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 		return nil, wire.ErrTooManyFromAddr
 	}
 	c := &conn{s: s, nc: nc}
-	c.r = wire.NewPooledReader(nc, &s.bufs)
+	if s.certs != nil {
+		c.nc = tls.Server(nc, s.tlsConf)
+	}
+	c.r = wire.NewPooledReader(c.nc, &s.bufs)
 	// Unread, for a connection that has not identified itself, means
 	// published after it connected.
 	if n := len(s.ads); n > 0 {
@@ -388,6 +468,7 @@ func (s *Server) unregister(c *conn) {
 		delete(s.perSource, src)
 	}
 	s.setNotifying(c, false)
+	delete(s.tokenConns, c)
 	if cl := c.cl; cl != nil {
 		if cl.refs--; cl.refs == 0 {
 			delete(s.clients, cl.id)
@@ -647,5 +728,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 		<-done
 	}
 	s.rl.Close() // every connection is gone: report what was counted
+	if err := s.tokens.FlushUsage(); err != nil {
+		s.log.Warn("recording when tokens were last used failed", "err", err)
+	}
 	return s.st.Close()
 }

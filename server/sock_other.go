@@ -4,6 +4,7 @@ package server
 
 import (
 	"net"
+	"os"
 	"time"
 )
 
@@ -28,3 +29,6 @@ func writeRefusal(nc net.Conn, line []byte) {
 // discardReadable would drop what the socket already holds without
 // waiting, which needs the raw socket: here the close is left as is.
 func discardReadable(net.Conn, []byte, int) {}
+
+// inode is 0 where the file's inode is not at hand: size and time decide.
+func inode(os.FileInfo) uint64 { return 0 }

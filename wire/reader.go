@@ -111,6 +111,11 @@ func (r *Reader) ReadLine() ([]byte, error) {
 	}
 }
 
+// Peek returns the bytes read and not yet returned as lines, without
+// consuming them; valid until the next call. A server looks at a
+// connection's first byte with it, before any line is complete.
+func (r *Reader) Peek() []byte { return r.buf[r.start:r.end] }
+
 // Buffered reports whether a complete line is already buffered, so that
 // the next ReadLine returns without reading from the underlying reader.
 func (r *Reader) Buffered() bool {
