@@ -32,7 +32,7 @@ type trayFlags struct {
 }
 
 func (f *trayFlags) register(fs *flag.FlagSet, withDemo bool) {
-	fs.StringVar(&f.server, "server", "", "`host:port` of the hark server (default: the config file's, else "+DefaultServer+")")
+	fs.StringVar(&f.server, "server", "", "the hark server: `host:port`, or tls://host:port for one that speaks TLS (default: the config file's, else "+DefaultServer+")")
 	fs.StringVar(&f.config, "config", "", "settings `file` (default $XDG_CONFIG_HOME/hark/config.toml)")
 	if withDemo {
 		fs.BoolVar(&f.demo, "demo", false, "run a demo server with sample items inside hark, and connect to it")
@@ -42,7 +42,7 @@ func (f *trayFlags) register(fs *flag.FlagSet, withDemo bool) {
 func (f *trayFlags) check() error {
 	if f.server != "" {
 		if err := tray.CheckServer(f.server); err != nil {
-			return usagef("--server: %v", err)
+			return usagef("--server takes host:port or tls://host:port: %v", err)
 		}
 	}
 	if f.demo && f.server != "" {
@@ -117,9 +117,9 @@ func selfPath() (exe, note string, err error) {
 
 // Tray runs `hark` without a command: the tray app.
 func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlags("", "[--server host:port] [--config file] [--demo]", stderr)
+	fs := newFlags("", "[--server [tls://]host:port] [--config file] [--demo]", stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hark [--server host:port] [--config file] [--demo]\n\nRuns the tray app. Flags:\n")
+		fmt.Fprintf(stderr, "Usage: hark [--server [tls://]host:port] [--config file] [--demo]\n\nRuns the tray app. Flags:\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(stderr, "\nOther commands: run 'hark help'.\n")
 	}
@@ -215,7 +215,7 @@ func startDemo(log *slog.Logger, stderr io.Writer) (addr string, stop func(), er
 
 // Autostart runs `hark autostart enable|disable|status`.
 func Autostart(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("autostart", "enable|disable|status [--server host:port] [--config file]", stderr)
+	fs := newFlags("autostart", "enable|disable|status [--server [tls://]host:port] [--config file]", stderr)
 	var f trayFlags
 	f.register(fs, false)
 	if len(args) == 0 {

@@ -6,6 +6,8 @@ package tray
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -24,6 +26,8 @@ const (
 	recentMax   = 10              // ads kept for the Recent ads menu
 	callTimeout = 5 * time.Second // any one D-Bus call
 	popupQueue  = 32              // popups waiting for a slow daemon before they go to the log
+	// problemGroup: a popup about a new problem replaces the one before.
+	problemGroup = "cannot-connect"
 )
 
 // Options configure the tray.
@@ -103,6 +107,13 @@ type app struct {
 	actions chan action
 	popups  chan Popup
 
+	tlsConf     *tls.Config // for a tls:// server: nil is the system's roots
+	caPath      string      // ca_file resolved, "" for none
+	caErr       error       // ca_file cannot be used: no session until it can
+	tokenFile   string      // token_file resolved, "" for the keyring
+	configRetry time.Duration
+	alerted     string // the problem last shown in a popup, until connected
+
 	state       netclient.State
 	stateAt     time.Time
 	latest      string
@@ -127,6 +138,7 @@ func newApp(opts Options, log *slog.Logger) *app {
 	if a.server == "" {
 		a.server = opts.DefaultServer
 	}
+	a.resolveFiles()
 	a.pres = newPresenter(a.settings)
 	if opts.Autostart != nil {
 		on, err := opts.Autostart.Enabled()
@@ -138,6 +150,41 @@ func newApp(opts Options, log *slog.Logger) *app {
 	return a
 }
 
+// resolveFiles resolves ca_file and token_file, and loads the CA.
+func (a *app) resolveFiles() {
+	var err error
+	if a.tokenFile, err = ResolvePath(a.opts.ConfigPath, a.settings.TokenFile); err != nil {
+		a.log.Error("token_file: " + err.Error())
+		a.tokenFile = a.settings.TokenFile
+	}
+	if a.settings.CAFile == "" {
+		return
+	}
+	if addr, err := netclient.ParseAddr(a.server); err == nil && !addr.TLS {
+		a.log.Warn("ca_file is only used for a tls:// server: ignored for "+a.server, "ca_file", a.settings.CAFile)
+		return
+	}
+	if a.caPath, err = ResolvePath(a.opts.ConfigPath, a.settings.CAFile); err != nil {
+		a.caErr = &caError{a.settings.CAFile, err}
+	} else {
+		a.loadCA()
+	}
+}
+
+// loadCA (re)reads ca_file and reports whether it can be used.
+func (a *app) loadCA() bool {
+	conf, err := loadCA(a.caPath)
+	a.tlsConf, a.caErr = conf, err
+	if err != nil {
+		a.log.Error("cannot connect until ca_file is fixed; then choose Reconnect now", "err", err)
+		return false
+	}
+	if a.caPath != "" {
+		a.log.Debug("trusting the CA in ca_file alone", "ca_file", a.caPath)
+	}
+	return true
+}
+
 // run is the app goroutine. It returns when ctx ends or the user quits,
 // after every goroutine it started has finished.
 func (a *app) run(ctx context.Context) error {
@@ -147,22 +194,36 @@ func (a *app) run(ctx context.Context) error {
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait
 
-	session := netclient.NewSession(netclient.SessionOptions{
-		Addr:     a.server,
-		Identity: a.opts.Identity,
-		Logger:   a.log,
-	})
-	a.log.Info("hark tray is running", "server", a.server)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := session.Run(ctx); err != nil {
-			a.log.Error("session ended", "err", err)
-		}
-	}()
 	// The session's events come straight into this loop: an item not
-	// taken before Quit is offered again next time, never lost.
-	events := session.Events()
+	// taken before Quit is offered again next time, never lost. There is
+	// no session while ca_file cannot be used.
+	var session *netclient.Session
+	var events <-chan netclient.Event
+	startSession := func() {
+		session = netclient.NewSession(netclient.SessionOptions{
+			Addr:        a.server,
+			Identity:    a.opts.Identity,
+			TLS:         a.tlsConf,
+			Token:       tokenSource(a.log, a.server, a.tokenFile),
+			ConfigRetry: a.configRetry,
+			Logger:      a.log,
+		})
+		events = session.Events()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := session.Run(ctx); err != nil {
+				a.log.Error("session ended", "err", err)
+			}
+		}()
+	}
+	a.log.Info("hark tray is running", "server", a.server)
+	if a.caErr == nil {
+		startSession()
+	}
+	// Resume from suspend comes from another goroutine, and the session
+	// may start later: the loop passes it on.
+	woke := make(chan struct{}, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -175,7 +236,10 @@ func (a *app) run(ctx context.Context) error {
 			a.log.Debug("watching logind for resume from suspend")
 		}, func() {
 			a.log.Info("woke from suspend: reconnecting")
-			session.Reconnect()
+			select {
+			case woke <- struct{}{}:
+			default:
+			}
 		})
 		if err != nil {
 			a.log.Debug("after suspend, dead connections are noticed by keepalive alone", "reason", err)
@@ -201,12 +265,14 @@ func (a *app) run(ctx context.Context) error {
 	for _, p := range a.notices {
 		a.popup(p)
 	}
+	a.alert()
 	a.render()
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
 	// While offline, the status line counts down to the next try once a
 	// second (not every host tells when the menu opens, so it cannot be
-	// computed then). Connected, nothing ticks.
+	// computed then). Connected, nothing ticks; nor when the status says
+	// what to fix (a token, a setting): the next try is minutes away.
 	countdown := time.NewTicker(time.Second)
 	countdown.Stop()
 	defer countdown.Stop()
@@ -215,17 +281,22 @@ func (a *app) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-countdown.C:
+		case <-woke:
+			if session != nil {
+				session.Reconnect()
+			}
 		case ev, ok := <-events:
 			switch {
 			case !ok:
 				events = nil // the session ended; ctx is ending too
 			case ev.State != nil:
 				a.state, a.stateAt = *ev.State, time.Now()
-				if a.state.Connected {
+				if a.state.Connected || hint(a.state.Err) != "" {
 					countdown.Stop()
 				} else {
 					countdown.Reset(time.Second)
 				}
+				a.alert()
 			case ev.Item != nil:
 				a.item(*ev.Item)
 			}
@@ -234,11 +305,19 @@ func (a *app) run(ctx context.Context) error {
 			// that report opening the menu clear it sooner; xfce4-panel
 			// only calls AboutToShowGroup, which systray does not pass on.)
 			a.unread = false
-			if act.kind == actQuit {
+			switch {
+			case act.kind == actQuit:
 				a.log.Info("quit from the menu")
 				return nil
+			case act.kind == actReconnect && session == nil:
+				a.log.Info("reading ca_file again, as asked from the menu")
+				if a.loadCA() {
+					startSession()
+				}
+				a.alert()
+			default:
+				a.do(act, session)
 			}
-			a.do(act, session)
 		case now := <-flush.C:
 			for _, p := range a.pres.flush(now) {
 				a.popup(p)
@@ -334,6 +413,7 @@ func (a *app) do(act action, session *netclient.Session) {
 			a.popup(p)
 		}
 		a.save()
+		a.alert() // a problem kept back while in do not disturb
 	case actAutostart:
 		a.toggleAutostart()
 	case actReconnect:
@@ -434,13 +514,54 @@ func (a *app) view(now time.Time) view {
 	return v
 }
 
+// problem is what keeps hark from connecting that a person must fix (a
+// setting, a token): a line for the status and a popup's body; "" when
+// there is none, or retrying may fix it.
+func (a *app) problem() (line, body string) {
+	if a.caErr != nil {
+		var ce *caError
+		if errors.As(a.caErr, &ce) {
+			return ce.status(), a.caErr.Error()
+		}
+		return "Cannot use ca_file: see hark's log", a.caErr.Error()
+	}
+	if a.state.Connected {
+		return "", ""
+	}
+	h := hint(a.state.Err)
+	return h, h
+}
+
+// alert shows a problem in a popup, once per distinct problem: not again
+// on each retry, but again after hark connected in between. Do not
+// disturb keeps it back until it is left.
+func (a *app) alert() {
+	line, body := a.problem()
+	if a.state.Connected {
+		a.alerted = ""
+	}
+	if line == "" || line == a.alerted || a.settings.DoNotDisturb {
+		return
+	}
+	a.alerted = line
+	a.popup(Popup{Title: "hark cannot connect", Body: body, Group: problemGroup})
+}
+
 // status is the menu's first line.
 func (a *app) status(now time.Time) string {
 	switch {
 	case a.state.Connected:
 		return "Connected to " + a.state.Addr
+	case a.caErr != nil:
+		line, _ := a.problem()
+		return line
 	case a.stateAt.IsZero():
 		return "Connecting to " + a.server + "…"
+	}
+	if h := hint(a.state.Err); h != "" {
+		// What to fix, not a countdown: the next try is minutes away,
+		// and Reconnect now tries at once.
+		return h
 	}
 	left := a.stateAt.Add(a.state.RetryIn).Sub(now)
 	if left < time.Second {

@@ -106,10 +106,15 @@ func appEnv(t *testing.T) string {
 }
 
 // startServer runs hark's real server on a loopback port the kernel
-// picks, with a fresh store, until the test ends.
-func startServer(t *testing.T) *server.Server {
+// picks, with a fresh store, until the test ends. set, if given, adjusts
+// its configuration (TLS, auth) first.
+func startServer(t *testing.T, set ...func(*server.Config)) *server.Server {
 	t.Helper()
-	srv, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
+	for _, f := range set {
+		f(&cfg)
+	}
+	srv, err := server.Start(cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)
 	}
@@ -153,8 +158,19 @@ type fixture struct {
 // replace f.a.notify before start.
 func newFixture(t *testing.T, configure func(f *fixture, o *Options)) *fixture {
 	t.Helper()
+	return newFixtureServer(t, nil, configure)
+}
+
+// newFixtureServer is newFixture with the server's configuration
+// adjusted by srvConf (when not nil).
+func newFixtureServer(t *testing.T, srvConf func(*server.Config), configure func(f *fixture, o *Options)) *fixture {
+	t.Helper()
 	xdg := appEnv(t)
-	srv := startServer(t)
+	var set []func(*server.Config)
+	if srvConf != nil {
+		set = append(set, srvConf)
+	}
+	srv := startServer(t, set...)
 	f := &fixture{
 		t:      t,
 		srv:    srv,

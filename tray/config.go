@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/harkapp/hark/netclient"
 )
 
 // Settings are what the user can change from the menu or the config file.
@@ -19,6 +20,12 @@ type Settings struct {
 	Random       bool   `toml:"random"`         // popups for random numbers
 	Classified   bool   `toml:"classified"`     // popups for classified ads
 	DoNotDisturb bool   `toml:"do_not_disturb"` // no popups at all
+	// CAFile is the PEM certificate of a private CA that a tls:// server's
+	// certificate is verified against, instead of the system's roots.
+	// TokenFile is read for the token instead of the keyring. Both are as
+	// written: relative to the config file's directory (see ResolvePath).
+	CAFile    string `toml:"ca_file,omitempty"`
+	TokenFile string `toml:"token_file,omitempty"`
 }
 
 // DefaultSettings is what a user without a config file gets.
@@ -81,32 +88,85 @@ func LoadSettings(path string) (Settings, error) {
 	}
 	if keys := md.Undecoded(); len(keys) > 0 {
 		// A misspelt key would silently do nothing; say so instead.
-		return DefaultSettings(), &ConfigError{path, fmt.Errorf("unknown setting %q (known: server, random, classified, do_not_disturb)", keys[0].String())}
+		return DefaultSettings(), &ConfigError{path, fmt.Errorf("unknown setting %q (known: server, random, classified, do_not_disturb, ca_file, token_file)", keys[0].String())}
 	}
 	if s.Server != "" {
 		if err := CheckServer(s.Server); err != nil {
 			return DefaultSettings(), &ConfigError{path, fmt.Errorf("server: %w", err)}
 		}
 	}
+	for _, f := range []struct{ key, value string }{{"ca_file", s.CAFile}, {"token_file", s.TokenFile}} {
+		if err := checkPath(f.value); err != nil {
+			return DefaultSettings(), &ConfigError{path, fmt.Errorf("%s: %w", f.key, err)}
+		}
+	}
 	return s, nil
 }
 
-// CheckServer checks a host:port.
+// CheckServer checks a server's address: HOST:PORT, or tls://HOST:PORT
+// for a server that speaks TLS (netclient.ParseAddr).
 func CheckServer(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	n, perr := strconv.Atoi(port)
-	if err != nil || perr != nil || host == "" || n < 1 || n > 65535 {
-		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:6789)", addr)
+	a, err := netclient.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	if a.Host() == "" {
+		return fmt.Errorf("%q: no host: write HOST:PORT (e.g. 127.0.0.1:6789), or tls://HOST:PORT", addr)
 	}
 	return nil
+}
+
+// KeyringServer is the name a server's token is kept under in the
+// keyring (and looked up by the tray): its address as netclient.ParseAddr
+// reads it and Addr.String writes it back, so "TLS://h:1" and "tls://h:1"
+// share one token. tls://h:1 and h:1 do not: a token kept for a TLS
+// server is not offered to the same host in plaintext. An address
+// ParseAddr refuses is returned as it is.
+func KeyringServer(addr string) string {
+	a, err := netclient.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	return a.String()
+}
+
+// checkPath checks a file name from the config file ("" is none).
+func checkPath(p string) error {
+	if strings.ContainsRune(p, 0) {
+		return fmt.Errorf("%q is not a file name", p)
+	}
+	return nil
+}
+
+// ResolvePath resolves a file named in the config file at configPath: a
+// relative name is relative to that file's directory, and ~/ is the home
+// directory. "" stays "".
+func ResolvePath(configPath, p string) (string, error) {
+	switch {
+	case p == "" || filepath.IsAbs(p):
+		return p, nil
+	case p == "~" || strings.HasPrefix(p, "~/"):
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("%q: no home directory to expand ~ in: set HOME", p)
+		}
+		return filepath.Join(home, p[1:]), nil
+	}
+	return filepath.Join(filepath.Dir(configPath), p), nil
 }
 
 const configHeader = `# hark's settings. hark rewrites this file when you change a setting from
 # its menu; other edits take effect when hark next starts.
 #
-# server = "host:port"   where hark serve runs (the --server flag beats this)
+# server = "host:port"   where hark serve runs (the --server flag beats this);
+#                        "tls://host:port" for a server that speaks TLS
 # random, classified     popups for random numbers / classified ads
 # do_not_disturb         no popups at all; the tray still collects items
+# ca_file = "ca.pem"     a private CA's certificate (PEM) to trust for tls://
+#                        instead of the system's CAs
+# token_file = "token"   read the server's token from this file (mode 0600)
+#                        instead of the keyring, where hark login keeps it
+# Relative file names are relative to this file's directory.
 
 `
 

@@ -66,6 +66,9 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		{Random: true, Classified: false},
 		{Random: true, Classified: true, DoNotDisturb: true},
 		{Server: "127.0.0.1:65535", Random: false, Classified: false, DoNotDisturb: true},
+		{Server: "tls://hark.example.org:6789", Random: true, Classified: true, CAFile: "ca.pem", TokenFile: "/home/u/hark-token"},
+		{Server: "tls://[::1]:6789", CAFile: "/etc/hark/ca.pem"},
+		{TokenFile: "~/.hark-token"},
 		{}, // everything off
 	} {
 		// Into a directory that does not exist yet: Save creates it.
@@ -98,7 +101,7 @@ func TestSavedFileIsCommentedEditableTOML(t *testing.T) {
 	}
 	// The header explains every key it may hold.
 	header := text[:strings.Index(text, "\n\n")]
-	for _, key := range []string{"server", "random", "classified", "do_not_disturb"} {
+	for _, key := range []string{"server", "tls://", "random", "classified", "do_not_disturb", "ca_file", "token_file"} {
 		if !strings.Contains(header, key) {
 			t.Errorf("the header does not mention %q:\n%s", key, header)
 		}
@@ -222,7 +225,8 @@ func TestLoadSettingsRefusesUnknownTable(t *testing.T) {
 }
 
 func TestLoadSettingsRefusesBadServer(t *testing.T) {
-	for _, server := range []string{"nohost", "example.org", "example.org:0", "example.org:65536", ":6789", "example.org:http"} {
+	for _, server := range []string{"nohost", "example.org", "example.org:0", "example.org:65536", ":6789", "example.org:http",
+		"tls://example.org", "tls://:6789", "https://example.org:6790", "ftp://example.org:21"} {
 		_, msg := loadBroken(t, "server = \""+server+"\"\n")
 		if !strings.Contains(msg, "server") || !strings.Contains(msg, server) {
 			t.Errorf("server %q: the message names neither the key nor the value: %s", server, msg)
@@ -374,6 +378,16 @@ func TestCheckServer(t *testing.T) {
 		{"example.org:65535", true},
 		{"[::1]:6789", true},
 		{"[fe80::1%eth0]:6789", true},
+		{"tls://example.org:6789", true},
+		{"TLS://example.org:6789", true},
+		{"tls://[::1]:6789", true},
+		{"tls://example.org", false},
+		{"tls://:6789", false},
+		{"tls://", false},
+		{"http://example.org:6790", false},
+		{"https://example.org:6790", false},
+		{"udp://example.org:6789", false},
+		{"tls://example.org:0", false},
 		{"", false},
 		{"example.org", false},
 		{"127.0.0.1", false},

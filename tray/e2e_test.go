@@ -620,9 +620,23 @@ func brightAt(t testing.TB, path string, x, y int) bool {
 }
 
 // findIcon finds hark's tray icon in a screenshot: the centre of the
-// pixels of its blue (or grey, offline) glyph in the panel's band at the
-// top of the screen.
+// pixels of its blue glyph in the panel's band at the top of the screen.
 func findIcon(t testing.TB, path string) (x, y int) {
+	t.Helper()
+	return findGlyph(t, path, func(r, g, bl uint32) bool {
+		return bl > 150 && r < 90 && g > 80 && g < 150 // the glyph's blue, #1c71d8
+	})
+}
+
+// isOfflineGrey matches the offline glyph's grey, #9a9996.
+func isOfflineGrey(r, g, b uint32) bool {
+	near := func(v, want uint32) bool { return v+12 >= want && v <= want+12 }
+	return near(r, 0x9a) && near(g, 0x99) && near(b, 0x96)
+}
+
+// findGlyph finds the centre of the pixels that isGlyph matches in the
+// panel's band at the top of the screen.
+func findGlyph(t testing.TB, path string, isGlyph func(r, g, b uint32) bool) (x, y int) {
 	t.Helper()
 	img := decodePNG(t, path)
 	b := img.Bounds()
@@ -630,8 +644,7 @@ func findIcon(t testing.TB, path string) (x, y int) {
 	for py := b.Min.Y; py < b.Min.Y+40 && py < b.Max.Y; py++ {
 		for px := b.Min.X; px < b.Max.X; px++ {
 			r, g, bl, _ := img.At(px, py).RGBA()
-			r, g, bl = r>>8, g>>8, bl>>8
-			if bl > 150 && r < 90 && g > 80 && g < 150 { // the glyph's blue, #1c71d8
+			if isGlyph(r>>8, g>>8, bl>>8) {
 				sx, sy, n = sx+px, sy+py, n+1
 			}
 		}
