@@ -13,6 +13,7 @@ package bench
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,6 +32,14 @@ import (
 // required.
 type Config struct {
 	Server string // protocol host:port
+
+	// TLS, when set, makes each client speak TLS to Server (and is the
+	// publish API's TLS configuration for an https:// PublishURL).
+	TLS *tls.Config
+	// Token, when set, is each client's first command: auth <Token> (a
+	// subscribe token). PublishToken is sent as a Bearer token with each
+	// publish.
+	Token, PublishToken string
 
 	// PublishURL is the base of an HTTP publish API like hark serve's
 	// (POST {PublishURL}/v1/random, /v1/classified; success is 201).

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -141,6 +142,17 @@ func (c *client) setup() error {
 	if err != nil {
 		return fmt.Errorf("connect to %s: %w", cfg.Server, err)
 	}
+	if cfg.TLS != nil {
+		// The handshake is part of what a client costs the server: it is
+		// inside the setup, not the measured fetches.
+		tc := tls.Client(nc, cfg.TLS)
+		_ = nc.SetDeadline(time.Now().Add(cfg.SetupTimeout))
+		if err := tc.Handshake(); err != nil {
+			_ = nc.Close()
+			return fmt.Errorf("TLS handshake with %s: %w", cfg.Server, err)
+		}
+		nc = tc
+	}
 	if !c.r.track(nc) {
 		return errOver
 	}
@@ -154,6 +166,11 @@ func (c *client) start(nc net.Conn) error {
 	c.nc, c.br = nc, bufio.NewReaderSize(nc, 512)
 	_ = nc.SetDeadline(time.Now().Add(cfg.SetupTimeout))
 	buf := c.wbuf[:0]
+	if cfg.Token != "" {
+		buf = append(append(append(buf, wire.CmdAuth...), ' '), cfg.Token...)
+		buf = append(buf, '\r', '\n')
+		c.expect = append(c.expect, expOK)
+	}
 	if c.id != "" {
 		buf = append(append(append(buf, wire.CmdHello...), ' '), c.id...)
 		buf = append(buf, '\r', '\n')
@@ -179,7 +196,7 @@ func (c *client) start(nc net.Conn) error {
 
 func (c *client) setupError(err error) error {
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded) && c.id != "" && c.eh == 0:
+	case errors.Is(err, os.ErrDeadlineExceeded) && c.id != "" && c.eh == 0 && c.r.cfg.Token == "":
 		return fmt.Errorf("no reply to hello within %v: a version-1 server may not answer it; run with --v1", c.r.cfg.SetupTimeout)
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Errorf("no reply to notif within %v", c.r.cfg.SetupTimeout)
@@ -298,6 +315,8 @@ func (c *client) serverError(e expect, line string) error {
 			line, c.r.src.perSource(c.r.cfg.Clients))
 	case e == expHello:
 		return fmt.Errorf("the server answered %q to hello: it does not know identification; run with --v1", line)
+	case wire.IsAuthFarewell(line):
+		return fmt.Errorf("the server refused the token: %q (--token-file: a subscribe token of this server)", line)
 	}
 	return fmt.Errorf("the server answered %q", line)
 }

@@ -30,20 +30,22 @@ func newPublisher(cfg Config) (publisher, error) {
 		return nil, fmt.Errorf("bench: publish URL %q: want e.g. http://127.0.0.1:6790", cfg.PublishURL)
 	}
 	// Connections kept alive, as many as calls may be in flight.
-	tr := &http.Transport{MaxIdleConnsPerHost: maxInFlight, DisableCompression: true}
+	tr := &http.Transport{MaxIdleConnsPerHost: maxInFlight, DisableCompression: true, TLSClientConfig: cfg.TLS}
 	return &httpPublisher{
-		base: base,
-		tr:   tr,
-		hc:   &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		base:  base,
+		token: cfg.PublishToken,
+		tr:    tr,
+		hc:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
 	}, nil
 }
 
 // httpPublisher uses a publish API like hark serve's: POST the value to
 // /v1/<kind>, 201 on success.
 type httpPublisher struct {
-	base *url.URL
-	tr   *http.Transport
-	hc   *http.Client
+	base  *url.URL
+	token string // "": none
+	tr    *http.Transport
+	hc    *http.Client
 }
 
 func (p *httpPublisher) publish(ctx context.Context, kind wire.Kind, value string) error {
@@ -53,6 +55,9 @@ func (p *httpPublisher) publish(ctx context.Context, kind wire.Kind, value strin
 		return err
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the publish API at %s: %w", p.base, err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/harkapp/hark/bench"
+	"github.com/harkapp/hark/internal/keyring"
+	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
 )
@@ -21,7 +23,7 @@ import (
 func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]", stderr)
 	cfg := bench.Config{}
-	fs.StringVar(&cfg.Server, "server", DefaultServer, "protocol `host:port` of the server (loopback only)")
+	fs.StringVar(&cfg.Server, "server", DefaultServer, "protocol `address` of the server: host:port, or tls://host:port (loopback only)")
 	httpURL := fs.String("http", "http://"+server.DefaultHTTP, "publish API `URL` of the server, like hark serve's (loopback only)")
 	fs.StringVar(&cfg.PublishCmd, "publish-cmd", "", "instead of --http, run this shell `command` per item; {value} and {kind} are replaced, quoted")
 	fs.IntVar(&cfg.Clients, "clients", 1000, "clients connected at once, each in notification mode")
@@ -32,6 +34,9 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "how long to wait for the last fetches (and, with --rate 0, for each item) before counting what is missing as lost")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "`pid` of the server process, to report its CPU time and memory (Linux)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
+	var sec clientSecurity
+	sec.register(fs, "subscribe")
+	pubTokenFile := fs.String("publish-token-file", "", "read the publish token, sent with each publish, from this `file` (mode 0600)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +50,9 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.PublishCmd == "" {
 		cfg.PublishURL = *httpURL
+	}
+	if err := benchSecurity(&cfg, sec, *pubTokenFile); err != nil {
+		return err
 	}
 	cfg.Progress = func(msg string) { fmt.Fprintf(stderr, "hark bench: %s\n", msg) }
 
@@ -75,13 +83,48 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// benchSecurity sets the run's TLS and tokens: TLS for a tls:// server
+// (verified against --ca, or the system's roots, and the server's host
+// name), the subscribe token of --token-file or $HARK_TOKEN, and the
+// publish token.
+func benchSecurity(cfg *bench.Config, sec clientSecurity, pubTokenFile string) error {
+	a, err := netclient.ParseAddr(cfg.Server)
+	if err != nil {
+		return usagef("--server: %v", err)
+	}
+	cfg.Server = a.HostPort
+	if a.TLS || strings.HasPrefix(cfg.PublishURL, "https://") {
+		if cfg.TLS, err = sec.tlsConfig(); err != nil {
+			return err
+		}
+		if a.TLS {
+			cfg.TLS.ServerName = a.Host()
+		}
+	}
+	if cfg.Token, err = sec.token(); err != nil {
+		return err
+	}
+	if pubTokenFile != "" {
+		tok, err := keyring.ReadTokenFile(pubTokenFile)
+		if err != nil {
+			return fmt.Errorf("--publish-token-file: %w", err)
+		}
+		cfg.PublishToken = tok
+	}
+	return nil
+}
+
 func checkBenchFlags(cfg *bench.Config, kind, httpURL string, set map[string]bool) error {
-	if err := checkHostPort("--server", cfg.Server); err != nil {
+	a, err := netclient.ParseAddr(cfg.Server)
+	if err != nil {
+		return usagef("--server %q: want host:port, or tls://host:port (%v)", cfg.Server, err)
+	}
+	if err := checkHostPort("--server", a.HostPort); err != nil {
 		return err
 	}
 	// A load test from here can only be of a server on this machine: it
 	// would flood anything else, and measure the network besides.
-	if !isLoopback(cfg.Server) {
+	if !isLoopback(a.HostPort) {
 		return usagef("--server %q: hark bench runs on loopback only (127.0.0.1, ::1, localhost)", cfg.Server)
 	}
 	switch {

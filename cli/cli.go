@@ -32,6 +32,7 @@ func commands() []command {
 		{"token", "create, list or revoke API tokens (on the server's data directory)", Token},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
+		{"login", "check a subscribe token against a server and keep it for the tray (keyring, else a 0600 file)", Login},
 		{"bench", "load-test a server: N clients in notification mode, M published items", Bench},
 		{"autostart", "enable, disable or show starting the tray on login", Autostart},
 		{"version", "print hark's version", Version},

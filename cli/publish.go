@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +25,8 @@ func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("publish", "[flags] random [NUMBER] | classified TEXT", stderr)
 	base := fs.String("http", "http://"+server.DefaultHTTP, "publish API `URL` of a hark serve")
 	asJSON := fs.Bool("json", false, "print the server's JSON answer")
+	var sec clientSecurity
+	sec.register(fs, "publish")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -32,18 +36,30 @@ func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	u, err := url.Parse(*base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("--http %q: want a URL such as http://127.0.0.1:6790", *base)
+		return usagef("--http %q: want a URL such as http://127.0.0.1:6790, or https://HOST:6790 for a server with TLS", *base)
 	}
+	tlsConf, err := sec.tlsConfig()
+	if err != nil {
+		return err
+	}
+	token, err := sec.token()
+	if err != nil {
+		return err
+	}
+	if token != "" && u.Scheme == "http" && !isLoopback(u.Host) {
+		return usagef("--http %s: not sending a token without TLS to another machine: use https://", *base)
+	}
+	api := publishAPI{base: u, tls: tlsConf, token: token}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	// One key for the request and its retry: a server that stored the item
 	// but whose answer was lost returns that item again, not a second one.
 	key := rand.Text()
-	p, raw, err := postItem(ctx, u, kind, value, key)
+	p, raw, err := api.post(ctx, kind, value, key)
 	var be *brokenError
 	if errors.As(err, &be) && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "hark publish: %v; trying once more\n", be.err)
-		p, raw, err = postItem(ctx, u, kind, value, key)
+		p, raw, err = api.post(ctx, kind, value, key)
 	}
 	if err != nil {
 		return err
@@ -102,8 +118,16 @@ type brokenError struct{ err error }
 func (e *brokenError) Error() string { return e.err.Error() }
 func (e *brokenError) Unwrap() error { return e.err }
 
-// postItem posts one item with an Idempotency-Key (see docs/PROTOCOL.md).
-func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value, key string) (server.Published, []byte, error) {
+// publishAPI is a server's publish API as a client reaches it.
+type publishAPI struct {
+	base  *url.URL
+	tls   *tls.Config // for https://: the roots to verify against
+	token string      // "": none
+}
+
+// post posts one item with an Idempotency-Key (see docs/PROTOCOL.md).
+func (a publishAPI) post(ctx context.Context, kind wire.Kind, value, key string) (server.Published, []byte, error) {
+	base := a.base
 	var p server.Published
 	endpoint := base.JoinPath("v1", string(kind)).String()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewBufferString(value))
@@ -112,12 +136,26 @@ func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value, key str
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	req.Header.Set("Idempotency-Key", key)
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	// A transport of its own, closed after: nothing outlives the command.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = a.tls
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		var op *net.OpError
+		var ua x509.UnknownAuthorityError
+		var he x509.HostnameError
+		switch {
+		case errors.As(err, &ua):
+			return p, nil, fmt.Errorf("%s: the server's certificate is not trusted: for a private CA, give its certificate with --ca FILE: %w", base, err)
+		case errors.As(err, &he):
+			return p, nil, fmt.Errorf("%s: the server's certificate is not for this name: use the name it was issued for: %w", base, err)
+		case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+			return p, nil, fmt.Errorf("%s does not speak TLS: use http:// (%w)", base, err)
+		}
 		if ctx.Err() != nil || errors.As(err, &op) && op.Op == "dial" {
 			return p, nil, fmt.Errorf("cannot reach the publish API at %s: %w (is hark serve running? see --http)", base, err)
 		}
@@ -135,6 +173,9 @@ func postItem(ctx context.Context, base *url.URL, kind wire.Kind, value, key str
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
 			return p, raw, fmt.Errorf("the server refused it (%s): %s", resp.Status, e.Error)
+		}
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(raw, []byte("HTTP request to an HTTPS server")) {
+			return p, raw, fmt.Errorf("%s speaks TLS: use https://", base)
 		}
 		return p, raw, fmt.Errorf("unexpected answer from %s: %s", endpoint, resp.Status)
 	}

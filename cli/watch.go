@@ -22,7 +22,9 @@ const DefaultServer = "127.0.0.1:6789"
 // item, the same session the tray runs.
 func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("watch", "[flags]", stderr)
-	addr := fs.String("server", DefaultServer, "`host:port` of the hark server")
+	addr := fs.String("server", DefaultServer, "`address` of the hark server: host:port, or tls://host:port")
+	var sec clientSecurity
+	sec.register(fs, "subscribe")
 	asJSON := fs.Bool("json", false, "print one JSON object per item: kind, value, id (when known), time")
 	refresh := fs.Duration("refresh", 29*time.Minute, "re-enter notification mode this often; must be below the server's idle timeout")
 	v1 := fs.Bool("v1", false, "do not identify (plain version 1: items published while away are missed)")
@@ -34,14 +36,25 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q: watch takes only flags", fs.Arg(0))
 	}
-	if err := checkHostPort("--server", *addr); err != nil {
+	if _, err := netclient.ParseAddr(*addr); err != nil {
+		return usagef("--server: %v", err)
+	}
+	tlsConf, err := sec.tlsConfig()
+	if err != nil {
+		return err
+	}
+	token, err := sec.token()
+	if err != nil {
 		return err
 	}
 	if *refresh <= 0 {
 		return usagef("--refresh must be positive, e.g. 29m")
 	}
 	log := newLogger(stderr, &level)
-	opts := netclient.SessionOptions{Addr: *addr, Refresh: *refresh, Logger: log}
+	opts := netclient.SessionOptions{Addr: *addr, Refresh: *refresh, Logger: log, TLS: tlsConf}
+	if token != "" {
+		opts.Token = func(context.Context) (string, error) { return token, nil }
+	}
 	if !*v1 {
 		dir, err := stateDir()
 		if err != nil {
@@ -81,7 +94,20 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// write error (a full disk) ends the session, so that no more items
 	// are taken than can be printed.
 	var werr error
+	var hint string
 	for ev := range sess.Events() {
+		if st := ev.State; st != nil {
+			// What to do about a failure retrying cannot fix, said once
+			// per change (the session logs the error itself).
+			if st.Connected {
+				hint = ""
+			} else if h := netclient.Hint(st.Err); h != hint {
+				if hint = h; h != "" {
+					log.Warn(h, "retry_in", st.RetryIn.Round(time.Second))
+				}
+			}
+			continue
+		}
 		if ev.Item == nil || ev.Item.Current {
 			continue
 		}

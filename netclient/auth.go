@@ -118,7 +118,7 @@ func Hint(err error) string {
 	case errors.Is(err, ErrAuthFailed):
 		return "Token refused by the server: run hark login"
 	case errors.Is(err, ErrAuthRequired):
-		return "Server needs a token: see man hark"
+		return "Server needs a token: run hark login (see man hark)"
 	case errors.Is(err, ErrServerWantsTLS):
 		return "Server speaks TLS: use tls://HOST:PORT"
 	case errors.Is(err, ErrServerNotTLS):

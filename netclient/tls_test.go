@@ -381,7 +381,7 @@ func TestAuthRequired(t *testing.T) {
 	if !errors.As(r.err, &se) || se.Line != wire.ErrAuthRequired {
 		t.Fatalf("Do = %v, want the ServerError", r.err)
 	}
-	requireHint(t, r.err, "Server needs a token: see man hark")
+	requireHint(t, r.err, "Server needs a token: run hark login (see man hark)")
 	requireDone(t, c)
 }
 
