@@ -125,6 +125,9 @@ func (s *Server) checkToken(secret string, scope store.Scope, remote net.Addr, o
 // as its source's record says, or until the server shuts down.
 func (s *Server) slowDown(ctx context.Context, remote net.Addr) {
 	d := s.authFails.fail(sourceOf(remote), time.Now())
+	if h := s.cfg.onSlow; h != nil {
+		h(d)
+	}
 	if d <= 0 {
 		return
 	}

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +155,43 @@ func TestCertReload(t *testing.T) {
 	if c := dialTLS(t, s, ca); serialOf(c) != next.Cert.SerialNumber.String() {
 		t.Fatal("a failed reload replaced the certificate")
 	}
+}
+
+// A broken renewal noticed by the watcher is reported once, not at
+// every look, and tried again only when its files change again.
+func TestBrokenCertReportedOnce(t *testing.T) {
+	looks := make(chan struct{}, 64)
+	log := &logRecords{}
+	s, ca, dir := tlsServer(t, Config{Logger: slog.New(log), onWatch: func() {
+		select {
+		case looks <- struct{}{}:
+		default:
+		}
+	}})
+	if err := os.WriteFile(filepath.Join(dir, "key.pem"), ca.Issue(t, "127.0.0.1").KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failed := func() int {
+		n := 0
+		for _, l := range log.all() {
+			if strings.Contains(l, "TLS certificate not reloaded") {
+				n++
+			}
+		}
+		return n
+	}
+	for seen := 0; seen < 5*certCheckTicks; { // five looks at the files at least
+		select {
+		case <-looks:
+			seen++
+		case <-time.After(testTimeout):
+			t.Fatal("the watcher stopped")
+		}
+	}
+	if n := failed(); n != 1 {
+		t.Fatalf("the broken pair was reported %d times, want once", n)
+	}
+	dialTLS(t, s, ca) // the old pair still serves
 }
 
 // With --auth, a subscriber needs a subscribe token as its first command;
@@ -324,6 +363,33 @@ func TestAuthSlowDown(t *testing.T) {
 	}
 	if n := len(a.src); n > maxAuthSources {
 		t.Fatalf("%d sources recorded, bound %d", n, maxAuthSources)
+	}
+}
+
+// The server slows down guessing through both doors: after the free
+// tries, each failed auth of a source, on the protocol or the API, waits.
+func TestAuthSlowDownOnTheWire(t *testing.T) {
+	var delays []time.Duration
+	var mu sync.Mutex
+	s := startServer(t, Config{Auth: true, onSlow: func(d time.Duration) {
+		mu.Lock()
+		delays = append(delays, d)
+		mu.Unlock()
+	}})
+	bad := "hark_" + strings.Repeat("d", 52)
+	for range authFreeTries {
+		c := dial(t, s)
+		c.Send("auth " + bad)
+		c.Expect(wire.ErrAuthFailed)
+	}
+	status, _, _ := apiRequest(t, "http://"+s.HTTPAddr().String(), "", "/v1/classified", "x", nil, "Authorization", "Bearer "+bad)
+	if status != http.StatusUnauthorized {
+		t.Fatalf("bad Bearer token: %d", status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(delays) != authFreeTries+1 || delays[authFreeTries-1] != 0 || delays[authFreeTries] != firstAuthDelay {
+		t.Fatalf("delays %v: want %d free tries, then %v", delays, authFreeTries, firstAuthDelay)
 	}
 }
 

@@ -62,9 +62,10 @@ type Config struct {
 	Logger    *slog.Logger    // default: discard
 
 	// Only tests set these.
-	onLine  func(line []byte) // called with each line before it is handled (to make a handler panic)
-	onWatch func()            // called after each look of the watcher at the token and certificate files
-	linger  time.Duration     // instead of lingerTimeout
+	onLine  func(line []byte)   // called with each line before it is handled (to make a handler panic)
+	onWatch func()              // called after each look of the watcher at the token and certificate files
+	onSlow  func(time.Duration) // called with each failed auth's delay before it is waited
+	linger  time.Duration       // instead of lingerTimeout
 }
 
 // Defaults.
@@ -232,6 +233,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if crt != nil {
 		s.tlsConf = crt.config()
+		s.checkExpiry(crt.cur.Load().Leaf, time.Now())
 	}
 	s.hosts = s.apiHosts()
 	s.ctx, s.cancel = context.WithCancel(context.Background())

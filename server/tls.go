@@ -59,7 +59,10 @@ func loadCerts(certFile, keyFile string) (*certs, error) {
 func (c *certs) reload() (*x509.Certificate, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	seen := [2]fileStamp{stamp(c.certFile), stamp(c.keyFile)}
+	// What was tried is remembered even when it fails: a broken pair is
+	// tried again when its files change again (or on SIGHUP), not every
+	// second with an error each time.
+	c.seen = [2]fileStamp{stamp(c.certFile), stamp(c.keyFile)}
 	pair, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("TLS certificate %s and key %s: %w (they must be PEM files, the key matching the certificate)", c.certFile, c.keyFile, err)
@@ -72,7 +75,6 @@ func (c *certs) reload() (*x509.Certificate, error) {
 		pair.Leaf = leaf
 	}
 	c.cur.Store(&pair)
-	c.seen = seen
 	return leaf, nil
 }
 
@@ -112,7 +114,25 @@ func (s *Server) ReloadCert() error {
 		return err
 	}
 	s.log.Info("TLS certificate reloaded", "subject", leaf.Subject.String(), "not_after", leaf.NotAfter.UTC())
+	s.checkExpiry(leaf, time.Now())
 	return nil
+}
+
+// expiryWarning is how long before its end a certificate is warned about.
+const expiryWarning = 14 * 24 * time.Hour
+
+// checkExpiry says, once per load, when the certificate in use has
+// expired or soon will: clients refuse it then, each with "certificate
+// expired", and the operator should hear it first.
+func (s *Server) checkExpiry(leaf *x509.Certificate, now time.Time) {
+	switch {
+	case now.After(leaf.NotAfter):
+		s.log.Error("the TLS certificate has expired: clients refuse it; renew it (the server reloads it when its files change)", "not_after", leaf.NotAfter.UTC())
+	case now.Before(leaf.NotBefore):
+		s.log.Error("the TLS certificate is not valid yet: clients refuse it; check it, and this machine's clock", "not_before", leaf.NotBefore.UTC())
+	case leaf.NotAfter.Sub(now) < expiryWarning:
+		s.log.Warn("the TLS certificate expires soon: renew it", "not_after", leaf.NotAfter.UTC())
+	}
 }
 
 // handshake runs a TLS connection's handshake, bounded in time, from its
