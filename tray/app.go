@@ -5,15 +5,19 @@
 package tray
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/internal/keyring"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/wire"
 )
@@ -114,6 +118,8 @@ type app struct {
 	configRetry time.Duration
 	alerted     string // the problem last shown in a popup, until connected
 
+	shown       view // what render showed last
+	drawn       bool // render has shown a view
 	state       netclient.State
 	stateAt     time.Time
 	latest      string
@@ -199,12 +205,13 @@ func (a *app) run(ctx context.Context) error {
 	// no session while ca_file cannot be used.
 	var session *netclient.Session
 	var events <-chan netclient.Event
+	var tokenWanted atomic.Bool // a server said it needs a token: look for one
 	startSession := func() {
 		session = netclient.NewSession(netclient.SessionOptions{
 			Addr:        a.server,
 			Identity:    a.opts.Identity,
 			TLS:         a.tlsConf,
-			Token:       tokenSource(a.log, a.server, a.tokenFile),
+			Token:       tokenSource(a.log, a.server, a.tokenFile, &tokenWanted, keyring.Lookup),
 			ConfigRetry: a.configRetry,
 			Logger:      a.log,
 		})
@@ -291,6 +298,13 @@ func (a *app) run(ctx context.Context) error {
 				events = nil // the session ended; ctx is ending too
 			case ev.State != nil:
 				a.state, a.stateAt = *ev.State, time.Now()
+				if errors.Is(a.state.Err, netclient.ErrAuthRequired) && !tokenWanted.Swap(true) {
+					// First word that a token is needed: look for one now,
+					// not after the slow retry, and say nothing yet: the
+					// token may well be there.
+					session.Reconnect()
+					continue
+				}
 				if a.state.Connected || hint(a.state.Err) != "" {
 					countdown.Stop()
 				} else {
@@ -478,11 +492,24 @@ type view struct {
 	Autostart  bool
 }
 
+// render shows the current view, unless it is the one shown last: a
+// state event that changes nothing a user reads (a second try failing as
+// the first did) must not redraw the menu.
 func (a *app) render() {
 	if a.ui == nil {
 		return
 	}
-	a.ui.render(a.view(time.Now()))
+	v := a.view(time.Now())
+	if a.drawn && v.equal(a.shown) {
+		return
+	}
+	a.drawn, a.shown = true, v
+	a.ui.render(v)
+}
+
+func (v view) equal(w view) bool {
+	return bytes.Equal(v.Icon, w.Icon) && v.Tooltip == w.Tooltip && v.Status == w.Status && v.Latest == w.Latest &&
+		slices.Equal(v.Recent, w.Recent) && v.Random == w.Random && v.Classified == w.Classified && v.DND == w.DND && v.Autostart == w.Autostart
 }
 
 func (a *app) view(now time.Time) view {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/harkapp/hark/internal/keyring"
 	"github.com/harkapp/hark/netclient"
@@ -69,9 +70,17 @@ func loadCA(path string) (*tls.Config, error) {
 // user is then told. Where the token came from is logged when it
 // changes; the token never is.
 //
+// The keyring is asked only when a token can be needed: for a TLS
+// server, with a token_file, or once a server said it needs one (wanted,
+// set by the app's loop). Asking starts the Secret Service, and a locked
+// keyring asks for its password: neither should happen to someone whose
+// hark talks to a server on this machine that needs no token.
+//
 // The func is called from the session's goroutine only.
-func tokenSource(log *slog.Logger, server, tokenFile string) func(context.Context) (string, error) {
+func tokenSource(log *slog.Logger, server, tokenFile string, wanted *atomic.Bool, lookup lookupFunc) func(context.Context) (string, error) {
 	key := KeyringServer(server)
+	a, err := netclient.ParseAddr(server)
+	mayNeed := tokenFile != "" || err != nil || a.TLS
 	last := ""
 	said := func(level slog.Level, what string, args ...any) {
 		if what != last {
@@ -80,7 +89,10 @@ func tokenSource(log *slog.Logger, server, tokenFile string) func(context.Contex
 		}
 	}
 	return func(ctx context.Context) (string, error) {
-		tok, from, err := keyring.Lookup(ctx, key, tokenFile)
+		if !mayNeed && !wanted.Load() {
+			return "", nil
+		}
+		tok, from, err := lookup(ctx, key, tokenFile)
 		switch {
 		case errors.Is(err, keyring.ErrNotFound):
 			// Normal for a server on this machine: not worth more than debug.
@@ -94,6 +106,9 @@ func tokenSource(log *slog.Logger, server, tokenFile string) func(context.Contex
 		return tok, nil
 	}
 }
+
+// lookupFunc finds a token: keyring.Lookup.
+type lookupFunc func(ctx context.Context, server, tokenFile string) (token, from string, err error)
 
 // hint is one line for a person about why the session is offline, for
 // the status line and a popup; "" when the error itself says it all and

@@ -1,6 +1,7 @@
 package tray
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,4 +338,56 @@ func TestAppBrokenCAFile(t *testing.T) {
 	f.connected()
 	f.publish(wire.KindClassified, "trusted at last")
 	f.nextPopup(Popup{Title: "New classified ad", Body: "trusted at last"})
+}
+
+// The keyring is asked only where a token can be needed: a TLS server,
+// a token_file, or after a server said it needs one. Asking starts the
+// Secret Service and may ask for the keyring's password, which a user of
+// a server on this machine without tokens should never see.
+func TestTokenSourceAsksTheKeyringOnlyWhenNeeded(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	var asked []string
+	lookup := func(_ context.Context, server, tokenFile string) (string, string, error) {
+		asked = append(asked, server+"|"+tokenFile)
+		return "", "", fmt.Errorf("none: %w", keyring.ErrNotFound)
+	}
+	var wanted atomic.Bool
+	plain := tokenSource(log, "127.0.0.1:6789", "", &wanted, lookup)
+	if tok, err := plain(context.Background()); tok != "" || err != nil || len(asked) != 0 {
+		t.Fatalf("plaintext server, no token_file: %q, %v, asked %v; want no lookup", tok, err, asked)
+	}
+	wanted.Store(true) // the server said ERR auth required
+	if _, err := plain(context.Background()); err != nil || len(asked) != 1 {
+		t.Fatalf("after auth required: %v, asked %v; want one lookup", err, asked)
+	}
+	var fresh atomic.Bool
+	for _, c := range []struct{ server, file string }{{"tls://hark.example.org:6789", ""}, {"127.0.0.1:6789", "/tmp/token"}} {
+		asked = nil
+		if _, err := tokenSource(log, c.server, c.file, &fresh, lookup)(context.Background()); err != nil || len(asked) != 1 {
+			t.Fatalf("%s with token_file %q: %v, asked %v; want a lookup", c.server, c.file, err, asked)
+		}
+	}
+}
+
+// A server on this machine that needs a token, and a token saved by hark
+// login where the tray looks without a token_file (no keyring here: the
+// default token file): the first "auth required" makes the tray look and
+// try again at once, not after the slow retry.
+func TestAppLooksForATokenWhenTheServerAsks(t *testing.T) {
+	srvConf, tok := authServer(t)
+	f := newFixtureServer(t, srvConf, func(f *fixture, o *Options) {
+		def, err := keyring.DefaultTokenFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(def), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeToken(t, def, tok)
+	})
+	f.a.configRetry = time.Hour // a connection proves the immediate retry
+	f.start()
+	f.connected()
+	f.publish(wire.KindClassified, "found the token")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "found the token"})
 }
