@@ -122,9 +122,10 @@ func (s *Server) checkToken(secret string, scope store.Scope, remote net.Addr, o
 }
 
 // slowDown waits before answering a failed attempt from remote, as long
-// as its source's record says, or until the server shuts down.
-func (s *Server) slowDown(ctx context.Context, remote net.Addr) {
-	d := s.authFails.fail(sourceOf(remote), time.Now())
+// as its source's record says but at most limit, or until the server
+// shuts down.
+func (s *Server) slowDown(ctx context.Context, remote net.Addr, limit time.Duration) {
+	d := min(s.authFails.fail(sourceOf(remote), time.Now()), limit)
 	if h := s.cfg.onSlow; h != nil {
 		h(d)
 	}
@@ -151,7 +152,7 @@ func (c *conn) cmdAuth(arg string) endReason {
 	_, overTLS := c.nc.(*tls.Conn)
 	res := s.checkToken(secret, store.ScopeSubscribe, c.nc.RemoteAddr(), overTLS)
 	if res.reply != "" {
-		s.slowDown(context.Background(), c.nc.RemoteAddr())
+		s.slowDown(context.Background(), c.nc.RemoteAddr(), maxAuthDelay)
 		s.rl.Warn("auth failed: "+res.why, "remote", c.nc.RemoteAddr())
 		c.reply(res.reply)
 		return endAuthFailed

@@ -40,6 +40,10 @@ type Health struct {
 	Clients     int    `json:"clients"` // client ids the store keeps positions for
 }
 
+// maxHTTPAuthDelay bounds the slow-down of a failed token on the API:
+// below the server's write timeout, so the 401 is still sent.
+const maxHTTPAuthDelay = 5 * time.Second
+
 // maxBody bounds a request body. An ad is at most wire.MaxAdBytes; a
 // larger body is still read up to this bound so the error can say how
 // long the ad was.
@@ -172,7 +176,9 @@ func (s *Server) bearer(next http.HandlerFunc) http.HandlerFunc {
 			next(w, r)
 			return
 		}
-		s.slowDown(r.Context(), raddr)
+		// Within the API's write timeout (10 s), or the answer would be
+		// a broken connection instead of a 401.
+		s.slowDown(r.Context(), raddr, maxHTTPAuthDelay)
 		s.rl.Warn("publish API: auth failed: "+res.why, "remote", r.RemoteAddr)
 		switch res.reply {
 		case wire.ErrAuthInClear:
