@@ -81,6 +81,12 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if beyond && cfg.CertFile == "" {
 		log.Warn("listening beyond loopback without TLS (--insecure-listen): nothing is encrypted, and tokens from other machines are refused")
 	}
+	if cfg.IdleTimeout < time.Minute {
+		// hark's own clients learn it from hello's reply and refresh in
+		// time; others go by their own period.
+		log.Warn("--idle-timeout is below a minute: clients that do not learn it from hello (version-1 clients, hark watch --v1) re-enter notification mode far less often (hark's every 29m by default), and miss items until they do",
+			"idle_timeout", cfg.IdleTimeout)
+	}
 
 	srv, err := server.Start(cfg)
 	if errors.Is(err, server.ErrInsecure) {

@@ -26,7 +26,7 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var sec clientSecurity
 	sec.register(fs, "subscribe")
 	asJSON := fs.Bool("json", false, "print one JSON object per item: kind, value, id (when known), time")
-	refresh := fs.Duration("refresh", 29*time.Minute, "re-enter notification mode this often; must be below the server's idle timeout")
+	refresh := fs.Duration("refresh", 29*time.Minute, "re-enter notification mode at least this often; sooner, by itself, when the server says its idle timeout needs it (with --v1, keep it below the server's idle timeout)")
 	v1 := fs.Bool("v1", false, "do not identify (plain version 1: items published while away are missed)")
 	var level logLevel
 	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")

@@ -49,8 +49,12 @@ type SessionOptions struct {
 	// marks of the last items delivered, so that a restarted client
 	// repeats nothing. Without it they are kept for the session only.
 	Identity *Identity
-	// Refresh is how often notification mode is re-entered, to stay ahead
-	// of the server's idle timeout (default 29m; must be below it).
+	// Refresh is how often, at most, notification mode is re-entered, to
+	// stay ahead of the server's idle timeout (default 29m). A server that
+	// tells its idle timeout in hello's reply makes the session refresh
+	// sooner when that timeout needs it (see refreshFor); one that does
+	// not (version 1, or a session that does not identify) gets Refresh,
+	// which must then be below its timeout.
 	Refresh      time.Duration
 	ReplyTimeout time.Duration // see Options (default 30s); hello waits as long as any command
 	MinBackoff   time.Duration // first reconnection delay (default 1s), doubled up to
@@ -99,7 +103,28 @@ const (
 	// that floods pushes gets a few cycles a second at most.
 	minQuiet = 100 * time.Millisecond
 	maxQuiet = 5 * time.Second
+	// minRefresh bounds how often a server's idle timeout can make the
+	// session re-enter notification mode: a server saying idle=1 cannot
+	// make it spin.
+	minRefresh = time.Second
 )
+
+// refreshFor is the period at which a session configured to refresh every
+// configured re-enters notification mode on a server whose idle timeout
+// is idle (0: the server did not tell it): configured, or sooner when
+// that would not stay ahead of idle. The margin below idle is a tenth of
+// it, at least a second (for the network and timers) and at most a
+// minute (30m gives 29m, the classic period); the period is rounded down
+// to whole seconds and is never under minRefresh, so with idle at 1s the
+// server may end the mode just before each refresh, whose announcements
+// then cover what it missed.
+func refreshFor(configured, idle time.Duration) time.Duration {
+	if idle <= 0 {
+		return configured
+	}
+	margin := min(max(idle/10, time.Second), time.Minute)
+	return min(configured, max((idle-margin).Truncate(time.Second), minRefresh))
+}
 
 // Session is the higher-level client the tray and `hark watch` use: it
 // connects, identifies itself, fetches, sits in notification mode, fetches
@@ -122,6 +147,7 @@ type Session struct {
 	v1Since time.Time      // when the session fell back to version 1 (zero: it identifies)
 	quiet   time.Duration  // the wait after a fetch cycle that brought nothing new
 	nagged  map[string]int // warnings said once per session, by reason
+	told    time.Duration  // the last idle timeout said to shorten the refresh, logged once
 	lastErr string         // the last disconnection's error, logged once until it changes
 }
 
@@ -272,10 +298,11 @@ func (s *Session) emit(ctx context.Context, ev Event) bool {
 type link struct {
 	c         *Conn
 	ided      bool
-	establish uint64    // identified as new: acknowledge this id at once, so the server keeps the position
-	received  uint64    // identified: the highest id received, handed over or dropped as a repeat
-	acked     uint64    // identified: the highest id acknowledged with seen
-	lastWrite time.Time // of the last batch, for the refresh
+	establish uint64        // identified as new: acknowledge this id at once, so the server keeps the position
+	received  uint64        // identified: the highest id received, handed over or dropped as a repeat
+	acked     uint64        // identified: the highest id acknowledged with seen
+	lastWrite time.Time     // of the last batch, for the refresh
+	refresh   time.Duration // how often notification mode is re-entered on this connection (refreshFor)
 }
 
 // runConn serves one connection until it fails, ctx ends, or a reconnect
@@ -312,7 +339,7 @@ func (s *Session) runConn(ctx context.Context) error {
 		return err
 	}
 	defer c.Close()
-	l := &link{c: c}
+	l := &link{c: c, refresh: s.opts.Refresh}
 	if err := s.identify(ctx, l); err != nil {
 		return err
 	}
@@ -346,6 +373,7 @@ func (s *Session) identify(ctx context.Context, l *link) error {
 		s.fails, s.v1Since = 0, time.Time{}
 		l.ided = true
 		s.adopt(h, l)
+		s.pace(h.Idle, l)
 		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -426,6 +454,19 @@ func (s *Session) adopt(h wire.Hello, l *link) {
 	s.setMarks(m)
 }
 
+// pace sets how often l re-enters notification mode, given the idle
+// timeout the server told (0: not told), and says once per timeout when
+// that is sooner than configured.
+func (s *Session) pace(idle time.Duration, l *link) {
+	l.refresh = refreshFor(s.opts.Refresh, idle)
+	if l.refresh >= s.opts.Refresh || idle == s.told {
+		return
+	}
+	s.told = idle
+	s.log.Info(fmt.Sprintf("the server ends notification mode after %v idle: refreshing every %v", idle, l.refresh),
+		"addr", s.opts.Addr, "configured_refresh", s.opts.Refresh)
+}
+
 func orNone(s string) string {
 	if s == "" {
 		return "none"
@@ -470,7 +511,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	const maxSleep = 30 * time.Second
 	carry := 0 // ads announced beyond the last cycle's maximum
 	for {
-		due := l.lastWrite.Round(0).Add(s.opts.Refresh)
+		due := l.lastWrite.Round(0).Add(l.refresh)
 		if carry == 0 {
 			t := time.NewTimer(min(time.Until(due), maxSleep))
 			select {

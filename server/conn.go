@@ -469,7 +469,8 @@ func (c *conn) cmdNotify() {
 
 // cmdHello identifies the connection: "hello <id>" is answered OK,
 // "hello <id> v2" with the extended reply, which says against which store
-// (epoch) ids are valid and whether this server knows the id.
+// (epoch) ids are valid, whether this server knows the id, and the idle
+// timeout of notification mode, so that the client re-enters it in time.
 //
 // Saying hello costs a stranger's id nothing durable: the id gets a
 // position in memory, shared by its connections and gone with the last
@@ -519,7 +520,7 @@ func (c *conn) cmdHello(arg string) {
 		return
 	}
 	c.omu.Lock()
-	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known})
+	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known, Idle: s.cfg.IdleTimeout})
 	c.out = append(c.out, '\r', '\n')
 	c.omu.Unlock()
 }

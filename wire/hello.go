@@ -3,6 +3,7 @@ package wire
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // HelloV2 is the word a client puts after its id to ask for the extended
@@ -25,19 +26,29 @@ const (
 // MaxEpochBytes bounds an epoch as a client accepts it.
 const MaxEpochBytes = 32
 
+// MaxIdle bounds the idle timeout a client accepts in the extended reply
+// (ten years); a server whose timeout is longer says MaxIdle, which no
+// client's refresh comes near.
+const MaxIdle = 10 * 365 * 24 * time.Hour
+
 // Hello is what the extended reply to hello tells: the store's epoch (ids
-// are only comparable under one epoch), its latest item id, and whether
-// the server knew the client id.
+// are only comparable under one epoch), its latest item id, whether the
+// server knew the client id, and its idle timeout.
 type Hello struct {
 	Epoch  string // "" when the server does not tell it (plain OK)
 	Latest uint64 // the highest item id the store has handed out
 	New    bool   // the client id starts from now: nothing from before is news
+	// Idle is the server's notification-mode idle timeout, in whole
+	// seconds from 1s to MaxIdle; 0 when the server does not tell it.
+	Idle time.Duration
 }
 
 // AppendHello appends the extended reply for h, without terminator:
-// "OK hello epoch=<epoch> latest=<id> client=new|known". Fields are
-// key=value, separated by one space; a client ignores keys it does not
-// know, so later fields can be added without a new revision.
+// "OK hello epoch=<epoch> latest=<id> client=new|known idle=<seconds>".
+// Fields are key=value, separated by one space; a client ignores keys it
+// does not know, so later fields can be added without a new revision.
+// idle is written when h.Idle > 0, in whole seconds rounded down, at
+// least 1 and at most MaxIdle's.
 func AppendHello(dst []byte, h Hello) []byte {
 	dst = append(dst, HelloPrefix+" epoch="...)
 	dst = append(dst, h.Epoch...)
@@ -45,9 +56,21 @@ func AppendHello(dst []byte, h Hello) []byte {
 	dst = strconv.AppendUint(dst, h.Latest, 10)
 	dst = append(dst, " client="...)
 	if h.New {
-		return append(dst, ClientNew...)
+		dst = append(dst, ClientNew...)
+	} else {
+		dst = append(dst, ClientKnown...)
 	}
-	return append(dst, ClientKnown...)
+	if h.Idle > 0 {
+		dst = append(dst, " idle="...)
+		dst = strconv.AppendInt(dst, idleSeconds(h.Idle), 10)
+	}
+	return dst
+}
+
+// idleSeconds is d as the idle field says it: whole seconds, rounded
+// down, from 1 to MaxIdle's.
+func idleSeconds(d time.Duration) int64 {
+	return int64(min(max(d, time.Second), MaxIdle) / time.Second)
 }
 
 // IsHelloReply reports whether line is an extended reply to hello,
@@ -61,7 +84,8 @@ func IsHelloReply(line string) bool {
 // is not key=value is an error: a client then cannot trust its ids against
 // this server's and should treat the store as one it has not seen.
 // A missing client field reads as known, which costs at most a repeated
-// item where the opposite could cost a lost one.
+// item where the opposite could cost a lost one; a missing idle as not
+// told (0). idle is a decimal from 1 to MaxIdle's seconds.
 func ParseHello(line string) (Hello, error) {
 	var h Hello
 	if !IsHelloReply(line) {
@@ -93,6 +117,12 @@ func ParseHello(line string) (Hello, error) {
 			default:
 				return Hello{}, invalidf("client is %q or %q, got %q", ClientNew, ClientKnown, clip(value))
 			}
+		case "idle":
+			n, err := strconv.ParseInt(value, 10, 64)
+			if err != nil || n < 1 || n > int64(MaxIdle/time.Second) || strconv.FormatInt(n, 10) != value {
+				return Hello{}, invalidf("idle is a decimal number of seconds from 1 to %d, got %q", int64(MaxIdle/time.Second), clip(value))
+			}
+			h.Idle = time.Duration(n) * time.Second
 		}
 	}
 	if !haveEpoch || !haveLatest {
