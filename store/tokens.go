@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -37,8 +38,6 @@ import (
 const (
 	// TokensFileName is the token file inside the data directory.
 	TokensFileName = "tokens.json"
-	// tokensLockName is the file writers flock.
-	tokensLockName = "tokens.lock"
 	// tokensVersion is the file format this package reads and writes.
 	tokensVersion = 1
 
@@ -353,7 +352,9 @@ func readTokenFile(path string) (*tokenFile, error) {
 // maxTokensFileBytes, and stamps what it read. A missing file is a nil
 // stamp and no error.
 func readTokenBytes(path string) ([]byte, *fileStamp, error) {
-	fh, err := os.Open(path)
+	// Non-blocking, then checked: a FIFO in its place must not hang the
+	// server's watcher (and with it every revocation).
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
@@ -364,6 +365,9 @@ func readTokenBytes(path string) ([]byte, *fileStamp, error) {
 	fi, err := fh.Stat()
 	if err != nil {
 		return nil, nil, fmt.Errorf("read tokens: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("read tokens: %s is not a regular file (%v): move it aside; %w", path, fi.Mode().Type(), ErrTokensCorrupt)
 	}
 	data, err := io.ReadAll(io.LimitReader(fh, maxTokensFileBytes+1))
 	if err != nil {

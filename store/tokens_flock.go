@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"syscall"
 )
 
@@ -15,33 +14,32 @@ import (
 // durable there, so not an error.
 var errSyncDirUnsupported = syscall.EINVAL
 
-// lockTokens takes the writers' exclusive flock on dir's lock file,
-// creating it.
-// The lock goes with the open file, so a writer that dies releases it.
-// Blocking is fine: a writer holds it for one read and one write.
+// lockTokens takes the writers' exclusive flock on dir itself. Locking
+// the directory, rather than a lock file in it, creates nothing and
+// follows nothing: a lock file would be opened (and, as root, chowned)
+// through whatever symlink the directory's owner (the service user, the
+// one with least privilege here) left in its place.
+// The lock goes with the open descriptor, so a writer that dies
+// releases it. Blocking is fine: a writer holds it for one read and one
+// write.
 func lockTokens(dir string) (unlock func(), err error) {
-	path := filepath.Join(dir, tokensLockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("lock tokens: %w", err)
-	}
-	if err := chownLikeDir(f, dir); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("lock tokens: %w", err)
+		return nil, fmt.Errorf("lock tokens: open %s: %w", dir, err)
 	}
 	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		err = syscall.Flock(fd, syscall.LOCK_EX)
 		if !errors.Is(err, syscall.EINTR) {
 			break
 		}
 	}
 	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("lock tokens: flock %s: %w", path, err)
+		_ = syscall.Close(fd)
+		return nil, fmt.Errorf("lock tokens: flock %s: %w", dir, err)
 	}
 	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
+		_ = syscall.Flock(fd, syscall.LOCK_UN)
+		_ = syscall.Close(fd)
 	}, nil
 }
 

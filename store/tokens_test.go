@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -143,7 +144,7 @@ func TestTokenRoundTrip(t *testing.T) {
 	// Only the token file and the lock are left: no temporary files.
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if e.Name() != store.TokensFileName && e.Name() != "tokens.lock" {
+		if e.Name() != store.TokensFileName {
 			t.Errorf("left in the data directory: %s", e.Name())
 		}
 	}
@@ -567,5 +568,59 @@ func TestTokenRefreshSameStamp(t *testing.T) {
 	}
 	if _, err := s.Check(secretB, store.ScopeSubscribe, time.Now()); err != nil {
 		t.Errorf("Check(B) after the rewrite: %v", err)
+	}
+}
+
+// Run as root over a data directory its service user owns, hark token
+// creates and chowns nothing but its own new files: a symlink the
+// directory's owner planted (tokens.lock → /etc/shadow, in older
+// versions) is never followed.
+func TestTokenWritersFollowNoPlantedLink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tokens.lock", "tokens.json.tmp"} {
+		if err := os.Symlink(victim, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Geteuid() == 0 {
+		// As the packaged service's data directory: owned by its user.
+		if err := os.Chown(dir, 1234, 1234); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.AddToken(dir, store.ScopeSubscribe, "x", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.RevokeToken(dir, "nosuchid"); err == nil {
+		t.Fatal("revoking an unknown id succeeded")
+	}
+	after, err := os.Stat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(victim)
+	owner := func(fi os.FileInfo) uint32 { return fi.Sys().(*syscall.Stat_t).Uid }
+	if string(b) != "secret" || after.Mode() != before.Mode() || !after.ModTime().Equal(before.ModTime()) || owner(after) != owner(before) {
+		t.Fatalf("the link's target was touched: %q, %v, owner %d", b, after.Mode(), owner(after))
+	}
+}
+
+// A FIFO where the token file should be is an error at once, not a
+// watcher blocked forever (and with it every revocation).
+func TestTokenFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, store.TokensFileName), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.OpenTokens(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("OpenTokens over a FIFO: %v", err)
 	}
 }
