@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +57,12 @@ func handshake(ctx context.Context, nc net.Conn, a Addr, base *tls.Config) (*tls
 	if errors.As(err, &rhe) && ctx.Err() == nil {
 		if string(rhe.RecordHeader[:4]) == wire.ErrPrefix+" " {
 			line := rc.plaintextLine(ctx)
-			if wire.IsFarewell(line) {
+			// Only what a server may say before a handshake is taken at
+			// its word: a refusal, or TLS on one side only. Anything else
+			// in plaintext (an "ERR auth failed" a man in the middle
+			// made up, to send the client into its slow retry) is just
+			// not TLS.
+			if strings.HasPrefix(line, wire.ErrTooManyConns) || line == wire.ErrTLSRequired || line == wire.ErrNoTLS {
 				return nil, fmt.Errorf("TLS handshake with %s: %w", a.HostPort, farewell(line))
 			}
 			return nil, fmt.Errorf("TLS handshake with %s: %w", a.HostPort, &ServerError{Line: line, err: &sentinel{"no TLS on this port", []error{ErrServerNotTLS}}})

@@ -273,6 +273,20 @@ func TestTLSClientAtAPlaintextPort(t *testing.T) {
 	}
 }
 
+// Before a handshake, only a refusal or a word about TLS is taken at its
+// word: an auth verdict in plaintext there (a man in the middle's) is no
+// TLS, not a refused token that sends the client into its slow retry.
+func TestPlaintextAuthVerdictBeforeTheHandshake(t *testing.T) {
+	k := newPKI(t)
+	for _, line := range []string{wire.ErrAuthFailed, wire.ErrAuthExpired, wire.ErrAuthRequired} {
+		addr := plaintextServer(t, false, line)
+		_, err := dialNow(t, "tls://"+addr, netclient.Options{TLS: k.client, Token: testToken})
+		if errors.Is(err, netclient.ErrAuthFailed) || errors.Is(err, netclient.ErrAuthRequired) || !errors.Is(err, netclient.ErrServerNotTLS) {
+			t.Fatalf("%q before the handshake: %v; want ErrServerNotTLS", line, err)
+		}
+	}
+}
+
 // A TLS server refuses a connection in plaintext, before the handshake:
 // the client returns the same error as for that farewell without TLS.
 func TestTLSRefusedBeforeTheHandshake(t *testing.T) {
