@@ -100,15 +100,13 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		where = file
 	} else {
-		def, err := keyring.DefaultTokenFile()
-		if err != nil {
-			return err
-		}
-		if where, err = keyring.Save(cctx, tray.KeyringServer(addr.String()), token, def); err != nil {
+		// The keyring, else this server's own default file: the tray
+		// looks there for this server only.
+		if where, err = keyring.Save(cctx, tray.KeyringServer(addr.String()), token, ""); err != nil {
 			return err
 		}
 		if where != keyring.FromSecretService {
-			fmt.Fprintf(stderr, "hark login: no Secret Service (GNOME Keyring, KWallet) on this session: the token goes in %s, readable by you only\n", where)
+			fmt.Fprintf(stderr, "hark login: no Secret Service (GNOME Keyring, KWallet) on this session: the token for %s goes in %s, readable by you only\n", addr, where)
 		}
 	}
 	_, err = fmt.Fprintf(stdout, "Token accepted by %s and stored in %s. A running tray uses it at its next try (menu: Reconnect now).\n", addr, where)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,7 +68,13 @@ func TestLoginWithoutKeyring(t *testing.T) {
 	if err, _, _ := runLogin(t, pub+"\n", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "Token refused") {
 		t.Fatalf("login with a publish token: %v; want it refused", err)
 	}
-	tokenFile := filepath.Join(cfgHome, "hark", "token")
+	tokenFile, err := keyring.DefaultTokenFile(tray.KeyringServer(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filepath.Dir(tokenFile) != filepath.Join(cfgHome, "hark", "tokens") {
+		t.Fatalf("default token file %s", tokenFile)
+	}
 	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
 		t.Fatalf("a refused token was stored: %v", err)
 	}
@@ -85,6 +92,11 @@ func TestLoginWithoutKeyring(t *testing.T) {
 	got, from, err := keyring.Lookup(context.Background(), tray.KeyringServer(addr), "")
 	if err != nil || got != sub || from != tokenFile {
 		t.Fatalf("the tray's lookup: %q from %q, %v", got, from, err)
+	}
+	// The file is this server's: a tray pointed at another server does
+	// not send it there.
+	if got, from, err := keyring.Lookup(context.Background(), tray.KeyringServer("tls://other.example:6789"), ""); !errors.Is(err, keyring.ErrNotFound) {
+		t.Fatalf("another server's lookup: %q from %q, %v; want ErrNotFound", got, from, err)
 	}
 	if err, _, _ := runLogin(t, "", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "no token") {
 		t.Fatalf("login with nothing on stdin: %v", err)
@@ -110,7 +122,7 @@ func TestLoginToKeyring(t *testing.T) {
 	if !strings.Contains(stdout, keyring.FromSecretService) {
 		t.Fatalf("login said %q; want the Secret Service", stdout)
 	}
-	if _, err := os.Stat(filepath.Join(cfgHome, "hark", "token")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(cfgHome, "hark", "tokens")); !os.IsNotExist(err) {
 		t.Fatalf("a token file was written beside the keyring: %v", err)
 	}
 	got, from, err := keyring.Lookup(context.Background(), tray.KeyringServer(addr), "")

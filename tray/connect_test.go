@@ -371,12 +371,12 @@ func TestTokenSourceAsksTheKeyringOnlyWhenNeeded(t *testing.T) {
 
 // A server on this machine that needs a token, and a token saved by hark
 // login where the tray looks without a token_file (no keyring here: the
-// default token file): the first "auth required" makes the tray look and
-// try again at once, not after the slow retry.
+// server's own default token file): the first "auth required" makes the
+// tray look and try again at once, not after the slow retry.
 func TestAppLooksForATokenWhenTheServerAsks(t *testing.T) {
 	srvConf, tok := authServer(t)
 	f := newFixtureServer(t, srvConf, func(f *fixture, o *Options) {
-		def, err := keyring.DefaultTokenFile()
+		def, err := keyring.DefaultTokenFile(KeyringServer(f.addr))
 		if err != nil {
 			t.Fatal(err)
 		}

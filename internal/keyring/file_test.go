@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestTokenFileRoundTrip(t *testing.T) {
@@ -106,6 +108,117 @@ func TestReadTokenFileNotAFile(t *testing.T) {
 	if _, err := ReadTokenFile(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
 		t.Errorf("directory: %v", err)
 	}
+}
+
+// A FIFO is refused at once, not read from: reading would block until a
+// writer came, and the tray with it.
+func TestReadTokenFileFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := readWithin(t, path)
+	if err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), "FIFO") {
+		t.Errorf("FIFO: %v, want an error saying it is not a regular file", err)
+	}
+}
+
+// A FIFO swapped in for the file between looking and opening is refused
+// too: the open does not wait for a writer.
+func TestReadTokenFileFIFOSwappedIn(t *testing.T) {
+	dir := t.TempDir()
+	path, reg, fifo := filepath.Join(dir, "token"), filepath.Join(dir, "reg"), filepath.Join(dir, "fifo")
+	if err := os.WriteFile(path, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop, swapped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(swapped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			var err error
+			if i%2 == 0 {
+				if err = syscall.Mkfifo(fifo, 0o600); err == nil {
+					err = os.Rename(fifo, path)
+				}
+			} else if err = os.WriteFile(reg, []byte("tok\n"), 0o600); err == nil {
+				err = os.Rename(reg, path)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-swapped }()
+	deadline := time.Now().Add(time.Second)
+	for n := 0; n < 100 || time.Now().Before(deadline); n++ {
+		err := readWithin(t, path)
+		if err != nil && !strings.Contains(err.Error(), "not a regular file") && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("read %d: %v", n, err)
+		}
+	}
+}
+
+// readWithin reads the token file at path, failing the test if that
+// takes more than a few seconds (a blocked open or read).
+func readWithin(t *testing.T, path string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := ReadTokenFile(path)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		// Unblock the reader, if a FIFO holds it, so the test can end.
+		if w, err := os.OpenFile(path, os.O_RDWR|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		t.Fatalf("ReadTokenFile(%s) blocked", path)
+		return nil
+	}
+}
+
+// A symbolic link at the token file's name is replaced by the file, not
+// written through: what it points to stays as it was.
+func TestWriteTokenFileReplacesSymlink(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	victim := filepath.Join(elsewhere, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(elsewhere, "made")
+	for target, to := range map[string]string{"token": victim, "token2": dangling} {
+		path := filepath.Join(dir, target)
+		if err := os.Symlink(to, path); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteTokenFile(path, "tok"); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(path)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s after writing: %v, %v; want a regular file, mode 0600", path, fi, err)
+		}
+		if got, err := ReadTokenFile(path); err != nil || got != "tok" {
+			t.Errorf("ReadTokenFile = %q, %v", got, err)
+		}
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious\n" {
+		t.Errorf("the link's target holds %q, %v: written through the link", b, err)
+	}
+	mode(t, victim, 0o644)
+	if _, err := os.Lstat(dangling); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dangling link's target was created: %v", err)
+	}
+	noTemps(t, dir)
 }
 
 func TestWriteTokenFileRefusesBadTokens(t *testing.T) {

@@ -28,11 +28,12 @@ var errNoSessionBus = fmt.Errorf("%w (no D-Bus session bus: DBUS_SESSION_BUS_ADD
 // Lookup finds the token for server, for the tray and `hark login`.
 //
 // When tokenFile is set (the user named a file), only that file is read,
-// and from is its path. Otherwise it asks the Secret Service on the
-// session bus, then reads DefaultTokenFile(), where Save puts the token
-// when there is no Secret Service; from is FromSecretService or that
-// path. The error wraps ErrNotFound when neither has a token, and says
-// what to do.
+// whatever server is, and from is its path. Otherwise it asks the Secret
+// Service on the session bus for server's token, then reads
+// DefaultTokenFile(server), where Save puts it when there is no Secret
+// Service; never another server's file. from is FromSecretService or
+// that path. The error wraps ErrNotFound when neither has a token, and
+// says what to do.
 func Lookup(ctx context.Context, server, tokenFile string) (token, from string, err error) {
 	if tokenFile != "" {
 		tok, err := ReadTokenFile(tokenFile)
@@ -53,9 +54,9 @@ func Lookup(ctx context.Context, server, tokenFile string) (token, from string, 
 	// A locked keyring or a broken service is reported as such, not
 	// hidden behind a file fallback that is then also missing: the
 	// user's fix is to unlock, not to log in again. But a token in the
-	// default file still wins, as Save writes it there when the Secret
-	// Service was missing, and may have been since.
-	def, defErr := DefaultTokenFile()
+	// server's default file still wins, as Save writes it there when the
+	// Secret Service was missing, and may have been since.
+	def, defErr := DefaultTokenFile(server)
 	file := def
 	if defErr == nil {
 		tok, fileErr := ReadTokenFile(def)
@@ -79,8 +80,8 @@ func Lookup(ctx context.Context, server, tokenFile string) (token, from string, 
 }
 
 // Save stores the token for server: in the Secret Service when the
-// session has one, else in tokenFile (DefaultTokenFile() when empty), and
-// says where. When the Secret Service is there but fails (a locked
+// session has one, else in tokenFile (DefaultTokenFile(server) when
+// empty), and says where. When the Secret Service is there but fails (a locked
 // keyring), Save returns the error rather than writing the file: the user
 // chose a keyring, and a silent copy of the credential in a plain file
 // is not what they chose.
@@ -101,7 +102,7 @@ func Save(ctx context.Context, server, token, tokenFile string) (where string, e
 		return "", fmt.Errorf("save the token for %s in the Secret Service: %w", server, ssErr)
 	}
 	if tokenFile == "" {
-		def, err := DefaultTokenFile()
+		def, err := DefaultTokenFile(server)
 		if err != nil {
 			return "", err
 		}

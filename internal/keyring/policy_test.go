@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -12,15 +13,64 @@ import (
 
 const policyServer = "news.example.org:6789"
 
+// otherServer is a second server, whose token policyServer's must never
+// be taken for.
+const otherServer = "tls://other.example.org:6789"
+
 // policyEnv points the session bus at addr ("" for none at all) and the
-// config directory at a fresh one, whose token path it returns.
+// config directory at a fresh one, and returns policyServer's default
+// token file there.
 func policyEnv(t *testing.T, addr string) (defaultFile string) {
 	t.Helper()
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir()) // no bus socket there
 	cfg := t.TempDir()
 	t.Setenv("XDG_CONFIG_HOME", cfg)
-	return filepath.Join(cfg, "hark", "token")
+	def, err := DefaultTokenFile(policyServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir := filepath.Join(cfg, "hark", "tokens"); filepath.Dir(def) != dir {
+		t.Fatalf("DefaultTokenFile = %s, want a file in %s", def, dir)
+	}
+	return def
+}
+
+// The default token file's name says which server it is for, and no two
+// servers share one.
+func TestDefaultTokenFileNames(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", "/cfg")
+	def, err := DefaultTokenFile("tls://hark.example.org:6789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^/cfg/hark/tokens/tls_hark\.example\.org_6789_[0-9a-f]{12}$`).MatchString(def) {
+		t.Errorf("DefaultTokenFile = %s", def)
+	}
+	if again, _ := DefaultTokenFile("tls://hark.example.org:6789"); again != def {
+		t.Errorf("DefaultTokenFile changed: %s, then %s", def, again)
+	}
+	seen := map[string]string{}
+	for _, server := range []string{
+		"tls://hark.example.org:6789", "hark.example.org:6789", "tls://hark.example.org:6790",
+		"a:b", "a_b", "a/b", "a::b", "[::1]:6789", "tls://[::1]:6789", "..", ".", "-x", "a\x00b", "ü:1",
+		strings.Repeat("x", 300), strings.Repeat("x", 301),
+	} {
+		name, err := tokenFileName(server)
+		if err != nil {
+			t.Fatalf("%q: %v", server, err)
+		}
+		if prev, ok := seen[name]; ok {
+			t.Errorf("%q and %q share the file %s", prev, server, name)
+		}
+		seen[name] = server
+		if len(name) > 255 || !regexp.MustCompile(`^[A-Za-z0-9._-]+$`).MatchString(name) || name == "." || name == ".." {
+			t.Errorf("%q: file name %q", server, name)
+		}
+	}
+	if _, err := DefaultTokenFile(""); err == nil {
+		t.Error("DefaultTokenFile of no server succeeded")
+	}
 }
 
 func TestPolicySecretService(t *testing.T) {
@@ -70,6 +120,11 @@ func TestPolicyFileWhenNotInService(t *testing.T) {
 	if err != nil || tok != "file-tok" || from != def {
 		t.Errorf("Lookup = %q, %q, %v; want the default file's", tok, from, err)
 	}
+	// It is policyServer's file: a server the Secret Service has no token
+	// for does not get it.
+	if tok, from, err := Lookup(testCtx(t), otherServer, ""); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Lookup of another server = %q, %q, %v; want ErrNotFound", tok, from, err)
+	}
 }
 
 func TestPolicyLocked(t *testing.T) {
@@ -115,6 +170,24 @@ func testPolicyFile(t *testing.T, addr string) {
 	tok, from, err := Lookup(ctx, policyServer, "")
 	if err != nil || tok != "tok" || from != def {
 		t.Errorf("Lookup = %q, %q, %v", tok, from, err)
+	}
+	// The file is policyServer's: another server finds no token, and
+	// saving its own leaves policyServer's as it was.
+	if tok, from, err := Lookup(ctx, otherServer, ""); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "hark login") {
+		t.Errorf("Lookup of another server = %q, %q, %v; want ErrNotFound", tok, from, err)
+	}
+	otherDef, err := DefaultTokenFile(otherServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if where, err := Save(ctx, otherServer, "other-tok", ""); err != nil || where != otherDef || otherDef == def {
+		t.Fatalf("Save for another server = %q, %v; want %s, not %s", where, err, otherDef, def)
+	}
+	if tok, _, err := Lookup(ctx, otherServer, ""); err != nil || tok != "other-tok" {
+		t.Errorf("Lookup of the other server = %q, %v", tok, err)
+	}
+	if tok, _, err := Lookup(ctx, policyServer, ""); err != nil || tok != "tok" {
+		t.Errorf("Lookup after saving another server's = %q, %v", tok, err)
 	}
 	// The caller's file, when it names one.
 	named := filepath.Join(t.TempDir(), "x", "token")
