@@ -44,7 +44,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.StringVar(&cfg.CertFile, "tls-cert", "", "TLS certificate `file` (PEM, the chain after the leaf): both ports then speak TLS; reloaded when it changes or on SIGHUP")
 	fs.StringVar(&cfg.KeyFile, "tls-key", "", "TLS private key `file` (PEM) of --tls-cert")
 	fs.BoolVar(&cfg.Auth, "auth", false, "require tokens (hark token add): auth <token> on the protocol, Authorization: Bearer on the publish API; always on beyond loopback")
-	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", false, "allow listening beyond loopback WITHOUT TLS (for a TLS proxy in front); tokens are still never taken in plaintext from other machines")
+	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", false, "allow listening beyond loopback WITHOUT TLS; tokens are still never taken in plaintext from other machines, so only clients on this machine can authenticate")
 	fs.Var((*hostList)(&cfg.HTTPHosts), "http-host", "a host `name` the publish API answers to (repeatable, or comma-separated), besides localhost, IP addresses and the certificate's names")
 	fs.StringVar(&pprofAddr, "pprof", "", "serve Go's profiling endpoints (/debug/pprof/) on this loopback `address`; empty: off")
 	fs.Var(&level, "log-level", "debug, info, warn or error (default info)")
@@ -78,7 +78,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	log := newLogger(stderr, &level)
 	cfg.Logger = log
 	beyond := !isLoopback(cfg.Listen) || (cfg.HTTP != "" && !isLoopback(cfg.HTTP))
-	if beyond && cfg.CertFile == "" {
+	if beyond && cfg.CertFile == "" && cfg.InsecureListen {
 		log.Warn("listening beyond loopback without TLS (--insecure-listen): nothing is encrypted, and tokens from other machines are refused")
 	}
 	if cfg.IdleTimeout < time.Minute {

@@ -28,8 +28,8 @@ type tokens interface {
 // (sourceOf): the first few at once (a typo), then after a delay that
 // doubles up to maxAuthDelay. A source forgets its failures after
 // authForget without one. The table is bounded: a stranger with many
-// addresses can fill it, and then new sources are not slowed, which
-// costs a guess at a 256-bit secret nothing it did not cost already.
+// addresses can fill it, and then the source quiet longest is forgotten,
+// which costs a guess at a 256-bit secret nothing it did not cost already.
 const (
 	authFreeTries  = 5
 	firstAuthDelay = 250 * time.Millisecond
@@ -65,7 +65,10 @@ func (a *authFailures) fail(src netip.Addr, now time.Time) time.Duration {
 			a.forgetLocked(now)
 		}
 		if len(a.src) >= maxAuthSources {
-			return maxAuthDelay // full of recent offenders: assume the worst
+			// Full of recent offenders: the one quiet longest makes
+			// room. Penalising every new source instead would let one
+			// stranger with a /48 slow down everybody's first typo.
+			a.evictOldestLocked()
 		}
 		r = &failRecord{}
 		a.src[src] = r
@@ -84,6 +87,17 @@ func (a *authFailures) forget(now time.Time) {
 	a.mu.Lock()
 	a.forgetLocked(now)
 	a.mu.Unlock()
+}
+
+func (a *authFailures) evictOldestLocked() {
+	var oldest netip.Addr
+	var at time.Time
+	for k, r := range a.src {
+		if at.IsZero() || r.last.Before(at) {
+			oldest, at = k, r.last
+		}
+	}
+	delete(a.src, oldest)
 }
 
 func (a *authFailures) forgetLocked(now time.Time) {
@@ -169,12 +183,16 @@ func (c *conn) cmdAuth(arg string) endReason {
 // dropRevoked ends every connection whose token was revoked or has
 // expired. It runs after each change of the token file and every second.
 func (s *Server) dropRevoked(now time.Time) {
+	var gone []*conn
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for c, id := range s.tokenConns {
 		if !s.tokens.Valid(id, now) {
-			c.end(endTokenRevoked, nil)
+			gone = append(gone, c)
 		}
+	}
+	s.mu.Unlock()
+	for _, c := range gone { // no socket is touched under the hub's lock
+		c.end(endTokenRevoked, nil)
 	}
 }
 

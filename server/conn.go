@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -166,6 +167,14 @@ func (c *conn) mark(r endReason, err error) bool {
 // runs out of time must still be able to cut the linger short.
 func (c *conn) end(r endReason, err error) {
 	c.mark(r, err)
+	// The raw socket, never the TLS layer: tls.Conn.Close first sends a
+	// close_notify alert, which waits up to 5 s on a client that reads
+	// nothing, and end is called with Server.mu held. The owner, woken
+	// by the closed socket, does the rest.
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+		return
+	}
 	_ = c.nc.Close()
 }
 

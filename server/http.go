@@ -102,8 +102,8 @@ func (s *Server) guard(next http.Handler) http.Handler {
 
 // apiHosts are the Host names the publish API answers to besides IP
 // literals (a page served from an IP address is that server, no
-// rebinding): localhost, the listen host, the certificate's names and the
-// configured ones.
+// rebinding) and the certificate's names (hostAllowed): localhost, the
+// listen host and the configured ones.
 func (s *Server) apiHosts() map[string]bool {
 	hosts := map[string]bool{"localhost": true}
 	add := func(h string) { hosts[canonicalHost(h)] = true }
@@ -113,16 +113,11 @@ func (s *Server) apiHosts() map[string]bool {
 	for _, h := range s.cfg.HTTPHosts {
 		add(h)
 	}
-	if s.certs != nil {
-		for _, h := range s.certs.names() {
-			add(h)
-		}
-	}
 	return hosts
 }
 
-// hostAllowed checks a request's Host. The certificate's names are read
-// again when it was reloaded.
+// hostAllowed checks a request's Host. The certificate's names are those
+// of the certificate in use, reloaded or not.
 func (s *Server) hostAllowed(hostport string) bool {
 	h := hostport
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
@@ -135,14 +130,9 @@ func (s *Server) hostAllowed(hostport string) bool {
 	if s.hosts[h] {
 		return true
 	}
-	if s.certs != nil {
-		for _, n := range s.certs.names() {
-			if canonicalHost(n) == h {
-				return true
-			}
-		}
-	}
-	return false
+	// A name the certificate is for, wildcards included: a rebinding
+	// page cannot get a valid TLS session for it.
+	return s.certs != nil && s.certs.cur.Load().Leaf.VerifyHostname(h) == nil
 }
 
 func canonicalHost(h string) string { return strings.ToLower(strings.TrimSuffix(h, ".")) }

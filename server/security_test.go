@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,7 +260,8 @@ func TestAuthOptional(t *testing.T) {
 func TestTokensChangeWhileRunning(t *testing.T) {
 	dir := t.TempDir()
 	hook, waitFor := watched()
-	s := startServer(t, Config{DataDir: dir, Auth: true, onWatch: hook})
+	var looks atomic.Int64
+	s := startServer(t, Config{DataDir: dir, Auth: true, onWatch: func() { looks.Add(1); hook() }})
 	sub, tok := addToken(t, dir, store.ScopeSubscribe, time.Time{})
 	waitFor(t, "the server to see the new token", func() bool {
 		_, err := s.tokens.Check(sub, store.ScopeSubscribe, time.Now())
@@ -268,10 +270,16 @@ func TestTokensChangeWhileRunning(t *testing.T) {
 	c := dial(t, s)
 	c.Send("auth "+sub, "notif")
 	c.Expect("OK", "OK")
+	before := looks.Load()
 	if _, err := store.RevokeToken(dir, tok.ID); err != nil {
 		t.Fatal(err)
 	}
 	c.ExpectEOF() // ended by the revocation, without a line
+	// Within a second: the watcher looks every 250 ms, and the look that
+	// sees the change ends the connection (counted, not timed).
+	if n := looks.Load() - before; n > int64(time.Second/tokenCheckEvery) {
+		t.Fatalf("the revoked token's connection ended %d looks (of %v) after the revocation", n, tokenCheckEvery)
+	}
 
 	soon := time.Now().Add(2 * time.Second)
 	exp, _ := addToken(t, dir, store.ScopeSubscribe, soon)
@@ -364,6 +372,9 @@ func TestAuthSlowDown(t *testing.T) {
 	if n := len(a.src); n > maxAuthSources {
 		t.Fatalf("%d sources recorded, bound %d", n, maxAuthSources)
 	}
+	if d := a.fail(netip.MustParseAddr("192.0.2.99"), now); d != 0 {
+		t.Fatalf("a new source's first failure waits %v with the table full: everyone pays for one stranger", d)
+	}
 }
 
 // The server slows down guessing through both doors: after the free
@@ -407,6 +418,30 @@ func TestListenPolicy(t *testing.T) {
 	if _, err := Start(Config{DataDir: t.TempDir(), CertFile: "x.pem"}); err == nil || !strings.Contains(err.Error(), "both") {
 		t.Fatalf("a certificate without its key: %v", err)
 	}
+	// The rules themselves, without listening anywhere.
+	for _, c := range []struct {
+		name     string
+		cfg      Config
+		auth     bool
+		insecure bool
+	}{
+		{"loopback", Config{Listen: "127.0.0.1:6789", HTTP: "127.0.0.1:6790"}, false, false},
+		{"loopback, --auth", Config{Listen: "127.0.0.1:6789", Auth: true}, true, false},
+		{"beyond, TLS", Config{Listen: "0.0.0.0:6789", CertFile: "c", KeyFile: "k"}, true, false},
+		{"API beyond, TLS", Config{Listen: "127.0.0.1:6789", HTTP: "[::]:6790", CertFile: "c", KeyFile: "k"}, true, false},
+		{"beyond, --insecure-listen", Config{Listen: "0.0.0.0:6789", InsecureListen: true}, true, false},
+		{"beyond, plaintext", Config{Listen: "0.0.0.0:6789"}, false, true},
+		{"behind a proxy (--http-host)", Config{Listen: "127.0.0.1:6789", HTTP: "127.0.0.1:6790", HTTPHosts: []string{"hark.example.org"}}, true, false},
+	} {
+		got, err := c.cfg.secured()
+		if errors.Is(err, ErrInsecure) != c.insecure || (!c.insecure && err != nil) {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if !c.insecure && got.Auth != c.auth {
+			t.Errorf("%s: tokens required = %v, want %v", c.name, got.Auth, c.auth)
+		}
+	}
 }
 
 // apiRequest sends one request to the publish API with full control of
@@ -449,8 +484,6 @@ func apiRequest(t *testing.T, base, host, path, body string, rootCAs *x509.CertP
 // token: another origin, or a Host that only DNS rebinding would send.
 // A terminal's request (no Origin, the address as Host) is served.
 func TestPublishRefusesWebPages(t *testing.T) {
-	s := startServer(t, Config{HTTPHosts: []string{"hark.example.org"}})
-	base := "http://" + s.HTTPAddr().String()
 	cases := []struct {
 		name   string
 		host   string
@@ -459,16 +492,46 @@ func TestPublishRefusesWebPages(t *testing.T) {
 	}{
 		{"curl", "", nil, http.StatusCreated},
 		{"localhost", "localhost:6790", nil, http.StatusCreated},
-		{"configured name", "hark.example.org", nil, http.StatusCreated},
+		{"a name not given", "hark.example.org", nil, http.StatusForbidden},
 		{"cross-origin form", "", []string{"Origin", "http://evil.example"}, http.StatusForbidden},
 		{"fetch metadata", "", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
 		{"DNS rebinding", "evil.example:6790", []string{"Origin", "http://evil.example:6790", "Sec-Fetch-Site", "same-origin"}, http.StatusForbidden},
 		{"same-origin page on the server", "", []string{"Sec-Fetch-Site", "same-origin"}, http.StatusCreated},
 	}
-	for _, c := range cases {
-		status, _, body := apiRequest(t, base, c.host, "/v1/classified", "ad from "+c.name, nil, c.header...)
-		if status != c.want {
-			t.Errorf("%s: %d %s, want %d", c.name, status, body, c.want)
+	check := func(s *Server, extra ...string) {
+		t.Helper()
+		base := "http://" + s.HTTPAddr().String()
+		for _, c := range cases {
+			status, _, body := apiRequest(t, base, c.host, "/v1/classified", "ad from "+c.name, nil, append(c.header, extra...)...)
+			if status != c.want {
+				t.Errorf("%s: %d %s, want %d", c.name, status, body, c.want)
+			}
+		}
+	}
+	// Without tokens: a browser is the only guard that is needed.
+	check(startServer(t, Config{}))
+
+	// Behind a reverse proxy that gives the API a public name: that name
+	// is served, tokens are required, and a token does not make a web
+	// page's request acceptable.
+	dir := t.TempDir()
+	pub, _ := addToken(t, dir, store.ScopePublish, time.Time{})
+	cases[2].want = http.StatusCreated
+	check(startServer(t, Config{DataDir: dir, HTTPHosts: []string{"hark.example.org"}}), "Authorization", "Bearer "+pub)
+}
+
+// A wildcard certificate's names are served Hosts: a rebinding page
+// cannot get a valid session for them, and refusing them would refuse the
+// server's own name.
+func TestPublishHostFromWildcardCertificate(t *testing.T) {
+	ca := tlstest.NewCA(t, "hark test CA")
+	dir := t.TempDir()
+	cert, key := ca.Issue(t, "*.example.org", "127.0.0.1").Write(t, dir)
+	s := startServer(t, Config{CertFile: cert, KeyFile: key})
+	base := "https://" + s.HTTPAddr().String()
+	for host, want := range map[string]int{"hark.example.org": http.StatusCreated, "HARK.Example.org.": http.StatusCreated, "evil.example": http.StatusForbidden, "a.b.example.org": http.StatusForbidden} {
+		if status, _, body := apiRequest(t, base, host, "/v1/classified", "ad", ca.Pool()); status != want {
+			t.Errorf("Host %s: %d %s, want %d", host, status, body, want)
 		}
 	}
 }

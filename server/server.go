@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,25 @@ func (c Config) withDefaults() Config {
 // ErrClosed is returned by Publish once the server is shutting down.
 var ErrClosed = errors.New("server is shutting down")
 
+// secured applies the rules of reaching beyond loopback: not without TLS
+// unless InsecureListen says so, and never without tokens. Naming the
+// publish API with HTTPHosts means others reach it (through a reverse
+// proxy on this machine, whose requests come from loopback): tokens too.
+func (c Config) secured() (Config, error) {
+	beyond := !isLoopbackHostPort(c.Listen) || (c.HTTP != "" && !isLoopbackHostPort(c.HTTP))
+	tlsOn := c.CertFile != "" || c.KeyFile != ""
+	switch {
+	case tlsOn && (c.CertFile == "" || c.KeyFile == ""):
+		return c, errors.New("TLS needs both a certificate and its key")
+	case beyond && !tlsOn && !c.InsecureListen:
+		return c, fmt.Errorf("%w: listening beyond loopback (%s) needs TLS (a certificate and key), or an explicit insecure listen", ErrInsecure, strings.TrimSpace(c.Listen+" "+c.HTTP))
+	}
+	if beyond || len(c.HTTPHosts) > 0 {
+		c.Auth = true
+	}
+	return c, nil
+}
+
 // ErrInsecure is returned by Start for an address beyond loopback without
 // TLS, unless Config.InsecureListen says so.
 var ErrInsecure = errors.New("refusing to listen without TLS")
@@ -190,18 +210,11 @@ type cursor struct{ ad, random uint64 }
 // holds no random number yet it draws one, so random? always has an answer.
 func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
-	beyond := !isLoopbackHostPort(cfg.Listen) || (cfg.HTTP != "" && !isLoopbackHostPort(cfg.HTTP))
-	tlsOn := cfg.CertFile != "" || cfg.KeyFile != ""
-	switch {
-	case tlsOn && (cfg.CertFile == "" || cfg.KeyFile == ""):
-		return nil, errors.New("TLS needs both a certificate and its key")
-	case beyond && !tlsOn && !cfg.InsecureListen:
-		return nil, fmt.Errorf("%w: listening beyond loopback (%s) needs TLS (a certificate and key), or an explicit insecure listen", ErrInsecure, cfg.Listen+" "+cfg.HTTP)
+	cfg, err := cfg.secured()
+	if err != nil {
+		return nil, err
 	}
-	if beyond {
-		cfg.Auth = true // nothing beyond loopback without a token
-	}
-	// cfg is kept below with Auth as decided here.
+	tlsOn := cfg.CertFile != ""
 	var crt *certs
 	if tlsOn {
 		var err error

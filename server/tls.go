@@ -87,16 +87,6 @@ func (c *certs) changed() bool {
 
 func (c *certs) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 
-// names are the DNS names and addresses the current certificate is for.
-func (c *certs) names() []string {
-	leaf := c.cur.Load().Leaf
-	out := append([]string(nil), leaf.DNSNames...)
-	for _, ip := range leaf.IPAddresses {
-		out = append(out, ip.String())
-	}
-	return out
-}
-
 func (c *certs) config() *tls.Config {
 	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: c.get}
 }
