@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/harkapp/hark/internal/linetest"
+	"github.com/harkapp/hark/internal/tlstest"
 
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/wire"
@@ -234,5 +236,52 @@ func TestServeSignals(t *testing.T) {
 				t.Errorf("store after %v holds %+v, want ad %d", sig, ads, ad.ID)
 			}
 		})
+	}
+}
+
+// SIGHUP reloads the certificate of a running hark serve (systemctl
+// reload), without dropping a connection; without TLS it is a no-op. Its
+// default action would end the process: it must not.
+func TestServeSIGHUP(t *testing.T) {
+	files := t.TempDir()
+	ca := tlstest.NewCA(t, "hark test CA")
+	cert, key := ca.Issue(t, "127.0.0.1").Write(t, files)
+	for _, withTLS := range []bool{true, false} {
+		var extra []string
+		want := "SIGHUP: nothing to reload without TLS"
+		if withTLS {
+			extra = []string{"--tls-cert", cert, "--tls-key", key}
+			want = "TLS certificate reloaded"
+		}
+		p := startHark(t, t.TempDir(), extra...)
+		logs := newLines()
+		p.log.tee(logs)
+		var c *linetest.Conn
+		if withTLS {
+			nc, err := tls.Dial("tcp", strings.TrimPrefix(p.proto, "tls://"), &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			c = linetest.New(t, nc)
+		} else {
+			c = linetest.Dial(t, p.proto)
+		}
+		c.Send("notif")
+		c.Expect("OK")
+		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		logs.next(t, want)
+		c.Send("random?")
+		if c.Line() == "" {
+			t.Fatal("no random number after SIGHUP")
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.wait(t, 5*time.Second); err != nil {
+			t.Fatalf("hark serve after SIGHUP then SIGTERM: %v\nstderr:\n%s", err, p.log)
+		}
 	}
 }
