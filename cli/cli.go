@@ -34,7 +34,7 @@ func commands() []command {
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
 		{"login", "check a subscribe token against a server and keep it for the tray (keyring, else a 0600 file)", Login},
 		{"bench", "load-test a server: N clients in notification mode, M published items", Bench},
-		{"autostart", "enable, disable or show starting the tray on login", Autostart},
+		{"autostart", "enable or disable starting the tray on login, or print its status", Autostart},
 		{"version", "print hark's version", Version},
 	}
 }
@@ -47,7 +47,7 @@ Usage:
 
 Commands:
 %s
-Run 'hark <command> -h' for a command's flags.
+Run 'hark <command> -h' for a command's flags, 'hark --version' for the version.
 `
 
 func printUsage(w io.Writer) {
@@ -62,6 +62,8 @@ func printUsage(w io.Writer) {
 // status: 0 on success, 2 on a usage error, 1 on any other failure.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
+	case len(args) > 0 && isVersion(args[0]):
+		return finish(stderr, "hark version", Version(ctx, args[1:], stdout, stderr))
 	case len(args) == 0, strings.HasPrefix(args[0], "-") && !isHelp(args[0]):
 		// No command: the tray app, the face most people use.
 		return finish(stderr, "hark", Tray(ctx, args, stdout, stderr))
@@ -73,7 +75,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if c.name != args[0] {
 			continue
 		}
-		return finish(stderr, "hark "+c.name, c.run(ctx, args[1:], stdout, stderr))
+		rest := args[1:]
+		if c.name == "autostart" && len(rest) > 0 && isHelp(rest[0]) {
+			// Autostart takes its verb before its flags: give it one, so
+			// that its flag set answers -h with its usage.
+			rest = append([]string{"status"}, rest...)
+		}
+		return finish(stderr, "hark "+c.name, c.run(ctx, rest, stdout, stderr))
 	}
 	fmt.Fprintf(stderr, "hark: unknown command %q\n\n", args[0])
 	printUsage(stderr)
@@ -84,11 +92,23 @@ func isHelp(arg string) bool {
 	return arg == "-h" || arg == "-help" || arg == "--help"
 }
 
+// isVersion: hark --version, as git and most tools have it, and -v.
+func isVersion(arg string) bool {
+	return arg == "-v" || arg == "-version" || arg == "--version"
+}
+
 // finish turns a command's error into its message and exit status.
 func finish(stderr io.Writer, name string, err error) int {
+	var fe *flagError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.As(err, &fe):
+		// One line that says what was wrong, and where the flags are
+		// listed, as kubectl does: the list itself would push the line
+		// off the screen.
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s -h' for usage.\n", fe.cmd, fe.err, fe.cmd)
+		return 2
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "%s: %s\n", name, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
@@ -99,27 +119,51 @@ func finish(stderr io.Writer, name string, err error) int {
 }
 
 // newFlags returns a flag set whose errors come back as usage errors
-// instead of exiting the process.
+// instead of exiting the process. Its usage (for -h) goes to stderr.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(strings.TrimSpace("hark "+name), flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hark %s %s\n\nFlags:\n", name, synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintln(fs.Output(), strings.TrimSpace("Usage: "+fs.Name()+" "+synopsis))
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
 	}
 	return fs
 }
 
-// parse parses flags and reports a bad flag as a usage error. The flag
-// package has already printed what was wrong, with the flags' list.
+// flagError is a flag the flag package refused: printed by finish as one
+// line and a pointer to the command's -h. cmd is the command as typed
+// ("hark token add").
+type flagError struct {
+	err error
+	cmd string
+}
+
+func (e *flagError) Error() string        { return e.err.Error() }
+func (e *flagError) Is(target error) bool { return target == errUsage }
+
+// parse parses flags. -h prints the usage and returns flag.ErrHelp; a bad
+// flag comes back as a *flagError, printed once, by finish (the flag
+// package's own message and usage are held back).
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usagef("%v", err)
+	usage, out := fs.Usage, fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	fs.SetOutput(out)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
 	}
-	return nil
+	return &flagError{err: err, cmd: fs.Name()}
 }
 
 // logLevel is a flag.Value for --log-level.

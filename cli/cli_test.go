@@ -99,6 +99,11 @@ func TestRunHelp(t *testing.T) {
 			}
 		}
 	}
+	// Each verb is the one the command takes.
+	_, stdout, _ := run(t, "help")
+	if i := strings.Index(stdout, "  autostart "); i < 0 || !strings.Contains(stdout[i:strings.Index(stdout[i:], "\n")+i], "status") {
+		t.Errorf("hark help does not name autostart's verbs as they are typed (status, not show):\n%s", stdout)
+	}
 	// A command's own -h lists its flags and is not an error.
 	code, _, stderr := run(t, "serve", "-h")
 	if code != 0 || !strings.Contains(stderr, "-listen") || !strings.Contains(stderr, "-data") {
@@ -116,5 +121,111 @@ func TestRunVersion(t *testing.T) {
 	}
 	if v := strings.TrimSpace(strings.TrimPrefix(stdout, "hark ")); v == "" {
 		t.Errorf("hark version printed no version: %q", stdout)
+	}
+}
+
+// commandNames are the commands 'hark help' lists.
+func commandNames(t *testing.T) []string {
+	t.Helper()
+	_, stdout, _ := run(t, "help")
+	_, list, ok := strings.Cut(stdout, "Commands:\n")
+	if !ok {
+		t.Fatalf("hark help lists no commands:\n%s", stdout)
+	}
+	var names []string
+	for _, l := range strings.Split(list, "\n") {
+		if !strings.HasPrefix(l, "  ") {
+			break
+		}
+		names = append(names, strings.Fields(l)[0])
+	}
+	if len(names) < 8 {
+		t.Fatalf("hark help lists %q, want every command", names)
+	}
+	return names
+}
+
+// TestRunCommandHelp: -h and --help print every command's usage (on
+// stderr, as Go's flag package and the go command do) and exit 0,
+// whatever the command takes first: a flag, a verb or nothing.
+func TestRunCommandHelp(t *testing.T) {
+	var cases [][]string
+	for _, name := range commandNames(t) {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			cases = append(cases, []string{name, h})
+		}
+	}
+	cases = append(cases,
+		[]string{"token", "add", "--help"}, []string{"token", "list", "-h"}, []string{"token", "revoke", "-h"},
+		[]string{"autostart", "enable", "--help"}, []string{"autostart", "status", "-h"},
+		[]string{"--demo", "--help"})
+	for _, args := range cases {
+		code, stdout, stderr := run(t, args...)
+		want := "Usage: hark " + args[0]
+		if args[0] == "token" {
+			want = "hark token " + args[1]
+			if isHelpArg(args[1]) {
+				want = "hark token add"
+			}
+		}
+		if args[0] == "--demo" {
+			want = "Usage: hark [--server"
+		}
+		if code != 0 || !strings.Contains(stderr, want) || stdout != "" {
+			t.Errorf("hark %q: exit status %d, want 0 with %q on stderr; stdout %q, stderr:\n%s", args, code, want, stdout, stderr)
+		}
+		if strings.Contains(stderr, "hark "+args[0]+": ") {
+			t.Errorf("hark %q: help is not an error, but stderr says:\n%s", args, stderr)
+		}
+	}
+}
+
+func isHelpArg(s string) bool { return s == "-h" || s == "--help" || s == "-help" }
+
+// TestRunVersionFlag: hark --version and -v print what hark version does.
+func TestRunVersionFlag(t *testing.T) {
+	_, want, _ := run(t, "version")
+	for _, arg := range []string{"--version", "-version", "-v"} {
+		code, stdout, stderr := run(t, arg)
+		if code != 0 || stdout != want || stderr != "" {
+			t.Errorf("hark %s: exit status %d, stdout %q (want %q), stderr %q", arg, code, stdout, want, stderr)
+		}
+	}
+	code, _, stderr := run(t, "--version", "extra")
+	if code != 2 || !strings.Contains(stderr, "no arguments") {
+		t.Errorf("hark --version extra: exit status %d, stderr %q", code, stderr)
+	}
+}
+
+// TestFlagErrorPrintedOnce: a flag the flag package refuses is said once,
+// in one line naming the command, followed by where the usage is; not
+// the flag package's message, then the usage, then the message again.
+func TestFlagErrorPrintedOnce(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		cmd, is string
+	}{
+		{[]string{"--bogus"}, "hark", "-bogus"},
+		{[]string{"serve", "--bogus"}, "hark serve", "-bogus"},
+		{[]string{"serve", "--log-level", "loud"}, "hark serve", "log level"},
+		{[]string{"serve", "--max-conns", "many"}, "hark serve", "-max-conns"},
+		{[]string{"watch", "--refresh"}, "hark watch", "-refresh"},
+		{[]string{"publish", "--json=maybe", "random"}, "hark publish", "-json"},
+		{[]string{"bench", "--rate", "fast"}, "hark bench", "-rate"},
+		{[]string{"login", "--bogus"}, "hark login", "-bogus"},
+		{[]string{"token", "add", "--bogus"}, "hark token add", "-bogus"},
+		{[]string{"token", "revoke", "--bogus"}, "hark token revoke", "-bogus"},
+		{[]string{"autostart", "enable", "--bogus"}, "hark autostart", "-bogus"},
+		{[]string{"version", "--bogus"}, "hark version", "-bogus"},
+	} {
+		code, stdout, stderr := run(t, tc.args...)
+		want := tc.cmd + ": "
+		hint := "Run '" + tc.cmd + " -h' for usage.\n"
+		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, tc.is) || !strings.HasSuffix(stderr, hint) {
+			t.Errorf("hark %q: exit status %d, stdout %q, stderr:\n%s\nwant status 2, one line %q... naming %q, then %q", tc.args, code, stdout, stderr, want, tc.is, hint)
+		}
+		if n := strings.Count(stderr, "\n"); n != 2 {
+			t.Errorf("hark %q: %d lines on stderr, want 2:\n%s", tc.args, n, stderr)
+		}
 	}
 }

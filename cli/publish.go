@@ -82,9 +82,15 @@ func publishArgs(args []string) (wire.Kind, string, error) {
 	if len(args) == 0 {
 		return "", "", usagef("say what to publish: hark publish random [NUMBER], or hark publish classified TEXT")
 	}
-	for _, a := range args[1:] {
+	// After the kind, "--" ends what may be a misplaced flag: what follows
+	// is the value, even one starting with "-" (classified -- "-50% off").
+	for i, a := range args[1:] {
+		if a == "--" {
+			args = append(args[:1+i:1+i], args[2+i:]...)
+			break
+		}
 		if strings.HasPrefix(a, "-") && len(args) > 2 {
-			return "", "", usagef("flags go before the kind: hark publish %s random|classified ...", a)
+			return "", "", usagef("flags go before the kind: hark publish %s random|classified ..., and -- before a value starting with -", a)
 		}
 	}
 	switch wire.Kind(args[0]) {
@@ -93,10 +99,12 @@ func publishArgs(args []string) (wire.Kind, string, error) {
 		case 1:
 			return wire.KindRandom, "", nil // the server draws one
 		case 2:
-			if _, err := wire.ParseRandom(args[1]); err != nil {
+			// White space around the number is let go, as the API does.
+			n := strings.TrimSpace(args[1])
+			if _, err := wire.ParseRandom(n); err != nil {
 				return "", "", usagef("%v", err)
 			}
-			return wire.KindRandom, args[1], nil
+			return wire.KindRandom, n, nil
 		}
 		return "", "", usagef("random takes at most one number")
 	case wire.KindClassified:

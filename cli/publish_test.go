@@ -233,3 +233,38 @@ func health(t *testing.T, base string) server.Health {
 	}
 	return h
 }
+
+// TestPublishArgumentsAsGoUsersWriteThem: "--" passes a value starting
+// with "-", before or after the kind, and white space around a number is
+// let go, as the API does.
+func TestPublishArgumentsAsGoUsersWriteThem(t *testing.T) {
+	s := startServer(t)
+	api := "http://" + s.HTTPAddr().String()
+	for _, tc := range []struct {
+		args        []string
+		kind, value string
+	}{
+		{[]string{"classified", "--", "-50% off"}, "classified", "-50% off"},
+		{[]string{"--", "classified", "-50% off"}, "classified", "-50% off"},
+		{[]string{"classified", "--", "--"}, "classified", "--"},
+		{[]string{"random", " 42 "}, "random", "42"},
+		{[]string{"random", "--", "\t7\n"}, "random", "7"},
+	} {
+		args := append([]string{"publish", "--http", api, "--json"}, tc.args...)
+		code, stdout, stderr := run(t, args...)
+		if code != 0 {
+			t.Errorf("hark %q: exit status %d, stderr %s", args, code, stderr)
+			continue
+		}
+		var p server.Published
+		if err := json.Unmarshal([]byte(stdout), &p); err != nil || string(p.Kind) != tc.kind || p.Value != tc.value {
+			t.Errorf("hark %q published %q, want %s %q (%v)", args, stdout, tc.kind, tc.value, err)
+		}
+	}
+	// A flag after the kind is still a mistake, and the message says
+	// where -- goes.
+	code, _, stderr := run(t, "publish", "--http", api, "classified", "--json", "Bike")
+	if code != 2 || !strings.Contains(stderr, "flags go before the kind") || !strings.Contains(stderr, "--") {
+		t.Errorf("hark publish classified --json Bike: exit status %d, stderr %q", code, stderr)
+	}
+}

@@ -255,13 +255,28 @@ func TestServeStoreInUse(t *testing.T) {
 	}
 }
 
-// TestServeAddressInUse: a port already taken is a failure that names it.
+// TestServeAddressInUse: a port already taken is a failure that names it,
+// found before anything is created in the data directory or published.
 func TestServeAddressInUse(t *testing.T) {
 	s := startServer(t)
-	taken := s.Addr().String()
-	code, _, stderr := run(t, "serve", "--listen", taken, "--http", "127.0.0.1:0", "--data", t.TempDir())
-	if code != 1 || !strings.Contains(stderr, taken) {
-		t.Errorf("hark serve --listen %s (taken): exit status %d, stderr %q", taken, code, stderr)
+	for _, taken := range []string{s.Addr().String(), s.HTTPAddr().String()} {
+		data := t.TempDir()
+		args := []string{"serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data}
+		if taken == s.Addr().String() {
+			args[2] = taken
+		} else {
+			args[4] = taken
+		}
+		code, _, stderr := run(t, args...)
+		if code != 1 || !strings.Contains(stderr, taken) {
+			t.Errorf("hark %q (%s taken): exit status %d, stderr %q", args, taken, code, stderr)
+		}
+		if strings.Contains(stderr, "published") {
+			t.Errorf("hark %q (%s taken) published before failing: %q", args, taken, stderr)
+		}
+		if ents, _ := os.ReadDir(data); len(ents) > 0 {
+			t.Errorf("hark %q (%s taken) created %s in the data directory", args, taken, ents[0].Name())
+		}
 	}
 }
 

@@ -136,7 +136,10 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	log := newLogger(stderr, &level)
+	log, dest := trayLogger(stderr, &level)
+	if dest != "stderr" {
+		fmt.Fprintf(stderr, "hark: logging to %s\n", dest)
+	}
 	cfgPath, err := f.configPath()
 	if err != nil {
 		return err
@@ -158,6 +161,23 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Logger:        log,
 	}
 	if f.demo {
+		// A second demo says so before it starts a server whose publish
+		// address would be dead a moment later.
+		if running, err := tray.Running(state); err == nil && running {
+			fmt.Fprintln(stderr, alreadyRunning)
+			return nil
+		}
+		// The demo is a demo: its settings and state live in a temporary
+		// directory, it never writes the user's config.toml, and it has
+		// no start-on-login entry to write.
+		tmp, err := os.MkdirTemp("", "hark-demo-tray-*")
+		if err != nil {
+			return fmt.Errorf("demo settings: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		opts.ConfigPath = filepath.Join(tmp, "config.toml")
+		opts.StateDir = tmp
+		opts.Autostart = nil
 		srv, stop, err := startDemo(log, stderr)
 		if err != nil {
 			return err
@@ -176,11 +196,13 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	err = tray.Run(ctx, opts)
 	if errors.Is(err, tray.ErrRunning) {
-		fmt.Fprintln(stderr, "hark is already running in this session: look for its icon in the tray (or quit it first)")
+		fmt.Fprintln(stderr, alreadyRunning)
 		return nil
 	}
 	return err
 }
+
+const alreadyRunning = "hark is already running in this session: look for its icon in the tray (or quit it first)"
 
 // startDemo runs an embedded hark serve on free loopback ports with its
 // generators on and a store in a temporary directory.
@@ -204,13 +226,34 @@ func startDemo(log *slog.Logger, stderr io.Writer) (addr string, stop func(), er
 	}
 	api := "http://" + srv.HTTPAddr().String()
 	log.Info("demo server is running: a random number every 10 s, an ad every 30 s", "protocol", srv.Addr(), "publish_api", api)
-	fmt.Fprintf(stderr, "hark demo: publish your own ad with\n  go run . publish --http %s classified 'Bike for sale, 50 EUR'\n", api)
+	fmt.Fprintf(stderr, "hark demo: publish your own ad with\n  %s publish --http %s classified 'Bike for sale, 50 EUR'\n", publishCommand(), api)
 	return srv.Addr().String(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		srv.Shutdown(ctx)
 		os.RemoveAll(dir)
 	}, nil
+}
+
+// publishCommand is how the user who started this hark runs hark
+// publish: `go run .` from a source tree, else the installed binary's
+// name (or path, when it is not the hark on PATH).
+func publishCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "hark"
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ."
+	}
+	if p, err := exec.LookPath("hark"); err == nil {
+		if a, err := filepath.EvalSymlinks(p); err == nil {
+			if b, err := filepath.EvalSymlinks(exe); err == nil && a == b {
+				return "hark"
+			}
+		}
+	}
+	return exe
 }
 
 // Autostart runs `hark autostart enable|disable|status`.

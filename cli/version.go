@@ -12,9 +12,13 @@ import (
 // module version from the build info is used.
 var version string
 
-// Version runs `hark version`.
-func Version(_ context.Context, args []string, stdout, _ io.Writer) error {
-	if len(args) > 0 {
+// Version runs `hark version` (and hark --version, hark -v).
+func Version(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("version", "", stderr)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
 		return usagef("version takes no arguments")
 	}
 	_, err := fmt.Fprintln(stdout, "hark", Current())

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -195,5 +197,35 @@ func TestWatchWriteFailureNamesTheItem(t *testing.T) {
 		}
 	case <-time.After(testTimeout):
 		t.Fatal("Watch went on after a failed write")
+	}
+}
+
+// TestWatchServerNeverReached: a server that is not there is "cannot
+// connect", said once with the error, and its repeats (the session backs
+// off: 3 or more tries in 4 s) counted in one line; never
+// "disconnected", which it never was.
+func TestWatchServerNeverReached(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := cli.Run(ctx, []string{"watch", "--v1", "--server", addr}, &stdout, &stderr)
+	log := stderr.String()
+	if code != 0 || stdout.Len() > 0 {
+		t.Errorf("hark watch --server %s: exit status %d, stdout %q", addr, code, stdout.String())
+	}
+	if strings.Contains(log, "msg=disconnected") {
+		t.Errorf("hark watch says disconnected from a server it never reached:\n%s", log)
+	}
+	first := fmt.Sprintf(`level=WARN msg="cannot connect to %s" err="dial tcp %s: connect: connection refused"`, addr, addr)
+	count := regexp.MustCompile(`level=WARN msg="cannot connect to ` + regexp.QuoteMeta(addr) + ` \(([2-9]|\d\d+) more times in the last \d+s\)" err=`)
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], first) || !count.MatchString(lines[1]) {
+		t.Errorf("hark watch --server %s logged:\n%s\nwant 2 lines: %s ..., then the count of repeats", addr, log, first)
 	}
 }

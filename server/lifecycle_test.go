@@ -392,3 +392,58 @@ func TestLogFloodIsCounted(t *testing.T) {
 		t.Errorf("want both events in the log:\n%s", strings.Join(lines, "\n"))
 	}
 }
+
+// TestStartBindsFirst: an address in use fails before the store is
+// created or a first number drawn and published, and the address that
+// could be taken is let go again.
+func TestStartBindsFirst(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, tc := range []struct{ name, listen, http string }{
+		{"protocol", busy.Addr().String(), freeAddr(t)},
+		{"publish API", freeAddr(t), busy.Addr().String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var logs logRecords
+			s, err := Start(Config{Listen: tc.listen, HTTP: tc.http, DataDir: dir, Logger: slog.New(&logs)})
+			if err == nil {
+				_ = s.Shutdown(context.Background())
+				t.Fatalf("Start with %s in use: no error", busy.Addr())
+			}
+			if !strings.Contains(err.Error(), busy.Addr().String()) {
+				t.Errorf("Start with %s in use: %v, want the address named", busy.Addr(), err)
+			}
+			if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+				t.Errorf("Start with %s in use left %d file(s) in the data directory, e.g. %s", busy.Addr(), len(ents), ents[0].Name())
+			}
+			if l := logs.all(); len(l) > 0 {
+				t.Errorf("Start with %s in use logged %q, want nothing before the bind", busy.Addr(), l)
+			}
+			// The other address, taken first, is free again.
+			free := tc.listen
+			if free == busy.Addr().String() {
+				free = tc.http
+			}
+			ln, err := net.Listen("tcp", free)
+			if err != nil {
+				t.Fatalf("%s is still taken after Start failed: %v", free, err)
+			}
+			ln.Close()
+		})
+	}
+}
+
+// freeAddr is a loopback address no one listens on (as of now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

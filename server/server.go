@@ -206,8 +206,9 @@ type client struct {
 // random number fetched.
 type cursor struct{ ad, random uint64 }
 
-// Start opens the store, listens, and serves until Shutdown. If the store
+// Start listens, opens the store, and serves until Shutdown. If the store
 // holds no random number yet it draws one, so random? always has an answer.
+// An address it cannot listen on fails before the store is touched.
 func Start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	cfg, err := cfg.secured()
@@ -222,15 +223,42 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	// Both addresses first: a port in use fails before anything is
+	// created or published, and nothing is left to undo but the sockets.
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
+		// Half-open peers (a laptop that vanished) are found in ~2 min.
+		Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4,
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	var hln net.Listener
+	if cfg.HTTP != "" {
+		if hln, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("listen for the publish API on %s: %w", cfg.HTTP, err)
+		}
+	}
+	closeListeners := func() {
+		_ = ln.Close()
+		if hln != nil {
+			_ = hln.Close()
+		}
+	}
 	toks, err := store.OpenTokens(cfg.DataDir)
 	if err != nil {
+		closeListeners()
 		return nil, err
 	}
 	st, err := store.OpenWith(cfg.DataDir, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})
 	if err != nil {
+		closeListeners()
 		return nil, err
 	}
 	s := &Server{
+		ln:         ln,
+		hln:        hln,
 		cfg:        cfg,
 		log:        cfg.Logger,
 		st:         st,
@@ -261,25 +289,14 @@ func Start(cfg Config) (*Server, error) {
 			_, _, err = s.Publish(s.ctx, wire.KindRandom, n)
 		}
 		if err != nil {
+			s.cancel()
 			_ = st.Close()
+			closeListeners()
 			return nil, fmt.Errorf("draw the first random number: %w", err)
 		}
 	}
 
-	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{
-		// Half-open peers (a laptop that vanished) are found in ~2 min.
-		Enable: true, Idle: 60 * time.Second, Interval: 15 * time.Second, Count: 4,
-	}}
-	if s.ln, err = lc.Listen(s.ctx, "tcp", cfg.Listen); err != nil {
-		_ = st.Close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	if cfg.HTTP != "" {
-		if s.hln, err = net.Listen("tcp", cfg.HTTP); err != nil {
-			_ = s.ln.Close()
-			_ = st.Close()
-			return nil, fmt.Errorf("listen for the publish API on %s: %w", cfg.HTTP, err)
-		}
 		s.hsrv = &http.Server{
 			Handler:           s.Handler(),
 			ReadHeaderTimeout: 5 * time.Second,
