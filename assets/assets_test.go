@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,4 +200,114 @@ func diff(a, b image.Image) (mean float64, far int) {
 		}
 	}
 	return sum / float64(4*r.Dx()*r.Dy()), far
+}
+
+// The new-items dot and the glyph both read at 16 to 22 px: the dot
+// stands apart from the glyph with transparency between them (over a
+// pixel at 22 px), has no halo (a white ring reads as a smudge on a dark
+// panel), and the glyph is whole, its outer arc not cut by the dot.
+func TestUnreadDotStandsApart(t *testing.T) {
+	img := decode(t, TrayUnread)
+	blue := color.NRGBA{0x1c, 0x71, 0xd8, 0xff}
+	orange := color.NRGBA{0xff, 0x78, 0x00, 0xff}
+	is := func(c color.Color, want color.NRGBA) bool {
+		got := color.NRGBAModel.Convert(c).(color.NRGBA)
+		got.A = 0xff // anti-aliased edges: the colour, less opaque
+		return near(got, want)
+	}
+	b := img.Bounds()
+	var dots, glyphs []image.Point
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := img.At(x, y)
+			if _, _, _, a := c.RGBA(); a>>8 < 16 {
+				continue
+			}
+			switch {
+			case is(c, orange):
+				dots = append(dots, image.Pt(x, y))
+			case is(c, blue):
+				glyphs = append(glyphs, image.Pt(x, y))
+			default:
+				t.Fatalf("pixel %d,%d is %v: neither the glyph's blue nor the dot's orange", x, y, c)
+			}
+		}
+	}
+	if len(dots) == 0 || len(glyphs) == 0 {
+		t.Fatalf("%d pixels of dot and %d of glyph", len(dots), len(glyphs))
+	}
+	// 3 px at 64 px is just over one at 22.
+	gap := 1 << 30
+	for _, d := range dots {
+		for _, g := range glyphs {
+			dx, dy := d.X-g.X, d.Y-g.Y
+			gap = min(gap, dx*dx+dy*dy)
+		}
+	}
+	if gap < 3*3 {
+		t.Errorf("the dot is %.1f px from the glyph at 64 px, want 3 at least", math.Sqrt(float64(gap)))
+	}
+	// The glyph is whole: three parts (dot, arcs), each the shape it has
+	// in the connected icon, only smaller.
+	parts := components(img, func(c color.Color) bool { return is(c, blue) && alpha(c) >= 128 })
+	whole := components(decode(t, TrayConnected), func(c color.Color) bool { return is(c, blue) && alpha(c) >= 128 })
+	if len(parts) != 3 || len(whole) != 3 {
+		t.Fatalf("the glyph has %d parts, %d in the connected icon; want 3 (a dot and two arcs)", len(parts), len(whole))
+	}
+	for i := range parts {
+		got := float64(parts[i].Dy()) / float64(parts[i].Dx())
+		want := float64(whole[i].Dy()) / float64(whole[i].Dx())
+		if math.Abs(got-want) > 0.15*want {
+			t.Errorf("glyph part %d is %v, its shape (height/width %.2f) not the connected icon's %v (%.2f)", i, parts[i], got, whole[i], want)
+		}
+	}
+}
+
+func decode(t *testing.T, data []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func alpha(c color.Color) uint32 {
+	_, _, _, a := c.RGBA()
+	return a >> 8
+}
+
+// components returns the bounds of each 8-connected set of pixels that
+// in matches, from left to right.
+func components(img image.Image, in func(color.Color) bool) []image.Rectangle {
+	b := img.Bounds()
+	seen := map[image.Point]bool{}
+	var out []image.Rectangle
+	for x := b.Min.X; x < b.Max.X; x++ {
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			p := image.Pt(x, y)
+			if seen[p] || !in(img.At(x, y)) {
+				continue
+			}
+			r := image.Rectangle{p, p.Add(image.Pt(1, 1))}
+			stack := []image.Point{p}
+			seen[p] = true
+			for len(stack) > 0 {
+				q := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				r = r.Union(image.Rectangle{q, q.Add(image.Pt(1, 1))})
+				for dy := -1; dy <= 1; dy++ {
+					for dx := -1; dx <= 1; dx++ {
+						n := q.Add(image.Pt(dx, dy))
+						if n.In(b) && !seen[n] && in(img.At(n.X, n.Y)) {
+							seen[n] = true
+							stack = append(stack, n)
+						}
+					}
+				}
+			}
+			out = append(out, r)
+		}
+	}
+	return out
 }

@@ -96,11 +96,20 @@ func slash(c rgba) layer {
 	}, c}
 }
 
-func badge(c rgba) []layer {
-	return []layer{
-		{func(x, y float64) bool { return math.Hypot(x-0.78, y-0.22) <= 0.22 }, white},
-		{func(x, y float64) bool { return math.Hypot(x-0.78, y-0.22) <= 0.17 }, c},
+// withDot is a glyph making room for the new-items dot: the glyph
+// shrunk to 80 % towards the bottom-left corner, and the dot in the
+// top-right corner, with transparency between them that stays over a
+// pixel wide at 16 to 22 px (at full size, the dot would cover the outer
+// arc's end). No halo around the dot: on a dark panel a white ring reads
+// as a smudge.
+func withDot(g []layer, c rgba) []layer {
+	const s, ax, ay = 0.8, 0, 1 // scale, towards this corner
+	out := make([]layer, 0, len(g)+1)
+	for _, l := range g {
+		in := l.inside
+		out = append(out, layer{func(x, y float64) bool { return in(ax+(x-ax)/s, ay+(y-ay)/s) }, l.c})
 	}
+	return append(out, layer{func(x, y float64) bool { return math.Hypot(x-0.8, y-0.2) <= 0.19 }, c})
 }
 
 // render paints layers at size×size with 8×8 supersampling, so edges
@@ -206,7 +215,7 @@ func main() {
 	write("tray-connected.png", render(tray, glyph(blue, true)))
 	write("tray-offline.png", render(tray, glyph(grey, true)))
 	write("tray-dnd.png", render(tray, append(glyph(grey, true), slash(red))))
-	write("tray-unread.png", render(tray, append(glyph(blue, true), badge(orange)...)))
+	write("tray-unread.png", render(tray, withDot(glyph(blue, true), orange)))
 
 	// The application icon for the desktop (packaging/ installs these):
 	// each hicolor size, drawn at that size rather than scaled, and the

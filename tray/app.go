@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -28,6 +27,7 @@ var ErrRunning = errRunning
 
 const (
 	recentMax   = 10              // ads kept for the Recent ads menu
+	recentSave  = 2 * time.Second // a change to Recent ads is written this long after it, at most
 	callTimeout = 5 * time.Second // any one D-Bus call
 	popupQueue  = 32              // popups waiting for a slow daemon before they go to the log
 	// problemGroup: a popup about a new problem replaces the one before.
@@ -42,9 +42,11 @@ type Options struct {
 	DefaultServer string
 	ConfigPath    string              // the settings file
 	Identity      *netclient.Identity // nil: plain version 1
-	StateDir      string              // for the instance lock when there is no XDG_RUNTIME_DIR
-	Autostart     *Autostart          // the start-on-login entry this hark writes
-	Logger        *slog.Logger
+	// StateDir keeps the Recent ads across restarts, and the instance
+	// lock when there is no XDG_RUNTIME_DIR; "" keeps nothing.
+	StateDir  string
+	Autostart *Autostart // the start-on-login entry this hark writes
+	Logger    *slog.Logger
 }
 
 // Run runs the tray until ctx ends or the user picks Quit. It must be
@@ -118,12 +120,22 @@ type app struct {
 	configRetry time.Duration
 	alerted     string // the problem last shown in a popup, until connected
 
-	shown       view // what render showed last
-	drawn       bool // render has shown a view
-	state       netclient.State
-	stateAt     time.Time
-	latest      string
-	recent      []string // newest first
+	shown   view // what render showed last
+	drawn   bool // render has shown a view
+	state   netclient.State
+	stateAt time.Time
+	latest  string
+	// recent is the Recent ads menu, newest first, kept in StateDir;
+	// the last fromFile of them were read from there at start, under
+	// the store epoch recentEpoch ("" while not known).
+	recent      []recentAd
+	fromFile    int
+	recentEpoch string
+	recentDirty bool // changed since it was last written
+	// live: the session has connected once. Items before that are the
+	// first catch-up, what came while hark was not running: news for
+	// a popup, but not new since start, so they do not light the dot.
+	live        bool
 	unread      bool
 	autostartOn bool
 	notices     []Popup // shown once popups can be
@@ -146,6 +158,7 @@ func newApp(opts Options, log *slog.Logger) *app {
 	}
 	a.resolveFiles()
 	a.pres = newPresenter(a.settings)
+	a.loadRecent()
 	if opts.Autostart != nil {
 		on, err := opts.Autostart.Enabled()
 		if err != nil {
@@ -276,18 +289,20 @@ func (a *app) run(ctx context.Context) error {
 	a.render()
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
-	// While offline, the status line counts down to the next try once a
-	// second (not every host tells when the menu opens, so it cannot be
-	// computed then). Connected, nothing ticks; nor when the status says
-	// what to fix (a token, a setting): the next try is minutes away.
-	countdown := time.NewTicker(time.Second)
-	countdown.Stop()
-	defer countdown.Stop()
+	// Nothing ticks: the menu changes only when what it says changes.
+	// (A status line counting down each second made every tray host
+	// re-read the whole menu each second, and LXQt's closes an open
+	// menu then.) Recent ads are written a little after they change, so
+	// that a burst of ads costs one write, and when run ends.
+	save := time.NewTimer(time.Hour)
+	save.Stop()
+	defer a.saveRecent()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-countdown.C:
+		case <-save.C:
+			a.saveRecent()
 		case <-woke:
 			if session != nil {
 				session.Reconnect()
@@ -305,14 +320,18 @@ func (a *app) run(ctx context.Context) error {
 					session.Reconnect()
 					continue
 				}
-				if a.state.Connected || hint(a.state.Err) != "" {
-					countdown.Stop()
-				} else {
-					countdown.Reset(time.Second)
+				if a.state.Connected {
+					a.live = true
+					a.checkEpoch()
 				}
 				a.alert()
 			case ev.Item != nil:
-				a.item(*ev.Item)
+				if a.item(*ev.Item) {
+					if !a.recentDirty {
+						save.Reset(recentSave)
+					}
+					a.recentDirty = true
+				}
 			}
 		case act := <-a.actions:
 			// Using the menu shows it: what was new has been seen. (Hosts
@@ -344,24 +363,103 @@ func (a *app) run(ctx context.Context) error {
 	}
 }
 
-// item takes in one fetched item. A current one (what the server held
-// before this client met it, or the latest again after a restart) fills
-// the menu without a popup: it is not news.
-func (a *app) item(d netclient.Delivery) {
+// item takes in one fetched item, and reports whether Recent ads
+// changed. A current one (what the server held before this client met
+// it, or the latest again after a restart) fills the menu without a
+// popup: it is not news. The dot marks what arrived since hark started.
+func (a *app) item(d netclient.Delivery) (recentChanged bool) {
 	a.log.Debug("item", "kind", d.Kind, "value", d.Value, "id", d.ID, "current", d.Current)
 	switch d.Kind {
 	case wire.KindRandom:
 		a.latest = d.Value
 	case wire.KindClassified:
-		a.recent = append([]string{d.Value}, a.recent[:min(len(a.recent), recentMax-1)]...)
+		recentChanged = a.addRecent(d)
 	}
 	if d.Current {
-		return
+		return recentChanged
 	}
-	a.unread = true
+	if a.live {
+		a.unread = true
+	}
 	for _, p := range a.pres.item(d, time.Now()) {
 		a.popup(p)
 	}
+	return recentChanged
+}
+
+// addRecent puts an ad first in Recent ads, unless it is the latest ad
+// handed over again after a restart, which is first there already.
+func (a *app) addRecent(d netclient.Delivery) bool {
+	if d.Current && len(a.recent) > 0 {
+		if r := a.recent[0]; r.Value == d.Value && (r.ID == d.ID || r.ID == 0 || d.ID == 0) {
+			return false
+		}
+	}
+	a.recent = append([]recentAd{{ID: d.ID, Value: d.Value}}, a.recent[:min(len(a.recent), recentMax-1)]...)
+	a.fromFile = min(a.fromFile, len(a.recent)-1)
+	return true
+}
+
+// recentKey is the server's name for its list of ads: host:port, as the
+// identity keeps its marks, whether reached with TLS or not.
+func (a *app) recentKey() string {
+	if addr, err := netclient.ParseAddr(a.server); err == nil {
+		return addr.HostPort
+	}
+	return a.server
+}
+
+// loadRecent fills Recent ads with those kept from the last run. A file
+// that cannot be read costs the old list and one warning, nothing more.
+func (a *app) loadRecent() {
+	if a.opts.StateDir == "" {
+		return
+	}
+	l, err := loadRecent(a.opts.StateDir, a.recentKey())
+	if err != nil {
+		if !errors.Is(err, errNoRecent) {
+			a.log.Warn("Recent ads from the last run are lost: the file is unreadable and will be replaced", "err", err)
+		}
+		return
+	}
+	a.recent, a.fromFile, a.recentEpoch = l.Ads, len(l.Ads), l.Epoch
+	a.log.Debug("recent ads from the last run", "count", len(l.Ads), "server", l.Server, "epoch", l.Epoch)
+}
+
+// checkEpoch compares, once connected, the server store's epoch with the
+// one the kept ads came from: another store's ads (a wiped store,
+// another server at the same address) leave the menu.
+func (a *app) checkEpoch() {
+	if a.opts.Identity == nil {
+		return
+	}
+	m, ok := a.opts.Identity.Marks(a.recentKey())
+	if !ok || m.Epoch == "" || m.Epoch == a.recentEpoch {
+		return
+	}
+	if a.recentEpoch != "" && a.fromFile > 0 {
+		a.log.Info("the server's store is not the one the Recent ads came from: they leave the menu",
+			"epoch", m.Epoch, "was", a.recentEpoch, "dropped", a.fromFile)
+		a.recent = slices.Clone(a.recent[:len(a.recent)-a.fromFile])
+	}
+	a.fromFile = 0
+	a.recentEpoch = m.Epoch
+	a.recentDirty = true
+	a.saveRecent()
+}
+
+// saveRecent writes Recent ads to the state directory if they changed.
+func (a *app) saveRecent() {
+	if !a.recentDirty || a.opts.StateDir == "" {
+		return
+	}
+	a.recentDirty = false
+	l := recentList{Server: a.recentKey(), Epoch: a.recentEpoch, Ads: a.recent}
+	if err := saveRecent(a.opts.StateDir, l); err != nil {
+		a.log.Warn("cannot keep Recent ads for the next run", "err", err)
+		return
+	}
+	a.log.Debug("recent ads saved", "count", len(a.recent))
 }
 
 // popup hands p to the popup goroutine without waiting for a slow
@@ -435,7 +533,7 @@ func (a *app) do(act action, session *netclient.Session) {
 		session.Reconnect()
 	case actRecent:
 		if act.index >= 0 && act.index < len(a.recent) {
-			a.popup(Popup{Title: "Classified ad", Body: a.recent[act.index]})
+			a.popup(Popup{Title: "Classified ad", Body: a.recent[act.index].Value})
 		}
 	}
 }
@@ -499,7 +597,7 @@ func (a *app) render() {
 	if a.ui == nil {
 		return
 	}
-	v := a.view(time.Now())
+	v := a.view()
 	if a.drawn && v.equal(a.shown) {
 		return
 	}
@@ -512,20 +610,27 @@ func (v view) equal(w view) bool {
 		slices.Equal(v.Recent, w.Recent) && v.Random == w.Random && v.Classified == w.Classified && v.DND == w.DND && v.Autostart == w.Autostart
 }
 
-func (a *app) view(now time.Time) view {
+func (a *app) view() view {
 	v := view{
-		Status:     a.status(now),
+		Status:     a.status(),
 		Latest:     "Latest number: none yet",
-		Recent:     a.recent,
+		Recent:     make([]string, len(a.recent)),
 		Random:     a.settings.Random,
 		Classified: a.settings.Classified,
 		DND:        a.settings.DoNotDisturb,
 		Autostart:  a.autostartOn,
 	}
+	for i, r := range a.recent {
+		v.Recent[i] = r.Value
+	}
 	if a.latest != "" {
 		v.Latest = "Latest number: " + a.latest
 	}
 	v.Tooltip = "hark: " + v.Status
+	if at, ok := a.nextTry(); ok {
+		// When, not how long: a countdown would change every second.
+		v.Tooltip += " (next try at " + at.Format("15:04:05") + ")"
+	}
 	switch {
 	case !a.state.Connected:
 		v.Icon = assets.TrayOffline
@@ -574,8 +679,10 @@ func (a *app) alert() {
 	a.popup(Popup{Title: "hark cannot connect", Body: body, Group: problemGroup})
 }
 
-// status is the menu's first line.
-func (a *app) status(now time.Time) string {
+// status is the menu's first line. It changes only with the state: not
+// every host tells when the menu opens, and each change makes the host
+// re-read the whole menu (see systrayUI.render).
+func (a *app) status() string {
 	switch {
 	case a.state.Connected:
 		return "Connected to " + a.state.Addr
@@ -586,15 +693,20 @@ func (a *app) status(now time.Time) string {
 		return "Connecting to " + a.server + "…"
 	}
 	if h := hint(a.state.Err); h != "" {
-		// What to fix, not a countdown: the next try is minutes away,
-		// and Reconnect now tries at once.
+		// What to fix: the next try is minutes away, and Reconnect now
+		// tries at once.
 		return h
 	}
-	left := a.stateAt.Add(a.state.RetryIn).Sub(now)
-	if left < time.Second {
-		return "Offline, reconnecting to " + a.server + "…"
+	return "Offline, reconnecting to " + a.server + "…"
+}
+
+// nextTry is when the session tries again, while it is offline for a
+// reason that retrying may fix.
+func (a *app) nextTry() (time.Time, bool) {
+	if a.state.Connected || a.stateAt.IsZero() || a.caErr != nil || hint(a.state.Err) != "" {
+		return time.Time{}, false
 	}
-	return fmt.Sprintf("Offline, retrying in %d s", int((left+time.Second-1)/time.Second))
+	return a.stateAt.Add(a.state.RetryIn), true
 }
 
 type actionKind int

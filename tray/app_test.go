@@ -191,13 +191,47 @@ func newFixtureServer(t *testing.T, srvConf func(*server.Config), configure func
 	if configure != nil {
 		configure(f, &f.opts)
 	}
-	f.a = newApp(f.opts, f.opts.Logger)
-	f.a.notify = func(_ context.Context, p Popup) error {
-		f.popups.add(p)
+	f.a = f.newApp()
+	return f
+}
+
+// newApp makes an app with the fixture's options, recorders and notify.
+func (f *fixture) newApp() *app {
+	a := newApp(f.opts, f.opts.Logger)
+	popups := f.popups
+	a.notify = func(_ context.Context, p Popup) error {
+		popups.add(p)
 		return nil
 	}
-	f.a.ui = recordingUI{f.views}
-	return f
+	a.ui = recordingUI{f.views}
+	return a
+}
+
+// restart ends the running app and starts a new one with the same
+// options and state directory, as a reboot would, with new view and
+// popup recorders.
+func (f *fixture) restart() {
+	f.t.Helper()
+	f.cancel()
+	if err := f.awaitEnd("its context was cancelled"); err != nil {
+		f.t.Fatalf("run: %v", err)
+	}
+	f.startAgain()
+}
+
+// startAgain starts a new app after the last one ended (awaitEnd).
+func (f *fixture) startAgain() {
+	f.views, f.popups = newStream[view](), newStream[Popup]()
+	f.views.format = formatView
+	f.a = f.newApp()
+	f.ended = make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	a, ended := f.a, f.ended
+	go func() {
+		f.runErr = a.run(ctx)
+		close(ended)
+	}()
 }
 
 // start runs the app until the test ends.
@@ -206,13 +240,14 @@ func (f *fixture) start() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
+	a, ended := f.a, f.ended
 	go func() {
-		f.runErr = f.a.run(ctx)
-		close(f.ended)
+		f.runErr = a.run(ctx)
+		close(ended)
 	}()
 	t.Cleanup(func() {
 		close(f.stop)
-		cancel()
+		f.cancel() // the app's of the last restart
 		select {
 		case <-f.ended:
 			if f.runErr != nil {
@@ -420,7 +455,7 @@ func TestAppDoNotDisturb(t *testing.T) {
 
 	f.act(actDND)
 	f.nextPopup(Popup{
-		Title: "2 items arrived while you were away",
+		Title: "2 items arrived while do not disturb was on",
 		Body:  "1 classified ad and 1 random number. The latest are in hark's menu.",
 	})
 	f.awaitView("do not disturb unchecked", func(v view) bool { return !v.DND })
@@ -715,7 +750,7 @@ func TestAppIconsAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := f.awaitView("offline", func(v view) bool { return strings.HasPrefix(v.Status, "Offline") })
-	if !bytes.Equal(v.Icon, assets.TrayOffline) || v.Tooltip != "hark: "+v.Status {
+	if !bytes.Equal(v.Icon, assets.TrayOffline) || !strings.HasPrefix(v.Tooltip, "hark: "+v.Status+" (next try at ") {
 		t.Fatalf("offline view %s", formatView(v))
 	}
 }
@@ -723,38 +758,34 @@ func TestAppIconsAndStatus(t *testing.T) {
 func TestAppStatusLine(t *testing.T) {
 	appEnv(t)
 	a := newApp(Options{Server: "example.org:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml")}, slog.New(slog.DiscardHandler))
-	if got, want := a.status(base), "Connecting to example.org:6789…"; got != want {
+	if got, want := a.status(), "Connecting to example.org:6789…"; got != want {
 		t.Fatalf("before any state: %q, want %q", got, want)
 	}
+	if v := a.view(); v.Tooltip != "hark: Connecting to example.org:6789…" {
+		t.Fatalf("tooltip before any state: %q", v.Tooltip)
+	}
+	// Offline: the status says so, without a countdown (it would change
+	// the menu every second); the tooltip says when the next try is.
 	a.state = netclient.State{Addr: "example.org:6789", RetryIn: 5 * time.Second, Err: errors.New("connection refused")}
-	a.stateAt = base
-	for _, c := range []struct {
-		after time.Duration
-		want  string
-	}{
-		{0, "Offline, retrying in 5 s"},
-		{1 * ms, "Offline, retrying in 5 s"},
-		{1500 * ms, "Offline, retrying in 4 s"},
-		{4 * time.Second, "Offline, retrying in 1 s"},
-		{4001 * ms, "Offline, reconnecting to example.org:6789…"},
-		{time.Minute, "Offline, reconnecting to example.org:6789…"},
-	} {
-		if got := a.status(base.Add(c.after)); got != c.want {
-			t.Errorf("%v after a 5 s retry was announced: %q, want %q", c.after, got, c.want)
-		}
+	a.stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
+	if got, want := a.status(), "Offline, reconnecting to example.org:6789…"; got != want {
+		t.Fatalf("offline: %q, want %q", got, want)
+	}
+	if got, want := a.view().Tooltip, "hark: Offline, reconnecting to example.org:6789… (next try at 12:00:05)"; got != want {
+		t.Fatalf("offline tooltip: %q, want %q", got, want)
 	}
 	a.state = netclient.State{Connected: true, Addr: "example.org:6789"}
-	if got, want := a.status(base), "Connected to example.org:6789"; got != want {
+	if got, want := a.status(), "Connected to example.org:6789"; got != want {
 		t.Fatalf("connected: %q, want %q", got, want)
 	}
 
-	v := a.view(base)
+	v := a.view()
 	if v.Status != "Connected to example.org:6789" || v.Tooltip != "hark: Connected to example.org:6789" ||
 		!bytes.Equal(v.Icon, assets.TrayConnected) || v.Latest != "Latest number: none yet" {
 		t.Fatalf("view %s", formatView(v))
 	}
 	a.latest = "42"
-	if v := a.view(base); v.Latest != "Latest number: 42" {
+	if v := a.view(); v.Latest != "Latest number: 42" {
 		t.Fatalf("view %s", formatView(v))
 	}
 }
@@ -825,7 +856,7 @@ func TestAppConfigDoNotDisturbApplies(t *testing.T) {
 	n := f.number()
 	f.awaitView("the number in do not disturb", latestIs(n))
 	f.act(actDND)
-	f.nextPopup(Popup{Title: "1 item arrived while you were away", Body: "1 random number. The latest are in hark's menu."})
+	f.nextPopup(Popup{Title: "1 item arrived while do not disturb was on", Body: "1 random number. The latest are in hark's menu."})
 }
 
 func TestAppBrokenConfig(t *testing.T) {
@@ -1009,11 +1040,12 @@ func TestAppWithoutUIOrNotify(t *testing.T) {
 	}
 }
 
-// While offline, the status line counts down to the next try by itself:
-// after "retrying in N s" the next different status is "retrying in N-1
-// s", which no connection state carries (each new state's wait is longer
-// than the last, or says it is reconnecting now).
-func TestAppOfflineCountdown(t *testing.T) {
+// While offline, the view holds still between retries: no status that
+// counts down by itself, only a new view when a retry fails with a new
+// next try (the tooltip), and the menu's status line the same in all.
+// (Each change to the menu makes a tray host re-read it, and LXQt's
+// closes an open menu then.)
+func TestAppOfflineHoldsStill(t *testing.T) {
 	f := newFixture(t, nil)
 	f.start()
 	f.firstNumber()
@@ -1022,19 +1054,207 @@ func TestAppOfflineCountdown(t *testing.T) {
 	if err := f.srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	v := f.awaitView("offline with a wait of 3 s or more", func(v view) bool {
-		_, err := fmt.Sscanf(v.Status, "Offline, retrying in %d s", &n)
-		return err == nil && n >= 3
+	want := "Offline, reconnecting to " + f.addr + "…"
+	f.awaitView("offline", func(v view) bool { return v.Status == want })
+	// Three failed retries (the waits are about 1, 2 and 4 s): one view
+	// each at most, the tooltip's next try being new.
+	views := len(f.views.all())
+	f.awaitRetries(3, "connection refused")
+	time.Sleep(100 * time.Millisecond) // for the app to render the last
+	all := f.views.all()
+	if n := len(all) - views; n > 3 {
+		t.Errorf("%d views for 3 retries, want one each at most:\n%s", n, f.views.dump())
+	}
+	for _, v := range all[views-1:] {
+		if v.Status != want || !strings.HasPrefix(v.Tooltip, "hark: "+want+" (next try at ") {
+			t.Errorf("while offline: %s", formatView(v))
+		}
+	}
+}
+
+// withIdentity gives the fixture's app a client identity, as the real
+// tray has, kept in a directory of its own.
+func withIdentity(f *fixture, o *Options) {
+	idt, err := netclient.OpenIdentity(f.t.TempDir())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.t.Cleanup(func() { idt.Close() })
+	o.Identity = idt
+}
+
+// The new-items dot marks what arrived since hark started: what the
+// first catch-up brings (published while hark was not running) pops up,
+// as news, but does not light it; the next ad does.
+func TestAppCatchUpDoesNotLightTheDot(t *testing.T) {
+	f := newFixture(t, withIdentity)
+	f.start()
+	f.connected()
+	f.cancel()
+	if err := f.awaitEnd("its context was cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(wire.KindClassified, "published while hark was off")
+	f.startAgain()
+	f.nextPopup(Popup{Title: "New classified ad", Body: "published while hark was off"})
+	v := f.awaitConnectedView()
+	if !slices.Contains(v.Recent, "published while hark was off") || !bytes.Equal(v.Icon, assets.TrayConnected) {
+		t.Fatalf("after the catch-up: %s; want the ad in the menu and no dot", formatView(v))
+	}
+	for _, v := range f.views.all() {
+		if bytes.Equal(v.Icon, assets.TrayUnread) {
+			t.Fatalf("the catch-up lit the dot: %s", formatView(v))
+		}
+	}
+	f.publish(wire.KindClassified, "published after start")
+	f.nextPopup(Popup{Title: "New classified ad", Body: "published after start"})
+	f.awaitView("the dot for the ad after start", func(v view) bool { return bytes.Equal(v.Icon, assets.TrayUnread) })
+}
+
+// Recent ads survive a restart: the new app's very first view, before
+// it connects, lists the ads from before, and the latest ad handed over
+// again on connecting is not listed twice.
+func TestAppRecentAdsSurviveARestart(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		configure func(*fixture, *Options)
+	}{{"version 1", nil}, {"identified", withIdentity}} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, c.configure)
+			f.start()
+			f.connected()
+			f.publish(wire.KindClassified, "first ad")
+			f.publish(wire.KindClassified, "second ad")
+			f.awaitView("both ads", recentIs("second ad", "first ad"))
+
+			f.restart()
+			first := f.views.next(t, "the first view after the restart")
+			if !strings.HasPrefix(first.Status, "Connecting") || !slices.Equal(first.Recent, []string{"second ad", "first ad"}) {
+				t.Fatalf("first view after a restart: %s; want the ads from before", formatView(first))
+			}
+			v := f.awaitConnectedView()
+			if !slices.Equal(v.Recent, []string{"second ad", "first ad"}) {
+				t.Fatalf("connected again: %s", formatView(v))
+			}
+			f.publish(wire.KindClassified, "third ad")
+			f.nextPopup(Popup{Title: "New classified ad", Body: "third ad"}) // the first popup of this run
+			f.awaitView("the new ad first", recentIs("third ad", "second ad", "first ad"))
+			f.actIndex(actRecent, 2)
+			f.nextPopup(Popup{Title: "Classified ad", Body: "first ad"}) // from the last run, shown again
+		})
+	}
+}
+
+// Recent ads are kept per server: another server's menu starts empty,
+// and the first server's ads are still there when hark goes back to it.
+func TestAppRecentAdsPerServer(t *testing.T) {
+	f := newFixture(t, nil)
+	f.start()
+	f.connected()
+	f.publish(wire.KindClassified, "the first server's ad")
+	f.awaitView("the ad", recentIs("the first server's ad"))
+	first := f.opts.Server
+
+	other := startServer(t)
+	f.opts.Server = other.Addr().String()
+	f.restart()
+	if v := f.views.next(t, "the first view with another server"); len(v.Recent) != 0 {
+		t.Fatalf("another server's menu: %s", formatView(v))
+	}
+	if _, _, err := other.Publish(context.Background(), wire.KindClassified, "the second server's ad"); err != nil {
+		t.Fatal(err)
+	}
+	f.awaitView("the second server's ad", recentIs("the second server's ad"))
+
+	f.opts.Server = first
+	f.restart()
+	if v := f.views.next(t, "the first view back with the first server"); !slices.Equal(v.Recent, []string{"the first server's ad"}) {
+		t.Fatalf("back with the first server: %s", formatView(v))
+	}
+}
+
+// A server whose store is not the one the kept ads came from (wiped,
+// or another server at the same address) takes them out of the menu
+// once hark learns its epoch; what came meanwhile stays.
+func TestAppRecentAdsOfAnotherStoreLeave(t *testing.T) {
+	f := newFixture(t, withIdentity)
+	f.start()
+	f.connected()
+	f.publish(wire.KindClassified, "from the old store")
+	f.awaitView("the old store's ad", recentIs("from the old store"))
+	f.cancel()
+	if err := f.awaitEnd("its context was cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A new store at the same address.
+	f.srv = startServer(t, func(c *server.Config) { c.Listen = f.addr })
+	f.publish(wire.KindClassified, "from the new store")
+	f.startAgain()
+	if v := f.views.next(t, "the first view"); !slices.Equal(v.Recent, []string{"from the old store"}) {
+		t.Fatalf("first view: %s; want the kept ad until the store is known", formatView(v))
+	}
+	v := f.awaitConnectedView()
+	if !slices.Equal(v.Recent, []string{"from the new store"}) {
+		t.Fatalf("connected to the new store: %s; want its ad alone", formatView(v))
+	}
+	f.logs.await(t, "the drop logged", func(r logRecord) bool {
+		return strings.HasPrefix(r.Msg, "the server's store is not the one the Recent ads came from")
 	})
-	for {
-		next := f.views.next(t, "the next status")
-		if next.Status == v.Status {
-			continue
-		}
-		if want := fmt.Sprintf("Offline, retrying in %d s", n-1); next.Status != want {
-			t.Fatalf("after %q came %q, want %q", v.Status, next.Status, want)
-		}
-		return
+	kept, err := loadRecent(f.opts.StateDir, f.addr)
+	if err != nil || len(kept.Ads) != 1 || kept.Ads[0].Value != "from the new store" || kept.Epoch == "" {
+		t.Fatalf("kept after the drop: %+v, %v", kept, err)
+	}
+}
+
+// A recent ads file that is not what hark writes costs the old list and
+// one warning: hark starts, and replaces the file with the next ad.
+func TestAppRecentAdsCorruptFile(t *testing.T) {
+	for _, c := range []struct{ name, content string }{
+		{"not json", "\x00\x01garbage"},
+		{"cut short", `{"version":1,"servers":[{"server":"x","ads":[{"value":"a`},
+		{"other version", `{"version":99,"servers":[]}`},
+		{"empty ad", `{"version":1,"servers":[{"server":"SERVER","ads":[{"value":""}]}]}`},
+		{"no server", `{"version":1,"servers":[{"server":"","ads":[]}]}`},
+		{"unknown field", `{"version":1,"servers":[{"server":"SERVER","ads":[{"value":"a","when":1}]}]}`},
+		{"ad too long", `{"version":1,"servers":[{"server":"SERVER","ads":[{"value":"` + strings.Repeat("a", wire.MaxLine+1) + `"}]}]}`},
+		{"two documents", `{"version":1,"servers":[]} {}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			path := filepath.Join(f.opts.StateDir, recentFileName)
+			if err := os.WriteFile(path, []byte(strings.ReplaceAll(c.content, "SERVER", f.addr)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.a = f.newApp() // reads the file
+			f.start()
+			if v := f.views.next(t, "the first view"); len(v.Recent) != 0 {
+				t.Fatalf("first view: %s", formatView(v))
+			}
+			f.connected()
+			f.publish(wire.KindClassified, "a new ad")
+			f.awaitView("the new ad", recentIs("a new ad"))
+			f.cancel()
+			if err := f.awaitEnd("its context was cancelled"); err != nil {
+				t.Fatal(err)
+			}
+			var warns []logRecord
+			for _, r := range f.logs.all() {
+				if r.Level >= slog.LevelWarn {
+					warns = append(warns, r)
+				}
+			}
+			if len(warns) != 1 || !strings.Contains(warns[0].Msg, "Recent ads") || !strings.Contains(warns[0].Attrs["err"], path) {
+				t.Fatalf("warnings %+v; want one about %s", warns, path)
+			}
+			kept, err := loadRecent(f.opts.StateDir, f.addr)
+			if err != nil || len(kept.Ads) != 1 || kept.Ads[0].Value != "a new ad" {
+				t.Fatalf("the file after the next ad: %+v, %v", kept, err)
+			}
+		})
 	}
 }

@@ -118,13 +118,13 @@ func TestLoadSettingsRefusesBadFiles(t *testing.T) {
 }
 
 // statusAt makes an app whose session is offline with err, and returns
-// its status lines at the moment the state came and 3 s later.
-func statusAt(t *testing.T, err error) (now, later string) {
+// its status line and tooltip.
+func statusAt(t *testing.T, err error) (status, tooltip string) {
 	t.Helper()
 	a := newApp(Options{Server: "tls://example.org:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml")}, slog.New(slog.DiscardHandler))
 	a.state = netclient.State{Addr: "tls://example.org:6789", RetryIn: 5 * time.Minute, Err: err}
-	a.stateAt = base
-	return a.status(base), a.status(base.Add(3 * time.Second))
+	a.stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
+	return a.status(), a.view().Tooltip
 }
 
 func TestAppStatusLineSaysWhatToFix(t *testing.T) {
@@ -139,15 +139,16 @@ func TestAppStatusLineSaysWhatToFix(t *testing.T) {
 		{"token refused", netclient.ErrAuthFailed, tokenRefused},
 		{"keyring locked", fmt.Errorf("cannot get the token: %w", keyring.ErrLocked), "Keyring locked: unlock it, then Reconnect now"},
 	} {
-		now, later := statusAt(t, c.err)
-		if now != c.want || later != c.want {
-			t.Errorf("%s: status %q, then %q; want %q both times (no countdown)", c.name, now, later, c.want)
+		status, tooltip := statusAt(t, c.err)
+		if status != c.want || tooltip != "hark: "+c.want {
+			t.Errorf("%s: status %q, tooltip %q; want %q (and no next try)", c.name, status, tooltip, c.want)
 		}
 	}
-	// A failure that retrying may fix still counts down.
-	now, later := statusAt(t, errors.New("connection refused"))
-	if now != "Offline, retrying in 300 s" || later != "Offline, retrying in 297 s" {
-		t.Errorf("connection refused: %q, then %q", now, later)
+	// A failure that retrying may fix says when the next try is.
+	status, tooltip := statusAt(t, errors.New("connection refused"))
+	if status != "Offline, reconnecting to tls://example.org:6789…" ||
+		tooltip != "hark: Offline, reconnecting to tls://example.org:6789… (next try at 12:05:00)" {
+		t.Errorf("connection refused: %q, tooltip %q", status, tooltip)
 	}
 }
 

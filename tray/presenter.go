@@ -129,7 +129,7 @@ func (p *presenter) setKind(k wire.Kind, on bool) {
 
 // setDND turns do not disturb on or off. Leaving it returns one popup
 // that counts what arrived meanwhile; entering it holds back a pending
-// batch as "arrived while away" too.
+// batch as "arrived while do not disturb was on" too.
 func (p *presenter) setDND(on bool) []Popup {
 	if on == p.dnd {
 		return nil
@@ -157,9 +157,9 @@ func (p *presenter) setDND(on bool) []Popup {
 	if n == 0 {
 		return nil
 	}
-	title := fmt.Sprintf("%d items arrived while you were away", n)
+	title := fmt.Sprintf("%d items arrived while do not disturb was on", n)
 	if n == 1 {
-		title = "1 item arrived while you were away"
+		title = "1 item arrived while do not disturb was on"
 	}
 	var parts []string
 	if ads > 0 {

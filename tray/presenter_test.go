@@ -97,7 +97,7 @@ func TestPresenterDoNotDisturb(t *testing.T) {
 		t.Fatal("items during do not disturb were batched")
 	}
 	popupsEqual(t, "leaving do not disturb", p.setDND(false), []Popup{{
-		Title: "5 items arrived while you were away",
+		Title: "5 items arrived while do not disturb was on",
 		Body:  "3 classified ads and 2 random numbers. The latest are in hark's menu.",
 	}})
 	// The count starts over.
@@ -124,7 +124,7 @@ func TestPresenterDoNotDisturbSingular(t *testing.T) {
 		if got := p.item(c.d, at(0)); got != nil {
 			t.Fatalf("do not disturb from the settings, yet %q", got)
 		}
-		popupsEqual(t, "one item", p.setDND(false), []Popup{{Title: "1 item arrived while you were away", Body: c.body}})
+		popupsEqual(t, "one item", p.setDND(false), []Popup{{Title: "1 item arrived while do not disturb was on", Body: c.body}})
 	}
 }
 
@@ -134,7 +134,7 @@ func TestPresenterDoNotDisturbMixedSingulars(t *testing.T) {
 	p.item(ad("a"), at(0))
 	p.item(num("1"), at(0))
 	popupsEqual(t, "one of each", p.setDND(false), []Popup{{
-		Title: "2 items arrived while you were away",
+		Title: "2 items arrived while do not disturb was on",
 		Body:  "1 classified ad and 1 random number. The latest are in hark's menu.",
 	}})
 }
@@ -147,7 +147,7 @@ func TestPresenterDoNotDisturbSkipsKindsSwitchedOff(t *testing.T) {
 	p.item(ad("a"), at(0))
 	p.item(ad("b"), at(0))
 	popupsEqual(t, "only ads counted", p.setDND(false), []Popup{{
-		Title: "2 items arrived while you were away",
+		Title: "2 items arrived while do not disturb was on",
 		Body:  "2 classified ads. The latest are in hark's menu.",
 	}})
 
@@ -365,7 +365,7 @@ func TestPresenterDoNotDisturbTakesPendingBatch(t *testing.T) {
 	}
 	p.item(ad("during"), at(time.Second))
 	popupsEqual(t, "leaving", p.setDND(false), []Popup{{
-		Title: "4 items arrived while you were away",
+		Title: "4 items arrived while do not disturb was on",
 		Body:  "3 classified ads and 1 random number. The latest are in hark's menu.",
 	}})
 }
@@ -378,7 +378,7 @@ func TestPresenterDoNotDisturbSkipsBatchedKindSwitchedOff(t *testing.T) {
 	p.setKind(wire.KindRandom, false)
 	p.setDND(true)
 	popupsEqual(t, "leaving", p.setDND(false), []Popup{{
-		Title: "1 item arrived while you were away",
+		Title: "1 item arrived while do not disturb was on",
 		Body:  "1 classified ad. The latest are in hark's menu.",
 	}})
 }
@@ -482,7 +482,7 @@ func TestPresenterDoNotDisturbSkipsKindSwitchedOffMeanwhile(t *testing.T) {
 	p.item(ad("a"), at(0))
 	p.setKind(wire.KindRandom, false)
 	popupsEqual(t, "leaving, with numbers switched off while away", p.setDND(false), []Popup{{
-		Title: "1 item arrived while you were away",
+		Title: "1 item arrived while do not disturb was on",
 		Body:  "1 classified ad. The latest are in hark's menu.",
 	}})
 }

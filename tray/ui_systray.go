@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"fyne.io/systray"
 )
@@ -27,7 +26,7 @@ type systrayUI struct {
 // use to remember where the icon sits.
 func setItem(a *app) {
 	systray.SetTitle("hark")
-	systray.SetIcon(a.view(time.Now()).Icon)
+	systray.SetIcon(a.view().Icon)
 	systray.SetTooltip("hark")
 }
 
@@ -103,7 +102,13 @@ func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions cha
 }
 
 // render applies what changed since the last view: each systray call
-// sends D-Bus signals, and an idle tray should send none.
+// sends D-Bus signals, and an idle tray should send none. The icon and
+// tooltip are the item's properties (NewIcon, NewToolTip), cheap for a
+// host; but any change to a menu item, even one item's title, makes
+// systray (v1.12.2, addOrUpdateMenuItem) send ItemsPropertiesUpdated
+// and then LayoutUpdated for the whole menu, on which a host re-reads
+// the layout: KDE's importer re-adds every action, LXQt's closes an
+// open menu. So the menu is touched only when what it says changed.
 func (u *systrayUI) render(v view) {
 	first := !u.drawn
 	u.drawn = true
@@ -122,19 +127,27 @@ func (u *systrayUI) render(v view) {
 		u.latest.SetTitle(menuLabel(v.Latest))
 	}
 	if first || !slices.Equal(v.Recent, old.Recent) {
+		// Only the items whose ad changed. (No item tooltips: dbusmenu
+		// has none, and each call is one more LayoutUpdated. Picking an
+		// ad shows it whole in a popup.)
 		for i, it := range u.recent {
-			if i < len(v.Recent) {
+			was, is := i < len(old.Recent) && !first, i < len(v.Recent)
+			switch {
+			case is && (!was || v.Recent[i] != old.Recent[i]):
 				it.SetTitle(menuLabel(cut(v.Recent[i], 60)))
-				it.SetTooltip(v.Recent[i])
-				it.Show()
-			} else {
+				if !was {
+					it.Show()
+				}
+			case !is && (was || first):
 				it.Hide()
 			}
 		}
-		if len(v.Recent) == 0 {
-			u.noAds.Show()
-		} else {
-			u.noAds.Hide()
+		if first || (len(v.Recent) == 0) != (len(old.Recent) == 0) {
+			if len(v.Recent) == 0 {
+				u.noAds.Show()
+			} else {
+				u.noAds.Hide()
+			}
 		}
 	}
 	check(u.random, v.Random, first || v.Random != old.Random)

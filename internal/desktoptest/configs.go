@@ -71,6 +71,38 @@ const panelXML = `<?xml version="1.0" encoding="UTF-8"?>
 </channel>
 `
 
+// lxqtPanelConf is lxqt-panel's configuration (QSettings' INI format):
+// one panel at the top, 32px high and full width, like panelXML, holding
+// only the statusnotifier plugin (the StatusNotifierItem host and
+// watcher) at the right, drawing icons at 22px. Without an LXQt theme
+// the panel would be transparent, black on Xvfb: a dark grey background
+// makes screenshots look like a panel.
+const lxqtPanelConf = `[General]
+__userfile__=true
+panels=panel1
+
+[panel1]
+alignment=1
+background-color=#2e3436
+desktop=0
+font-color=#eeeeec
+hidable=false
+iconSize=22
+lineCount=1
+lockPanel=true
+opacity=100
+panelSize=32
+plugins=statusnotifier
+position=Top
+reserve-space=true
+width=100
+width-percent=true
+
+[statusnotifier]
+alignment=Right
+type=statusnotifier
+`
+
 // dunstrc configures dunst (1.9 syntax) so that tests see what users see:
 // markup = full, so a body with unescaped markup shows up as broken or
 // bold text rather than being silently escaped; a 30s timeout, so a

@@ -232,7 +232,13 @@ func (d *Desktop) WaitItem(ctx context.Context, pred func(item string) bool) (st
 // the group every 100ms while it waits, as the exit of a process that is
 // not our child gives no event. If no panel runs at all (org.xfce.Panel
 // has no owner: a test killed it, or it crashed), it starts one.
+//
+// lxqt-panel (LXQtPanel) has no --restart: RestartPanel stops it and
+// starts a new one.
 func (d *Desktop) RestartPanel(ctx context.Context) error {
+	if d.host == LXQt {
+		return d.restartLXQt(ctx)
+	}
 	conn, err := connect(ctx, d.busAddr)
 	if err != nil {
 		return err

@@ -2,7 +2,9 @@
 // end-to-end tests of the tray app: Xvfb, a private D-Bus session bus (and
 // a second one playing the system bus), xfconfd, xfce4-panel with its
 // systray plugin (the StatusNotifierItem host and watcher) and dunst (the
-// notification daemon). Each test gets its own session, isolated from the
+// notification daemon). With the LXQtPanel option, lxqt-panel with its
+// statusnotifier plugin is the tray host instead (and there is no
+// xfconfd). Each test gets its own session, isolated from the
 // developer's desktop and from other tests, and torn down with t.Cleanup
 // without leaving processes behind.
 //
@@ -51,10 +53,46 @@ const (
 	busDaemonName = "org.freedesktop.DBus"
 )
 
+// Host is the tray host, the panel a desktop runs.
+type Host int
+
+const (
+	// XFCE is xfce4-panel with its systray plugin, the default.
+	XFCE Host = iota
+	// LXQt is lxqt-panel with only its statusnotifier plugin. Unlike
+	// xfce4-panel's, its menus are Qt's: a menu whose app announces a
+	// new layout (LayoutUpdated) is rebuilt, and an open one closes.
+	LXQt
+)
+
+func (h Host) String() string {
+	if h == LXQt {
+		return "lxqt-panel"
+	}
+	return "xfce4-panel"
+}
+
+// An Option changes what Start starts, and what Require requires.
+type Option func(*config)
+
+type config struct{ host Host }
+
+// LXQtPanel makes lxqt-panel the tray host instead of xfce4-panel.
+var LXQtPanel Option = func(c *config) { c.host = LXQt }
+
+func configure(opts []Option) config {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // Desktop is a running headless desktop session. Its methods may be called
 // from several goroutines, but RestartPanel only from one at a time.
 type Desktop struct {
-	t testing.TB
+	t    testing.TB
+	host Host
 
 	root                                                   string // t.TempDir() holding everything but the logs
 	home, configHome, dataHome, stateHome, cacheHome, runt string
@@ -86,13 +124,14 @@ type Desktop struct {
 // prints its address once it listens; xfconfd, the panel and dunst are
 // ready when they own their bus names (org.xfce.Xfconf,
 // org.kde.StatusNotifierWatcher, org.freedesktop.Notifications), which we
-// learn from NameOwnerChanged.
-func Start(t testing.TB) *Desktop {
+// learn from NameOwnerChanged. (lxqt-panel, as LXQtPanel asks, needs no
+// xfconfd.)
+func Start(t testing.TB, opts ...Option) *Desktop {
 	t.Helper()
-	if m := Missing(); len(m) > 0 {
+	if m := Missing(opts...); len(m) > 0 {
 		t.Fatalf("desktoptest: cannot start a desktop, missing %s (call desktoptest.Require first to skip instead)", strings.Join(m, ", "))
 	}
-	d := &Desktop{t: t, t0: time.Now()}
+	d := &Desktop{t: t, t0: time.Now(), host: configure(opts).host}
 	if err := d.makeDirs(); err != nil {
 		t.Fatalf("desktoptest: %v", err)
 	}
@@ -106,7 +145,7 @@ func Start(t testing.TB) *Desktop {
 	if err := d.start(ctx); err != nil {
 		t.Fatalf("desktoptest: start: %v", err)
 	}
-	d.logf("desktop ready: DISPLAY=%s DBUS_SESSION_BUS_ADDRESS=%s", d.display, d.busAddr)
+	d.logf("desktop ready with %s: DISPLAY=%s DBUS_SESSION_BUS_ADDRESS=%s", d.host, d.display, d.busAddr)
 	return d
 }
 
@@ -220,6 +259,13 @@ func (d *Desktop) baseEnv(set map[string]string) []string {
 		"XDG_SESSION_TYPE":    "x11",
 		"XDG_CURRENT_DESKTOP": "XFCE",
 	}
+	if d.host == LXQt {
+		all["XDG_CURRENT_DESKTOP"] = "LXQt"
+		// Qt must use our X server, not a Wayland display, and start
+		// no accessibility bridge.
+		all["QT_QPA_PLATFORM"] = "xcb"
+		all["QT_ACCESSIBILITY"] = "0"
+	}
 	for k, v := range set {
 		all[k] = v
 	}
@@ -274,15 +320,22 @@ func (d *Desktop) start(ctx context.Context) error {
 		return err
 	}
 
-	xfconfd, err := findXfconfd()
-	if err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(d.configHome, "xfce4", "xfconf", "xfce-perchannel-xml", "xfce4-panel.xml"), []byte(panelXML)); err != nil {
-		return err
-	}
-	if _, err := d.startDaemon(ctx, "xfconfd", xfconfName, anyOwner, xfconfd); err != nil {
-		return err
+	switch d.host {
+	case LXQt:
+		if err := writeFile(d.lxqtConfig(), []byte(lxqtPanelConf)); err != nil {
+			return err
+		}
+	default:
+		xfconfd, err := findXfconfd()
+		if err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(d.configHome, "xfce4", "xfconf", "xfce-perchannel-xml", "xfce4-panel.xml"), []byte(panelXML)); err != nil {
+			return err
+		}
+		if _, err := d.startDaemon(ctx, "xfconfd", xfconfName, anyOwner, xfconfd); err != nil {
+			return err
+		}
 	}
 	if err := d.startPanel(ctx, anyOwner); err != nil {
 		return err
@@ -379,12 +432,18 @@ func (d *Desktop) startDaemon(ctx context.Context, name, busName string, ok func
 
 func anyOwner(string) bool { return true }
 
-// startPanel starts xfce4-panel, ready when its systray plugin owns
+// startPanel starts the panel, ready when its tray plugin owns
 // org.kde.StatusNotifierWatcher with an owner that ok accepts.
-// --disable-wm-check: there is no real window manager, and the panel
-// need not look for one (see holdWMSelection).
+// xfce4-panel gets --disable-wm-check: there is no real window manager,
+// and the panel need not look for one (see holdWMSelection). lxqt-panel
+// reads the configuration written for it; its statusnotifier plugin
+// owns the watcher's name as xfce4-panel's systray plugin does.
 func (d *Desktop) startPanel(ctx context.Context, ok func(string) bool) error {
-	p, err := d.startDaemon(ctx, "xfce4-panel", WatcherName, ok, "xfce4-panel", "--disable-wm-check")
+	argv := []string{"xfce4-panel", "--disable-wm-check"}
+	if d.host == LXQt {
+		argv = []string{"lxqt-panel", "--config", d.lxqtConfig()}
+	}
+	p, err := d.startDaemon(ctx, argv[0], WatcherName, ok, argv...)
 	if err != nil {
 		return err
 	}
@@ -393,6 +452,29 @@ func (d *Desktop) startPanel(ctx context.Context, ok func(string) bool) error {
 	d.mu.Unlock()
 	return nil
 }
+
+// restartLXQt stops lxqt-panel, which has no --restart, and starts a
+// new one, returning once it owns org.kde.StatusNotifierWatcher.
+func (d *Desktop) restartLXQt(ctx context.Context) error {
+	d.mu.Lock()
+	p := d.panel
+	d.mu.Unlock()
+	start := time.Now()
+	if err := p.stop(); err != nil {
+		return err
+	}
+	if err := d.startPanel(ctx, anyOwner); err != nil {
+		return err
+	}
+	d.logf("panel restarted: lxqt-panel stopped and started again in %v", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lxqtConfig is where lxqt-panel's configuration is written.
+func (d *Desktop) lxqtConfig() string { return filepath.Join(d.configHome, "lxqt", "panel.conf") }
+
+// Host is the tray host the desktop runs.
+func (d *Desktop) Host() Host { return d.host }
 
 // cleanup stops everything, newest first (clients before the buses they
 // use, Xvfb last), and on failure prints the tail of every log.

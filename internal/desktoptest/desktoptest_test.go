@@ -9,6 +9,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -369,4 +370,84 @@ func TestRestartPanelRecovers(t *testing.T) {
 			t.Fatalf("watcher owner %q, %v", owner, err)
 		}
 	})
+}
+
+// TestDesktopLXQt starts the desktop with lxqt-panel as the tray host: a
+// registered item shows in its panel, WatchSignals sees the item's
+// signals, RestartPanel brings a new watcher, and cleanup leaves nothing
+// behind.
+func TestDesktopLXQt(t *testing.T) {
+	Require(t, LXQtPanel)
+	var d *Desktop
+	t.Run("session", func(t *testing.T) {
+		d = Start(t, LXQtPanel)
+		if d.Host() != LXQt {
+			t.Fatalf("host %v", d.Host())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if !hasEnv(d.Env(), "XDG_CURRENT_DESKTOP=LXQt") {
+			t.Errorf("Env lacks XDG_CURRENT_DESKTOP=LXQt")
+		}
+		app, err := connect(ctx, d.BusAddress())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.Close()
+		sigs, err := d.WatchSignals(ctx, "type='signal',interface='org.kde.StatusNotifierItem'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := exportItem(t, app)
+		if err := app.Object(WatcherName, WatcherPath).CallWithContext(ctx, WatcherIface+".RegisterStatusNotifierItem", 0, item).Err; err != nil {
+			t.Fatalf("RegisterStatusNotifierItem: %v", err)
+		}
+		mine := func(it string) bool { return strings.HasPrefix(it, app.Names()[0]) }
+		if _, err := d.WaitItem(ctx, mine); err != nil {
+			t.Fatalf("WaitItem: %v", err)
+		}
+		shot := screenshotWhen(ctx, t, d, "lxqt-item", trayIcon)
+		t.Logf("screenshot %s", shot)
+
+		if err := app.Emit(dbus.ObjectPath(item), "org.kde.StatusNotifierItem.NewTitle"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case s := <-sigs:
+			if s.Member != "NewTitle" || s.Sender != app.Names()[0] || s.Path != dbus.ObjectPath(item) {
+				t.Errorf("WatchSignals saw %+v", s)
+			}
+		case <-ctx.Done():
+			t.Fatal("WatchSignals saw nothing")
+		}
+
+		old, _ := d.NameOwner(ctx, WatcherName)
+		if err := d.RestartPanel(ctx); err != nil {
+			t.Fatalf("RestartPanel: %v", err)
+		}
+		if owner, err := d.NameOwner(ctx, WatcherName); err != nil || owner == "" || owner == old {
+			t.Fatalf("watcher owner after restart %q (was %q), %v", owner, old, err)
+		}
+	})
+	if d == nil {
+		return
+	}
+	for _, p := range d.procs {
+		if m := groupMembers(p.cmd.Process.Pid); len(m) > 0 {
+			t.Errorf("process group of %s still has %v after cleanup", p.name, m)
+		}
+	}
+}
+
+func TestMissingDependsOnTheHost(t *testing.T) {
+	has := func(list []tool, name string) bool {
+		return slices.ContainsFunc(list, func(tl tool) bool { return tl.name == name })
+	}
+	all := func(opts ...Option) []tool { return append(slices.Clip(tools), hostTools[configure(opts).host]...) }
+	if x := all(); !has(x, "xfce4-panel") || !has(x, "xfconfd") || has(x, "lxqt-panel") {
+		t.Errorf("the default desktop needs %v", x)
+	}
+	if l := all(LXQtPanel); has(l, "xfce4-panel") || has(l, "xfconfd") || !has(l, "lxqt-panel") || !has(l, "dunst") {
+		t.Errorf("the LXQt desktop needs %v", l)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -56,20 +57,29 @@ var tools = []tool{
 	{"Xvfb", "xvfb", onPath("Xvfb")},
 	{"dbus-daemon", "dbus-daemon", onPath("dbus-daemon")},
 	{"dbus-send", "dbus-bin", onPath("dbus-send")},
-	{"xfconfd", "xfconf", findXfconfd},
-	{"xfce4-panel", "xfce4-panel", onPath("xfce4-panel")},
 	{"dunst", "dunst", onPath("dunst")},
 	{"dunstctl", "dunst", onPath("dunstctl")},
 	{"import", "imagemagick", onPath("import")},
 	{"xdotool", "xdotool", onPath("xdotool")},
 }
 
-func missingTools() []tool {
+// hostTools are what each tray host needs besides tools.
+var hostTools = map[Host][]tool{
+	XFCE: {
+		{"xfconfd", "xfconf", findXfconfd},
+		{"xfce4-panel", "xfce4-panel", onPath("xfce4-panel")},
+	},
+	LXQt: {
+		{"lxqt-panel", "lxqt-panel", onPath("lxqt-panel")},
+	},
+}
+
+func missingTools(opts []Option) []tool {
 	if runtime.GOOS != "linux" {
 		return []tool{{name: "a Linux desktop (desktoptest runs only on Linux)", pkg: ""}}
 	}
 	var m []tool
-	for _, tl := range tools {
+	for _, tl := range append(slices.Clip(tools), hostTools[configure(opts).host]...) {
 		if _, err := tl.find(); err != nil {
 			m = append(m, tl)
 		}
@@ -77,12 +87,13 @@ func missingTools() []tool {
 	return m
 }
 
-// Missing reports which required programs are missing, each with the
-// Debian package to install, e.g. "Xvfb (xvfb)", so that a skipped or
-// failed test says exactly what to do. It is empty when all are present.
-func Missing() []string {
+// Missing reports which programs that Start, with these options, needs
+// are missing, each with the Debian package to install, e.g. "Xvfb
+// (xvfb)", so that a skipped or failed test says exactly what to do. It
+// is empty when all are present.
+func Missing(opts ...Option) []string {
 	var out []string
-	for _, tl := range missingTools() {
+	for _, tl := range missingTools(opts) {
 		if tl.pkg == "" {
 			out = append(out, tl.name)
 			continue
@@ -98,10 +109,11 @@ func Missing() []string {
 // environment variable CI is "true" it fails instead: CI installs the
 // packages, so a missing tool there is a broken setup that must not hide
 // behind a skip. Off Linux it always skips, since there is nothing to
-// install.
-func Require(t testing.TB) {
+// install. Pass the options Start will get: LXQtPanel needs lxqt-panel
+// rather than xfce4-panel.
+func Require(t testing.TB, opts ...Option) {
 	t.Helper()
-	m := missingTools()
+	m := missingTools(opts)
 	if len(m) == 0 {
 		return
 	}
