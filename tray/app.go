@@ -32,6 +32,9 @@ const (
 	popupQueue  = 32              // popups waiting for a slow daemon before they go to the log
 	// problemGroup: a popup about a new problem replaces the one before.
 	problemGroup = "cannot-connect"
+	// configGroup: a popup about the settings file replaces the one before.
+	configGroup = "settings"
+	configPoll  = time.Second // how often the settings file is looked at
 )
 
 // Options configure the tray.
@@ -120,6 +123,18 @@ type app struct {
 	configRetry time.Duration
 	alerted     string // the problem last shown in a popup, until connected
 
+	// configStamp is the settings file as hark last read or wrote it: a
+	// file seen otherwise is a user's edit, to be applied.
+	configStamp fileStamp
+	configPoll  time.Duration // 0: configPoll
+	// openFile opens the settings file in the user's editor without
+	// waiting for it (openWithXDG); tests replace it.
+	openFile func(path string) error
+	// firstRun: there was no settings file at start. helped: the first
+	// failure to connect has been seen (and explained when it needed to).
+	firstRun bool
+	helped   bool
+
 	shown   view // what render showed last
 	drawn   bool // render has shown a view
 	state   netclient.State
@@ -143,19 +158,17 @@ type app struct {
 
 func newApp(opts Options, log *slog.Logger) *app {
 	a := &app{opts: opts, log: log, actions: make(chan action, 16), popups: make(chan Popup, popupQueue)}
+	a.openFile = xdgOpen(log)
+	// The stamp first: an edit while the file is read is seen after.
+	a.configStamp = stampOf(opts.ConfigPath)
+	a.firstRun = !a.configStamp.exists()
 	s, err := LoadSettings(opts.ConfigPath)
 	a.settings, a.saveable = s, err == nil
 	if err != nil {
 		log.Error(err.Error())
-		a.notices = append(a.notices, Popup{Title: "hark's settings file is broken", Body: err.Error()})
+		a.notices = append(a.notices, Popup{Title: "hark's settings file is broken", Body: err.Error(), Group: configGroup})
 	}
-	a.server = opts.Server
-	if a.server == "" {
-		a.server = s.Server
-	}
-	if a.server == "" {
-		a.server = opts.DefaultServer
-	}
+	a.server = a.serverFor(s)
 	a.resolveFiles()
 	a.pres = newPresenter(a.settings)
 	a.loadRecent()
@@ -169,8 +182,21 @@ func newApp(opts Options, log *slog.Logger) *app {
 	return a
 }
 
+// serverFor is the server to use with settings s: the --server flag
+// beats the file's server, which beats the default.
+func (a *app) serverFor(s Settings) string {
+	switch {
+	case a.opts.Server != "":
+		return a.opts.Server
+	case s.Server != "":
+		return s.Server
+	}
+	return a.opts.DefaultServer
+}
+
 // resolveFiles resolves ca_file and token_file, and loads the CA.
 func (a *app) resolveFiles() {
+	a.tlsConf, a.caPath, a.caErr = nil, "", nil
 	var err error
 	if a.tokenFile, err = ResolvePath(a.opts.ConfigPath, a.settings.TokenFile); err != nil {
 		a.log.Error("token_file: " + err.Error())
@@ -218,24 +244,41 @@ func (a *app) run(ctx context.Context) error {
 	// no session while ca_file cannot be used.
 	var session *netclient.Session
 	var events <-chan netclient.Event
-	var tokenWanted atomic.Bool // a server said it needs a token: look for one
+	var tokenWanted *atomic.Bool // a server said it needs a token: look for one
+	stopSession := func() {}
 	startSession := func() {
-		session = netclient.NewSession(netclient.SessionOptions{
+		tokenWanted = new(atomic.Bool)
+		s := netclient.NewSession(netclient.SessionOptions{
 			Addr:        a.server,
 			Identity:    a.opts.Identity,
 			TLS:         a.tlsConf,
-			Token:       tokenSource(a.log, a.server, a.tokenFile, &tokenWanted, keyring.Lookup),
+			Token:       tokenSource(a.log, a.server, a.tokenFile, tokenWanted, keyring.Lookup),
 			ConfigRetry: a.configRetry,
 			Logger:      a.log,
 		})
-		events = session.Events()
+		session, events = s, s.Events()
+		sctx, scancel := context.WithCancel(ctx)
+		stopSession = scancel
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := session.Run(ctx); err != nil {
+			if err := s.Run(sctx); err != nil {
 				a.log.Error("session ended", "err", err)
 			}
 		}()
+	}
+	// restartSession ends the session (its items not taken are offered
+	// again by the server next time) and starts one with the settings
+	// now in effect.
+	restartSession := func() {
+		stopSession()
+		session, events = nil, nil
+		a.newServer()
+		a.log.Info("connecting with the new settings", "server", a.server)
+		if a.caErr == nil {
+			startSession()
+		}
+		a.alert()
 	}
 	a.log.Info("hark tray is running", "server", a.server)
 	if a.caErr == nil {
@@ -265,6 +308,14 @@ func (a *app) run(ctx context.Context) error {
 			a.log.Debug("after suspend, dead connections are noticed by keepalive alone", "reason", err)
 		}
 	}()
+	// The settings file is looked at every second: the edits a user saves
+	// apply at once.
+	edited := make(chan fileStamp)
+	wg.Add(1)
+	go func(start fileStamp) {
+		defer wg.Done()
+		a.watchConfig(ctx, start, edited)
+	}(a.configStamp)
 	if a.desktop != nil && a.ui != nil {
 		wg.Add(1)
 		go func() {
@@ -307,13 +358,17 @@ func (a *app) run(ctx context.Context) error {
 			if session != nil {
 				session.Reconnect()
 			}
+		case st := <-edited:
+			if a.reload(st) {
+				restartSession()
+			}
 		case ev, ok := <-events:
 			switch {
 			case !ok:
 				events = nil // the session ended; ctx is ending too
 			case ev.State != nil:
 				a.state, a.stateAt = *ev.State, time.Now()
-				if errors.Is(a.state.Err, netclient.ErrAuthRequired) && !tokenWanted.Swap(true) {
+				if errors.Is(a.state.Err, netclient.ErrAuthRequired) && tokenWanted != nil && !tokenWanted.Swap(true) {
 					// First word that a token is needed: look for one now,
 					// not after the slow retry, and say nothing yet: the
 					// token may well be there.
@@ -325,6 +380,7 @@ func (a *app) run(ctx context.Context) error {
 					a.checkEpoch()
 				}
 				a.alert()
+				a.firstRunHelp()
 			case ev.Item != nil:
 				if a.item(*ev.Item) {
 					if !a.recentDirty {
@@ -528,6 +584,8 @@ func (a *app) do(act action, session *netclient.Session) {
 		a.alert() // a problem kept back while in do not disturb
 	case actAutostart:
 		a.toggleAutostart()
+	case actEdit:
+		a.editSettings()
 	case actReconnect:
 		a.log.Info("reconnecting, as asked from the menu")
 		session.Reconnect()
@@ -547,6 +605,8 @@ func (a *app) save() {
 		a.log.Error(err.Error() + "; the change holds until hark quits")
 		return
 	}
+	a.configStamp = stampOf(a.opts.ConfigPath) // not an edit to apply
+
 	a.log.Debug("settings saved", "file", a.opts.ConfigPath)
 }
 
@@ -720,6 +780,7 @@ const (
 	actReconnect
 	actQuit
 	actRecent // index says which ad
+	actEdit   // Edit settings…
 )
 
 type action struct {

@@ -156,7 +156,7 @@ func ResolvePath(configPath, p string) (string, error) {
 }
 
 const configHeader = `# hark's settings. hark rewrites this file when you change a setting from
-# its menu; other edits take effect when hark next starts.
+# its menu, and applies your own edits as soon as you save them.
 #
 # server = "host:port"   where hark serve runs (the --server flag beats this);
 #                        "tls://host:port" for a server that speaks TLS
@@ -169,6 +169,76 @@ const configHeader = `# hark's settings. hark rewrites this file when you change
 # Relative file names are relative to this file's directory.
 
 `
+
+// configTemplate is the file "Edit settings…" creates when there is none:
+// the header, the settings in s, and the file settings commented out, as
+// examples to fill in. exampleServer is the server the comment suggests.
+func configTemplate(s Settings, exampleServer string) string {
+	if exampleServer == "" {
+		exampleServer = "127.0.0.1:6789"
+	}
+	var b strings.Builder
+	b.WriteString(configHeader)
+	fmt.Fprintf(&b, "# server = %q\n", exampleServer)
+	b.WriteString("# ca_file = \"ca.pem\"\n")
+	b.WriteString("# token_file = \"token\"\n")
+	fmt.Fprintf(&b, "random = %t\nclassified = %t\ndo_not_disturb = %t\n", s.Random, s.Classified, s.DoNotDisturb)
+	return b.String()
+}
+
+// createConfig writes configTemplate to path unless a file is there
+// already (then it is left as it is), and reports whether it wrote one.
+func createConfig(path string, s Settings, exampleServer string) (bool, error) {
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, os.ErrExist) {
+		return false, nil // made meanwhile: not ours to overwrite
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	_, err = f.WriteString(configTemplate(s, exampleServer))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return false, fmt.Errorf("creating %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// fileStamp tells whether a file changed: its identity (inode), size and
+// modification time, or that it is missing. The zero stamp is "missing".
+type fileStamp struct {
+	info os.FileInfo // nil: missing (or unreadable)
+}
+
+// stampOf stats path, following a symlink to the file it names.
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi}
+}
+
+func (s fileStamp) exists() bool { return s.info != nil }
+
+func (s fileStamp) same(t fileStamp) bool {
+	if s.info == nil || t.info == nil {
+		return s.info == nil && t.info == nil
+	}
+	return os.SameFile(s.info, t.info) && s.info.Size() == t.info.Size() && s.info.ModTime().Equal(t.info.ModTime())
+}
 
 // SaveSettings writes s to path atomically (a temporary file renamed over
 // the old one), so a crash never leaves half a file.

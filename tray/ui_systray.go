@@ -16,7 +16,7 @@ type systrayUI struct {
 	status, latest, recentMenu, noAds  *systray.MenuItem
 	recent                             [recentMax]*systray.MenuItem
 	random, classified, dnd, autostart *systray.MenuItem
-	reconnect, quit                    *systray.MenuItem
+	edit, reconnect, quit              *systray.MenuItem
 	last                               view
 	drawn                              bool
 }
@@ -61,6 +61,7 @@ func newSystrayUI() *systrayUI {
 	u.classified = systray.AddMenuItemCheckbox("Classified ads", "Popups for new classified ads", false)
 	u.dnd = systray.AddMenuItemCheckbox("Do not disturb", "No popups; items still arrive in this menu", false)
 	u.autostart = systray.AddMenuItemCheckbox("Start on login", "Start hark when you log in", false)
+	u.edit = systray.AddMenuItem("Edit settings…", "Open hark's settings file in your editor; saving it applies it")
 	systray.AddSeparator()
 	u.reconnect = systray.AddMenuItem("Reconnect now", "Drop the connection and connect again")
 	u.quit = systray.AddMenuItem("Quit", "Quit hark")
@@ -94,6 +95,7 @@ func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions cha
 	pipe(u.classified.ClickedCh, action{kind: actClassified})
 	pipe(u.dnd.ClickedCh, action{kind: actDND})
 	pipe(u.autostart.ClickedCh, action{kind: actAutostart})
+	pipe(u.edit.ClickedCh, action{kind: actEdit})
 	pipe(u.reconnect.ClickedCh, action{kind: actReconnect})
 	pipe(u.quit.ClickedCh, action{kind: actQuit})
 	for i, it := range u.recent {
