@@ -178,6 +178,7 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 		opts.ConfigPath = filepath.Join(tmp, "config.toml")
 		opts.StateDir = tmp
 		opts.Autostart = nil
+		opts.Demo = true
 		srv, stop, err := startDemo(log, stderr)
 		if err != nil {
 			return err

@@ -50,6 +50,9 @@ type Options struct {
 	StateDir  string
 	Autostart *Autostart // the start-on-login entry this hark writes
 	Logger    *slog.Logger
+	// Demo marks hark --demo: its menu and tooltip say so, since its
+	// settings are temporary and its server goes away with it.
+	Demo bool
 }
 
 // Run runs the tray until ctx ends or the user picks Quit. It must be
@@ -671,8 +674,12 @@ func (v view) equal(w view) bool {
 }
 
 func (a *app) view() view {
+	status := a.status()
+	if a.opts.Demo {
+		status = "Demo (settings not kept): " + status
+	}
 	v := view{
-		Status:     a.status(),
+		Status:     status,
 		Latest:     "Latest number: none yet",
 		Recent:     make([]string, len(a.recent)),
 		Random:     a.settings.Random,

@@ -1258,3 +1258,15 @@ func TestAppRecentAdsCorruptFile(t *testing.T) {
 		})
 	}
 }
+
+// The demo says it is one, in the menu and the tooltip: its settings are
+// temporary, and its server goes away with it.
+func TestAppDemoSaysSo(t *testing.T) {
+	appEnv(t)
+	a := newApp(Options{Server: "127.0.0.1:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml"), Demo: true}, slog.New(slog.DiscardHandler))
+	a.state = netclient.State{Connected: true, Addr: "127.0.0.1:6789"}
+	v := a.view()
+	if want := "Demo (settings not kept): Connected to 127.0.0.1:6789"; v.Status != want || v.Tooltip != "hark: "+want {
+		t.Fatalf("demo view %s", formatView(v))
+	}
+}
