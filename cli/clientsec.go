@@ -2,7 +2,6 @@ package cli
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/harkapp/hark/internal/keyring"
+	"github.com/harkapp/hark/netclient"
 )
 
 // clientSecurity is what the terminal clients (watch, publish, bench)
@@ -31,22 +31,29 @@ func (c *clientSecurity) tlsConfig() (*tls.Config, error) {
 	return loadTLSConfig("--ca", c.caFile)
 }
 
+// load is what the flags say: the TLS configuration and the token.
+func (c *clientSecurity) load() (*tls.Config, string, error) {
+	conf, err := c.tlsConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	tok, err := c.token()
+	return conf, tok, err
+}
+
 // loadTLSConfig reads a CA file (what names it, for messages: a flag or
 // a config key); "" keeps the system's roots.
 func loadTLSConfig(what, caFile string) (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if caFile == "" {
-		return cfg, nil
+		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	cfg, err := netclient.LoadCA(caFile)
+	if errors.Is(err, netclient.ErrNoCert) {
+		return nil, fmt.Errorf("%s %s: %w", what, caFile, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate in it (want the CA's certificate, -----BEGIN CERTIFICATE-----)", what, caFile)
-	}
-	cfg.RootCAs = pool
 	return cfg, nil
 }
 
@@ -67,26 +74,8 @@ func (c *clientSecurity) token() (string, error) {
 	default:
 		return "", nil
 	}
-	if err := checkTokenShape(tok); err != nil {
+	if err := keyring.CheckToken(tok); err != nil {
 		return "", fmt.Errorf("%s: %w", from, err)
 	}
 	return tok, nil
-}
-
-// checkTokenShape rejects what cannot be a token: hark's are "hark_" and
-// 52 base32 characters, but a server may issue others, so only what
-// could not travel on one protocol line or in a header is refused.
-func checkTokenShape(tok string) error {
-	switch {
-	case tok == "":
-		return errors.New("the token is empty")
-	case len(tok) > 128:
-		return fmt.Errorf("the token is %d bytes long; a token is at most 128 (is it the right file?)", len(tok))
-	}
-	for i := 0; i < len(tok); i++ {
-		if tok[i] <= ' ' || tok[i] > '~' {
-			return fmt.Errorf("the token holds a space or an unprintable byte at offset %d: copy it again, alone", i)
-		}
-	}
-	return nil
 }

@@ -82,7 +82,7 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	if err := checkTokenShape(token); err != nil {
+	if err := keyring.CheckToken(token); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, loginTimeout)

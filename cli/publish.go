@@ -38,11 +38,7 @@ func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usagef("--http %q: want a URL such as http://127.0.0.1:6790, or https://HOST:6790 for a server with TLS", *base)
 	}
-	tlsConf, err := sec.tlsConfig()
-	if err != nil {
-		return err
-	}
-	token, err := sec.token()
+	tlsConf, token, err := sec.load()
 	if err != nil {
 		return err
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -130,4 +132,22 @@ func (r *recordingConn) plaintextLine(ctx context.Context) string {
 		buf = buf[:wire.MaxLine]
 	}
 	return string(buf)
+}
+
+// ErrNoCert is LoadCA's error for a file without a PEM certificate.
+var ErrNoCert = errors.New("no PEM certificate in it (want the CA's certificate, -----BEGIN CERTIFICATE-----)")
+
+// LoadCA is the TLS configuration of a client that trusts the CA
+// certificates in path alone (a private CA), instead of the system's
+// roots. Its errors are the file's (fs.ErrNotExist…) or ErrNoCert.
+func LoadCA(path string) (*tls.Config, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, ErrNoCert
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

@@ -253,26 +253,8 @@ func SaveSettings(path string, s Settings) error {
 	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
 		return fmt.Errorf("encoding settings: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := writeAtomic(path, buf.Bytes()); err != nil {
 		return fmt.Errorf("saving settings: %w", err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".config.toml.*")
-	if err != nil {
-		return fmt.Errorf("saving settings: %w", err)
-	}
-	_, err = tmp.Write(buf.Bytes())
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("saving settings to %s: %w", path, err)
 	}
 	return nil
 }

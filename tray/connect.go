@@ -3,20 +3,15 @@ package tray
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"sync/atomic"
 
 	"github.com/harkapp/hark/internal/keyring"
 	"github.com/harkapp/hark/netclient"
 )
-
-// errNoCert: a ca_file without a PEM certificate in it.
-var errNoCert = errors.New("no PEM certificate in it (want the CA's certificate, -----BEGIN CERTIFICATE-----)")
 
 // caError is a ca_file that cannot be used; the tray then does not
 // connect until it can (Reconnect now reads the file again).
@@ -33,7 +28,7 @@ func (e *caError) status() string {
 	switch {
 	case errors.Is(e.err, fs.ErrNotExist):
 		return "ca_file not found: check config.toml"
-	case errors.Is(e.err, errNoCert):
+	case errors.Is(e.err, netclient.ErrNoCert):
 		return "ca_file holds no certificate: check config.toml"
 	}
 	return "Cannot read ca_file: see hark's log"
@@ -46,7 +41,7 @@ func loadCA(path string) (*tls.Config, error) {
 	if path == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(path)
+	conf, err := netclient.LoadCA(path)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -54,11 +49,7 @@ func loadCA(path string) (*tls.Config, error) {
 		}
 		return nil, &caError{path, err}
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, &caError{path, errNoCert}
-	}
-	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return conf, nil
 }
 
 // tokenSource is the session's Token: the token kept for server, looked

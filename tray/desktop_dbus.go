@@ -5,13 +5,11 @@ package tray
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"image"
 	"image/draw"
 	"image/png"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/internal/sessionbus"
 )
 
 // On the Freedesktop platforms hark talks to the notification daemon itself,
@@ -41,7 +40,7 @@ const (
 
 // errNoSessionBus means there is no session bus to talk to: no tray icon
 // and no popups.
-var errNoSessionBus = errors.New("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus does not exist)")
+var errNoSessionBus = sessionbus.ErrNoBus
 
 // desktop is hark's own private connection to the session bus.
 type desktop struct {
@@ -51,21 +50,8 @@ type desktop struct {
 	replace map[string]uint32 // popup group → the id it replaces
 }
 
-// sessionBusAddress finds the session bus the way godbus does, minus its
-// last resort: running dbus-launch, which would start a stray bus that no
-// tray host or notification daemon listens on.
-func sessionBusAddress() (string, error) {
-	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" && a != "autolaunch:" {
-		return a, nil
-	}
-	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
-		p := filepath.Join(rt, "bus")
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return "unix:path=" + dbus.EscapeBusAddressValue(p), nil
-		}
-	}
-	return "", errNoSessionBus
-}
+// sessionBusAddress is where the session bus is: sessionbus.Address.
+func sessionBusAddress() (string, error) { return sessionbus.Address() }
 
 // openDesktop connects to the session bus. The error is errNoSessionBus,
 // or says why the bus could not be reached.

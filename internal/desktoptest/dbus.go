@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/harkapp/hark/internal/sessionbus"
 )
 
 // connect opens a private connection (never dbus.SessionBus(), which is
@@ -14,26 +16,7 @@ import (
 // bounds the handshake only: the caller closes the connection. (With
 // dbus.WithContext, godbus would close it when ctx ends, racing with our
 // own Close, which panics on a monitor connection in godbus 5.1.)
-func connect(ctx context.Context, addr string) (*dbus.Conn, error) {
-	conn, err := dbus.Dial(addr)
-	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	err = conn.Auth(nil)
-	if err == nil {
-		err = conn.Hello()
-	}
-	if !stop() {
-		conn.Close()
-		return nil, fmt.Errorf("connect to %s: %w", addr, ctx.Err())
-	}
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("connect to %s: %w", addr, err)
-	}
-	return conn, nil
-}
+func connect(ctx context.Context, addr string) (*dbus.Conn, error) { return sessionbus.Dial(ctx, addr) }
 
 // errConnClosed is returned when the bus connection closes during a wait,
 // which means the bus daemon died.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/harkapp/hark/internal/sessionbus"
 )
 
 // FromSecretService is what Lookup returns as from, and Save as where,
@@ -23,7 +23,7 @@ const serviceTimeout = 25 * time.Second
 
 // errNoSessionBus: there is no session bus to look on, which for the
 // policy means the same as no Secret Service.
-var errNoSessionBus = fmt.Errorf("%w (no D-Bus session bus: DBUS_SESSION_BUS_ADDRESS is unset and $XDG_RUNTIME_DIR/bus does not exist)", ErrNoService)
+var errNoSessionBus = fmt.Errorf("%w (%w)", ErrNoService, sessionbus.ErrNoBus)
 
 // Lookup finds the token for server, for the tray and `hark login`.
 //
@@ -136,43 +136,26 @@ func withService(ctx context.Context, f func(context.Context, *SecretService) (s
 	return f(ctx, s)
 }
 
-// sessionBusAddress finds the session bus as godbus does, minus its last
-// resort of running dbus-launch, which would start a stray bus with no
-// keyring on it, and minus its os.Setenv.
+// sessionBusAddress is sessionbus.Address, its error one of
+// ErrNoService's: no bus, no Secret Service.
 func sessionBusAddress() (string, error) {
-	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" && a != "autolaunch:" {
-		return a, nil
+	a, err := sessionbus.Address()
+	if err != nil {
+		return "", errNoSessionBus
 	}
-	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
-		p := filepath.Join(rt, "bus")
-		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return "unix:path=" + dbus.EscapeBusAddressValue(p), nil
-		}
-	}
-	return "", errNoSessionBus
+	return a, nil
 }
 
-// dial connects and authenticates with ctx bounding the handshake only.
-// (dbus.WithContext would close the connection whenever ctx ends, racing
-// with our own Close.) A bus address that does not answer is reported
-// as a missing service: the fallback is what the user needs then.
+// dial connects to the session bus. A bus address that does not answer is
+// reported as a missing service: the fallback is what the user needs
+// then.
 func dial(ctx context.Context, addr string) (*dbus.Conn, error) {
-	conn, err := dbus.Dial(addr)
-	if err != nil {
-		return nil, fmt.Errorf("%w: cannot reach the session bus at %s: %v", ErrNoService, addr, err)
+	conn, err := sessionbus.Dial(ctx, addr)
+	switch {
+	case err == nil:
+		return conn, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("the session bus: %w", err)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	err = conn.Auth(nil)
-	if err == nil {
-		err = conn.Hello()
-	}
-	if !stop() {
-		conn.Close()
-		return nil, fmt.Errorf("connect to the session bus at %s: %w", addr, ctx.Err())
-	}
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("%w: cannot connect to the session bus at %s: %v", ErrNoService, addr, err)
-	}
-	return conn, nil
+	return nil, fmt.Errorf("%w: cannot reach the session bus: %v", ErrNoService, err)
 }
