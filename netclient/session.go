@@ -148,7 +148,8 @@ type Session struct {
 	quiet   time.Duration  // the wait after a fetch cycle that brought nothing new
 	nagged  map[string]int // warnings said once per session, by reason
 	told    time.Duration  // the last idle timeout said to shorten the refresh, logged once
-	lastErr string         // the last disconnection's error, logged once until it changes
+	report  *connReport    // why it is not connected, logged once per kind with a count
+	wasUp   bool           // the current connection was up (its Connected state emitted)
 }
 
 // shown is the last item of a kind handed over in this session.
@@ -182,6 +183,7 @@ func NewSession(opts SessionOptions) *Session {
 		reconnect: make(chan struct{}, 1), events: make(chan Event),
 		nagged: map[string]int{}, key: opts.Addr,
 	}
+	s.report = newConnReport(s.log, opts.Addr)
 	if a, err := ParseAddr(opts.Addr); err == nil {
 		// One server's marks, whether it is reached with TLS or not.
 		s.key = a.HostPort
@@ -220,9 +222,11 @@ var (
 // once; Events is closed when it returns.
 func (s *Session) Run(ctx context.Context) error {
 	defer close(s.events)
+	defer s.report.flush() // what was counted and not said yet
 	backoff := time.Duration(0)
 	for {
 		start := time.Now()
+		s.wasUp = false
 		err := s.runConn(ctx)
 		if ctx.Err() != nil {
 			return nil
@@ -246,7 +250,7 @@ func (s *Session) Run(ctx context.Context) error {
 			// instead of hammering the server.
 			wait = s.opts.ConfigRetry
 		}
-		s.logDisconnect(err, slow, wait)
+		s.report.failed(err, s.wasUp, slow, wait)
 		if !s.emit(ctx, Event{State: &State{Addr: s.opts.Addr, RetryIn: wait, Err: err}}) {
 			return nil
 		}
@@ -260,28 +264,6 @@ func (s *Session) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-// logDisconnect logs why the connection ended, once per reason: a
-// reason repeated retry after retry is logged at debug level.
-func (s *Session) logDisconnect(err error, slow bool, wait time.Duration) {
-	level := slog.LevelInfo
-	if slow {
-		level = slog.LevelWarn
-	}
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	if msg == s.lastErr {
-		level = slog.LevelDebug
-	}
-	s.lastErr = msg
-	args := []any{"addr", s.opts.Addr, "err", err, "retry_in", wait.Round(time.Millisecond)}
-	if h := Hint(err); h != "" {
-		args = append(args, "hint", h)
-	}
-	s.log.Log(context.Background(), level, "disconnected", args...)
 }
 
 // emit hands ev to the user, and reports false when ctx ended first.
@@ -346,7 +328,8 @@ func (s *Session) runConn(ctx context.Context) error {
 	if err := s.catchUp(ctx, l); err != nil {
 		return err
 	}
-	s.lastErr = ""
+	s.wasUp = true
+	s.report.connected()
 	s.log.Info("connected", "addr", s.opts.Addr, "identified", l.ided, "authenticated", c.Authenticated())
 	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.opts.Addr, Identified: l.ided}}) {
 		return ctx.Err()

@@ -180,7 +180,10 @@ func (f *fixture) awaitRetries(n int, what string) {
 	f.t.Helper()
 	for i := range n {
 		f.logs.await(f.t, fmt.Sprintf("failure %d of %d: %s", i+1, n, what), func(r logRecord) bool {
-			return r.Msg == "disconnected" && strings.Contains(r.Attrs["err"], what)
+			// Each try is one record: "disconnected", or "cannot connect"
+			// (its repeats at debug level), not the count of repeats.
+			retry := r.Msg == "disconnected" || strings.HasPrefix(r.Msg, "cannot connect to ") && !strings.Contains(r.Msg, " more time")
+			return retry && strings.Contains(r.Attrs["err"], what)
 		})
 	}
 }

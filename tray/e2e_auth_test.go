@@ -141,7 +141,7 @@ func TestTrayTLSAndToken(t *testing.T) {
 	writeTrayConfig(t, d, s, "")
 	hark := startProc(t, d, "hark-no-token", "--log-level", "debug")
 	bus := trayItem(t, d, hark.cmd.Process.Pid)
-	hark.await(t, `msg=disconnected .*hint="Server needs a token: run hark login \(see man hark\)"`)
+	hark.await(t, `msg="cannot connect to [^"]*" .*hint="Server needs a token: run hark login \(see man hark\)"`)
 	n := nextPopup(t, shown)
 	if n.Summary != "hark cannot connect" || n.Body != "Server needs a token: run hark login (see man hark)" || n.AppName != "hark" {
 		t.Errorf("popup %q %q from %q, want \"hark cannot connect\" saying the server needs a token", n.Summary, n.Body, n.AppName)
