@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
 )
@@ -42,7 +43,7 @@ func Publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if token != "" && u.Scheme == "http" && !isLoopback(u.Host) {
+	if token != "" && u.Scheme == "http" && !hostport.IsLoopbackHost(u.Hostname()) {
 		return usagef("--http %s: not sending a token without TLS to another machine: use https://", *base)
 	}
 	api := publishAPI{base: u, tls: tlsConf, token: token}

@@ -268,3 +268,33 @@ func TestPublishArgumentsAsGoUsersWriteThem(t *testing.T) {
 		t.Errorf("hark publish classified --json Bike: exit status %d, stderr %q", code, stderr)
 	}
 }
+
+// A token goes in plaintext to localhost in any case, and to a loopback
+// URL without a port: it stays on this machine. (hark publish refused
+// both before, with a check of its own that the client did not share.)
+func TestPublishTokenToLoopbackInPlaintext(t *testing.T) {
+	var got atomic.Value
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization"))
+		http.Error(w, "stub", http.StatusServiceUnavailable)
+	}))
+	defer hs.Close()
+	_, port, err := net.SplitHostPort(hs.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HARK_TOKEN", "tok-loopback")
+	code, _, stderr := run(t, "publish", "--http", "http://LOCALHOST:"+port, "random", "1")
+	if code != 1 || strings.Contains(stderr, "not sending a token") {
+		t.Fatalf("exit status %d, stderr %s; want 1, the stub's refusal", code, stderr)
+	}
+	if a, _ := got.Load().(string); a != "Bearer tok-loopback" {
+		t.Errorf("the stub got Authorization %q", a)
+	}
+	// Nothing else is loopback: refused before anything is sent.
+	for _, u := range []string{"http://192.0.2.1:6790", "http://localhost.example:6790", "http://[::]:6790"} {
+		if code, _, stderr := run(t, "publish", "--http", u, "random", "1"); code != 2 || !strings.Contains(stderr, "not sending a token") {
+			t.Errorf("--http %s: exit status %d, stderr %s; want 2, refused", u, code, stderr)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/harkapp/hark/internal/hostport"
+	"github.com/harkapp/hark/internal/xdg"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/store"
 )
@@ -63,7 +64,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		if err := checkHostPort("--pprof", pprofAddr); err != nil {
 			return err
 		}
-		if !isLoopback(pprofAddr) {
+		if !hostport.IsLoopback(pprofAddr) {
 			return usagef("--pprof %q: the profiling endpoints are served on loopback only (127.0.0.1, ::1, localhost)", pprofAddr)
 		}
 	}
@@ -77,7 +78,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, &level)
 	cfg.Logger = log
-	beyond := !isLoopback(cfg.Listen) || (cfg.HTTP != "" && !isLoopback(cfg.HTTP))
+	beyond := !hostport.IsLoopback(cfg.Listen) || (cfg.HTTP != "" && !hostport.IsLoopback(cfg.HTTP))
 	if beyond && cfg.CertFile == "" && cfg.InsecureListen {
 		log.Warn("listening beyond loopback without TLS (--insecure-listen): nothing is encrypted, and tokens from other machines are refused")
 	}
@@ -190,26 +191,20 @@ func checkServeFlags(cfg *server.Config, keep store.Retention, set map[string]bo
 // defaultDataDir follows the XDG base directory spec: the store is data
 // the user would back up, so it goes under $XDG_DATA_HOME.
 func defaultDataDir() (string, error) {
-	if d := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "hark", "server"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := xdg.DataHome()
 	if err != nil {
-		return "", errors.New("no home directory to keep the store in: pass --data DIR")
+		return "", fmt.Errorf("%w, or pass --data DIR", err)
 	}
-	return filepath.Join(home, ".local", "share", "hark", "server"), nil
+	return filepath.Join(d, "hark", "server"), nil
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// checkHostPort checks a flag's address to listen on (port 0: any free
+// port).
+func checkHostPort(flagName, addr string) error {
+	if _, _, err := hostport.Parse(addr); err != nil {
+		return usagef("%s %q: %v", flagName, addr, err)
 	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
 }
 
 // hostList is a repeatable, comma-separated flag.

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
+	"github.com/harkapp/hark/internal/xdg"
 	"github.com/harkapp/hark/netclient"
 )
 
@@ -118,20 +116,9 @@ func jsonItem(d netclient.Delivery) watchItem {
 
 // stateDir is hark's XDG state directory: the client id lives there.
 func stateDir() (string, error) {
-	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
-		return filepath.Join(d, "hark"), nil
-	}
-	home, err := os.UserHomeDir()
+	d, err := xdg.StateHome()
 	if err != nil {
-		return "", errors.New("no home directory to keep hark's client id in: set XDG_STATE_HOME")
+		return "", fmt.Errorf("keeping hark's client id: %w", err)
 	}
-	return filepath.Join(home, ".local", "state", "hark"), nil
-}
-
-func checkHostPort(flagName, addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if n, perr := strconv.Atoi(port); err != nil || perr != nil || n < 0 || n > 65535 {
-		return usagef("%s %q: want host:port with a port from 0 to 65535, e.g. 127.0.0.1:6789", flagName, addr)
-	}
-	return nil
+	return filepath.Join(d, "hark"), nil
 }

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
-	"strconv"
 	"strings"
+
+	"github.com/harkapp/hark/internal/hostport"
 )
 
 // Addr is a server's protocol address: HOST:PORT for plaintext, written
@@ -41,17 +41,10 @@ func (a Addr) Host() string {
 }
 
 // Loopback reports whether the host is "localhost" or a loopback IP
-// literal: the only hosts a token is sent to without TLS. A name is not
-// resolved (a name that resolves to a loopback address is not trusted to
-// keep doing so).
-func (a Addr) Loopback() bool {
-	h := a.Host()
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(h)
-	return err == nil && ip.IsLoopback()
-}
+// literal (hostport.IsLoopbackHost): the only hosts a token is sent to
+// without TLS. A name is not resolved (a name that resolves to a loopback
+// address is not trusted to keep doing so).
+func (a Addr) Loopback() bool { return hostport.IsLoopbackHost(a.Host()) }
 
 type addrError struct{ msg string }
 
@@ -63,8 +56,9 @@ func badAddr(format string, args ...any) error {
 }
 
 // ParseAddr reads a server's protocol address: HOST:PORT (plaintext) or
-// tls://HOST:PORT. HOST is a name or an IP literal ([…] for IPv6); PORT
-// is a number. Other schemes are refused: http:// and https:// name the
+// tls://HOST:PORT. HOST:PORT is checked by hostport.ParseDial: HOST is a
+// name or an IP literal ([…] for IPv6), PORT a number from 1 to 65535.
+// Other schemes are refused: http:// and https:// name the
 // publish API, not this protocol.
 func ParseAddr(s string) (Addr, error) {
 	var a Addr
@@ -82,19 +76,9 @@ func ParseAddr(s string) (Addr, error) {
 	if rest == "" {
 		return Addr{}, badAddr("%q: no host and port; the server's address is HOST:PORT, or tls://HOST:PORT for TLS", s)
 	}
-	host, port, err := net.SplitHostPort(rest)
+	host, _, err := hostport.ParseDial(rest)
 	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) && strings.Contains(ae.Err, "missing port") {
-			return Addr{}, badAddr("%q: missing port: write HOST:PORT (hark's port is 6789)", s)
-		}
-		return Addr{}, badAddr("%q is not HOST:PORT: %v", s, err)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return Addr{}, badAddr("%q: the port must be a number from 1 to 65535, got %q", s, port)
-	}
-	if strings.ContainsAny(host, "/?#@ ") {
-		return Addr{}, badAddr("%q: not a host name: %q", s, host)
+		return Addr{}, badAddr("%q: %v", s, err)
 	}
 	if host == "" && a.TLS {
 		return Addr{}, badAddr("%q: a TLS address needs the host name its certificate is for", s)

@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/internal/ratelog"
 	"github.com/harkapp/hark/wire"
 )
@@ -261,7 +262,7 @@ func newConn(nc net.Conn, opts Options) (*Conn, *call) {
 		return c, nil
 	}
 	if _, isTLS := nc.(*tls.Conn); !isTLS {
-		if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		if ta, ok := nc.RemoteAddr().(*net.TCPAddr); ok && !hostport.IsLoopbackIP(ta.AddrPort().Addr()) {
 			c.fail(fmt.Errorf("not sending the token to %s without TLS: %w", ta, ErrTokenInClear))
 			return c, nil
 		}

@@ -2,6 +2,7 @@ package netclient
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/harkapp/hark/internal/filelock"
 	"github.com/harkapp/hark/wire"
 )
 
@@ -104,9 +106,15 @@ func OpenIdentity(dir string) (*Identity, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open client id: %w", err)
 		}
-		if !tryLock(f) {
+		// The kernel drops the lock when the process dies, so a crash
+		// never strands an id. Without flock (errors.ErrUnsupported),
+		// every instance uses the first slot.
+		if err := filelock.TryLock(f); errors.Is(err, filelock.ErrLocked) {
 			f.Close()
 			continue // another instance holds this one
+		} else if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			f.Close()
+			return nil, fmt.Errorf("client id: %w", err)
 		}
 		idt := &Identity{f: f, path: path}
 		if err := idt.load(); err != nil {
@@ -252,6 +260,6 @@ func (idt *Identity) SetMarks(server string, m Marks) error {
 
 // Close releases the id for another instance.
 func (idt *Identity) Close() error {
-	unlock(idt.f)
+	_ = filelock.Unlock(idt.f)
 	return idt.f.Close()
 }

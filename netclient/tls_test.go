@@ -483,7 +483,11 @@ func TestParseAddr(t *testing.T) {
 		{"ftp://hark.example:21", "unknown scheme"},
 		{"hark.example", "missing port"},
 		{"tls://hark.example", "missing port"},
-		{"::1", "not HOST:PORT"},
+		{"::1", "brackets"},
+		{"::1:6789", "[::1]:6789"},
+		{"hark.example:+6789", "port"},
+		{"hark.example:", "missing port"},
+		{"user@hark.example:6789", "host"},
 		{"hark.example:http", "port"},
 		{"hark.example:0", "port"},
 		{"hark.example:65536", "port"},
@@ -505,7 +509,7 @@ func TestParseAddr(t *testing.T) {
 func TestAddrLoopback(t *testing.T) {
 	for in, want := range map[string]bool{
 		"127.0.0.1:1": true, "127.1.2.3:1": true, "[::1]:1": true, "localhost:1": true, "LOCALHOST:1": true,
-		"tls://localhost:1": true, "[::ffff:127.0.0.1]:1": true,
+		"tls://localhost:1": true, "[::ffff:127.0.0.1]:1": true, "[::1%lo]:1": true,
 		"192.0.2.1:1": false, "localhost.example:1": false, "[2001:db8::1]:1": false, "0.0.0.0:1": false, ":1": false,
 	} {
 		a, err := netclient.ParseAddr(in)

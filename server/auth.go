@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/wire"
 )
@@ -199,7 +200,7 @@ func (s *Server) dropRevoked(now time.Time) {
 // isLoopbackAddr reports whether a peer is on this machine.
 func isLoopbackAddr(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
-	return ok && ta.AddrPort().Addr().Unmap().IsLoopback()
+	return ok && hostport.IsLoopbackIP(ta.AddrPort().Addr())
 }
 
 // The watcher's periods: the token file is checked often enough that a
@@ -245,17 +246,4 @@ func (s *Server) watcher() {
 			s.authFails.forget(now)
 		}
 	}
-}
-
-// isLoopbackHostPort reports whether a listen address is on loopback only.
-func isLoopbackHostPort(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
 }

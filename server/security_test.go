@@ -432,6 +432,11 @@ func TestListenPolicy(t *testing.T) {
 		{"beyond, --insecure-listen", Config{Listen: "0.0.0.0:6789", InsecureListen: true}, true, false},
 		{"beyond, plaintext", Config{Listen: "0.0.0.0:6789"}, false, true},
 		{"behind a proxy (--http-host)", Config{Listen: "127.0.0.1:6789", HTTP: "127.0.0.1:6790", HTTPHosts: []string{"hark.example.org"}}, true, false},
+		// Loopback by hostport's rule: these were "beyond" before.
+		{"LOCALHOST", Config{Listen: "LOCALHOST:6789", HTTP: "Localhost:6790"}, false, false},
+		{"IPv4-mapped loopback", Config{Listen: "[::ffff:127.0.0.1]:6789"}, false, false},
+		{"zoned ::1", Config{Listen: "[::1%lo]:6789"}, false, false},
+		{"every interface", Config{Listen: ":6789"}, false, true},
 	} {
 		got, err := c.cfg.secured()
 		if errors.Is(err, ErrInsecure) != c.insecure || (!c.insecure && err != nil) {
@@ -440,6 +445,26 @@ func TestListenPolicy(t *testing.T) {
 		}
 		if !c.insecure && got.Auth != c.auth {
 			t.Errorf("%s: tokens required = %v, want %v", c.name, got.Auth, c.auth)
+		}
+	}
+}
+
+// An address that is not host:port is refused as such, not taken for one
+// beyond loopback (nor, as "127.0.0.1:" was, for loopback on port 0).
+func TestListenAddressChecked(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		says string
+	}{
+		{Config{Listen: "127.0.0.1:"}, `listen address "127.0.0.1:": missing port`},
+		{Config{Listen: "127.0.0.1"}, "missing port"},
+		{Config{Listen: "127.0.0.1:+6789"}, `port "+6789"`},
+		{Config{Listen: "127.0.0.1:http"}, `port "http"`},
+		{Config{Listen: "127.0.0.1:0", HTTP: "::1:6790"}, `publish API address "::1:6790": an IPv6 address goes in brackets`},
+	} {
+		_, err := c.cfg.secured()
+		if err == nil || errors.Is(err, ErrInsecure) || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("secured(%q, %q) = %v, want an error saying %q", c.cfg.Listen, c.cfg.HTTP, err, c.says)
 		}
 	}
 }

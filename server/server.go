@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/internal/ratelog"
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/wire"
@@ -125,7 +126,15 @@ var ErrClosed = errors.New("server is shutting down")
 // publish API with HTTPHosts means others reach it (through a reverse
 // proxy on this machine, whose requests come from loopback): tokens too.
 func (c Config) secured() (Config, error) {
-	beyond := !isLoopbackHostPort(c.Listen) || (c.HTTP != "" && !isLoopbackHostPort(c.HTTP))
+	// Checked here, before asking whether they are loopback: an address
+	// that is not host:port is not "beyond loopback", it is a mistake.
+	if _, _, err := hostport.Parse(c.Listen); err != nil {
+		return c, fmt.Errorf("listen address %q: %w", c.Listen, err)
+	}
+	if _, _, err := hostport.Parse(c.HTTP); c.HTTP != "" && err != nil {
+		return c, fmt.Errorf("publish API address %q: %w", c.HTTP, err)
+	}
+	beyond := !hostport.IsLoopback(c.Listen) || (c.HTTP != "" && !hostport.IsLoopback(c.HTTP))
 	tlsOn := c.CertFile != "" || c.KeyFile != ""
 	switch {
 	case tlsOn && (c.CertFile == "" || c.KeyFile == ""):

@@ -20,16 +20,18 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/harkapp/hark/internal/atomicfile"
 )
 
 // API tokens live in their own file in the data directory, not in the
 // bbolt database: bbolt holds an exclusive lock on hark.db while hark serve
 // runs, and `hark token add` and `revoke` must work on a running server's
-// directory. Writers take a flock on a separate lock file (the token file
-// itself is replaced by rename, so a lock on it would lock an old inode),
-// read, modify, and rename a complete new file over the old one; readers
-// need no lock, since a rename is atomic. The server re-reads the file when
-// it changes (TokenSet.Refresh).
+// directory. Writers take a flock on the data directory itself (the token
+// file is replaced by rename, so a lock on it would lock an old inode; see
+// lockTokens), read, modify, and rename a complete new file over the old
+// one; readers need no lock, since a rename is atomic. The server re-reads
+// the file when it changes (TokenSet.Refresh).
 //
 // Only the SHA-256 of a token is stored: a token is 256 random bits, so a
 // fast unsalted hash is as good as a slow salted one, and it lets the
@@ -294,10 +296,9 @@ func updateTokens(dir string, fn func(*tokenFile) (write bool, err error)) error
 	return writeTokenFile(dir, f)
 }
 
-// writeTokenFile replaces dir's token file with f: a complete temporary
-// file, synced, renamed over the old one, and the directory synced, so
-// that a crash leaves the old file or the new one, never a part.
-func writeTokenFile(dir string, f *tokenFile) (err error) {
+// writeTokenFile replaces dir's token file with f (atomicfile), so that
+// a crash leaves the old file or the new one, never a part.
+func writeTokenFile(dir string, f *tokenFile) error {
 	f.Version = tokensVersion
 	if f.Tokens == nil {
 		f.Tokens = []tokenRecord{} // "tokens": [] rather than null
@@ -307,32 +308,19 @@ func writeTokenFile(dir string, f *tokenFile) (err error) {
 		return fmt.Errorf("encode tokens: %w", err)
 	}
 	data = append(data, '\n')
-	tmp, err := os.CreateTemp(dir, "."+TokensFileName+".tmp-*") // mode 0600
+	// The temporary file gets the directory's owner before it holds
+	// anything: see chownLikeDir.
+	err = atomicfile.Write(filepath.Join(dir, TokensFileName), 0o600, func(tmp *os.File) error {
+		if err := chownLikeDir(tmp, dir); err != nil {
+			return err
+		}
+		_, err := tmp.Write(data)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write tokens: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := chownLikeDir(tmp, dir); err != nil {
-		return fmt.Errorf("write tokens: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("write tokens: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write tokens: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write tokens: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, TokensFileName)); err != nil {
-		return fmt.Errorf("write tokens: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // readTokenFile reads and checks the token file at path. A missing file is
@@ -485,17 +473,4 @@ func onlyAlphabet(s string) bool {
 		}
 	}
 	return true
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync data directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, errSyncDirUnsupported) {
-		return fmt.Errorf("sync data directory: %w", err)
-	}
-	return nil
 }

@@ -3,16 +3,12 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"syscall"
-)
 
-// errSyncDirUnsupported is what fsync of a directory returns on file
-// systems that cannot (some FUSE and network ones): nothing to make
-// durable there, so not an error.
-var errSyncDirUnsupported = syscall.EINVAL
+	"github.com/harkapp/hark/internal/filelock"
+)
 
 // lockTokens takes the writers' exclusive flock on dir itself. Locking
 // the directory, rather than a lock file in it, creates nothing and
@@ -23,23 +19,17 @@ var errSyncDirUnsupported = syscall.EINVAL
 // releases it. Blocking is fine: a writer holds it for one read and one
 // write.
 func lockTokens(dir string) (unlock func(), err error) {
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("lock tokens: open %s: %w", dir, err)
+		return nil, fmt.Errorf("lock tokens: %w", err)
 	}
-	for {
-		err = syscall.Flock(fd, syscall.LOCK_EX)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = syscall.Close(fd)
-		return nil, fmt.Errorf("lock tokens: flock %s: %w", dir, err)
+	if err := filelock.Lock(d); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("lock tokens: %w", err)
 	}
 	return func() {
-		_ = syscall.Flock(fd, syscall.LOCK_UN)
-		_ = syscall.Close(fd)
+		_ = filelock.Unlock(d)
+		_ = d.Close()
 	}, nil
 }
 

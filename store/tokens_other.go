@@ -8,8 +8,6 @@ import (
 	"runtime"
 )
 
-var errSyncDirUnsupported = errors.New("never returned")
-
 // lockTokens refuses where this package has no flock: writing the token
 // file without the lock could lose a concurrent writer's change. Reading
 // (ListTokens, OpenTokens) works everywhere.

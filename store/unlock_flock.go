@@ -4,12 +4,13 @@ package store
 
 import (
 	"os"
-	"syscall"
+
+	"github.com/harkapp/hark/internal/filelock"
 )
 
 // unlockFile releases the flock bbolt took on f (these are the platforms
 // where bbolt locks with flock). Closing f alone is not enough when bbolt
 // has mapped the file: the mapping keeps the locked file open.
 func unlockFile(f *os.File) {
-	_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	_ = filelock.Unlock(f)
 }

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/harkapp/hark/internal/atomicfile"
+	"github.com/harkapp/hark/internal/xdg"
 )
 
 // Autostart is the XDG Autostart entry that starts hark on login:
@@ -19,9 +22,9 @@ type Autostart struct {
 
 // NewAutostart returns the entry for running exec (argv) on login.
 func NewAutostart(exec []string) (*Autostart, error) {
-	dir, err := configHome()
+	dir, err := xdg.ConfigHome()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("start on login: %w", err)
 	}
 	return &Autostart{Path: filepath.Join(dir, "autostart", "hark.desktop"), Exec: exec}, nil
 }
@@ -48,12 +51,8 @@ func (a *Autostart) Enable() error {
 	if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
 		return fmt.Errorf("enabling start on login: %w", err)
 	}
-	tmp := a.Path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return fmt.Errorf("enabling start on login: %w", err)
-	}
-	if err := os.Rename(tmp, a.Path); err != nil {
-		os.Remove(tmp)
+	// Readable by all, as desktop entries are: it holds nothing secret.
+	if err := atomicfile.WriteFile(a.Path, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("enabling start on login: %w", err)
 	}
 	return nil

@@ -467,3 +467,47 @@ func TestAutostartEnableFailureIsReported(t *testing.T) {
 		t.Fatal("Enabled() says nothing about a path it cannot check")
 	}
 }
+
+// Enable writes through a temporary file of its own: a link planted at
+// the old fixed name (hark.desktop.tmp) is neither followed nor left to
+// collide with, and two Enables at once both succeed, leaving one whole
+// entry, readable by all.
+func TestAutostartEnableIsAtomic(t *testing.T) {
+	autostartEnv(t)
+	a, err := NewAutostart([]string{"/usr/bin/hark", "--server", "127.0.0.1:6789"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(a.Path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, a.Path+".tmp"); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- a.Enable() }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("Enable alongside others: %v", err)
+		}
+	}
+	want, _ := a.Content()
+	if raw, err := os.ReadFile(a.Path); err != nil || string(raw) != want {
+		t.Fatalf("the entry holds %q, %v; want %q", raw, err, want)
+	}
+	if fi, err := os.Stat(a.Path); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("the entry: %v, %v; want mode 0644", fi, err)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "precious\n" {
+		t.Errorf("the planted link's target holds %q, %v", b, err)
+	}
+	if names := dirNames(t, filepath.Dir(a.Path)); !slices.Equal(names, []string{"hark.desktop", "hark.desktop.tmp"}) {
+		t.Errorf("the autostart directory holds %q, want the entry and the planted link only", names)
+	}
+}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/harkapp/hark/internal/filelock"
+	"github.com/harkapp/hark/internal/xdg"
 )
 
 // errRunning means another hark tray holds the instance lock.
@@ -18,8 +20,8 @@ var errRunning = errors.New("hark is already running in this session")
 // directory), or in the state directory when there is none. The kernel
 // drops it when the process dies, so a crash never leaves hark locked out.
 func lockInstance(stateDir string) (release func(), err error) {
-	dir := os.Getenv("XDG_RUNTIME_DIR")
-	if !filepath.IsAbs(dir) {
+	dir, ok := xdg.RuntimeDir()
+	if !ok {
 		dir = stateDir
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -30,12 +32,15 @@ func lockInstance(stateDir string) (release func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the instance lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	switch err := filelock.TryLock(f); {
+	case errors.Is(err, filelock.ErrLocked):
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, errRunning
-		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
+		return nil, errRunning
+	case errors.Is(err, errors.ErrUnsupported):
+		// A Unix without flock (AIX, Solaris): no guard, as outside Unix.
+	case err != nil:
+		f.Close()
+		return nil, fmt.Errorf("the instance lock: %w", err)
 	}
 	return func() { f.Close() }, nil
 }

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"syscall"
 	"unicode"
+
+	"github.com/harkapp/hark/internal/atomicfile"
+	"github.com/harkapp/hark/internal/xdg"
 )
 
 // MaxTokenLen is the longest token accepted, in bytes. Tokens are short
@@ -33,9 +36,9 @@ func DefaultTokenFile(server string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.UserConfigDir()
+	dir, err := xdg.ConfigHome()
 	if err != nil {
-		return "", fmt.Errorf("find the token file: %w (set XDG_CONFIG_HOME or HOME, or name a token file)", err)
+		return "", fmt.Errorf("find the token file: %w, or name a token file", err)
 	}
 	return filepath.Join(dir, "hark", "tokens", name), nil
 }
@@ -158,53 +161,21 @@ func CheckToken(tok string) error {
 }
 
 // WriteTokenFile writes token to path, readable by its owner only,
-// creating the directory (0700) if needed. It writes a temporary file in
-// the same directory and renames it over path, so that a reader, or a
-// crash, never sees half a token, and an existing file with looser
-// permissions is replaced rather than rewritten in place. Nothing is
-// written through a symbolic link: the temporary file has a random name
-// and is created with O_EXCL, which fails on an existing name, a link
-// included; and rename replaces a link at path with the file, leaving
-// what the link pointed to as it was.
+// creating the directory (0700) if needed. It replaces the file
+// (atomicfile), so that a reader, or a crash, never sees half a token,
+// and an existing file with looser permissions is replaced rather than
+// rewritten in place. Nothing is written through a symbolic link: a link
+// at path is replaced by the file, and what it pointed to is left as it
+// was.
 func WriteTokenFile(path, token string) error {
 	if err := CheckToken(token); err != nil {
 		return fmt.Errorf("write token file %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("write token file: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*") // mode 0600
-	if err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := tmp.WriteString(token + "\n"); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write token file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		done = true
-		return fmt.Errorf("write token file: %w", err)
-	}
-	done = true
-	// Sync the directory so that the rename survives a crash; where
-	// directories cannot be synced, the file is still written.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
+	if err := atomicfile.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return fmt.Errorf("token file: %w", err)
 	}
 	return nil
 }

@@ -36,6 +36,30 @@ func policyEnv(t *testing.T, addr string) (defaultFile string) {
 	return def
 }
 
+// The token file is where the tray's settings are: $XDG_CONFIG_HOME when
+// it is an absolute path, else ~/.config, as the XDG spec says (a relative
+// $XDG_CONFIG_HOME was an error here, and ignored by the tray).
+func TestDefaultTokenFileDirectory(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	for val, want := range map[string]string{
+		"/cfg":     "/cfg/hark/tokens",
+		"":         filepath.Join(home, ".config", "hark", "tokens"),
+		"relative": filepath.Join(home, ".config", "hark", "tokens"),
+	} {
+		t.Setenv("XDG_CONFIG_HOME", val)
+		def, err := DefaultTokenFile(policyServer)
+		if err != nil || filepath.Dir(def) != want {
+			t.Errorf("XDG_CONFIG_HOME=%q: %s, %v; want a file in %s", val, def, err, want)
+		}
+	}
+	t.Setenv("HOME", "")
+	t.Setenv("XDG_CONFIG_HOME", "")
+	if def, err := DefaultTokenFile(policyServer); err == nil || !strings.Contains(err.Error(), "set HOME or XDG_CONFIG_HOME, or name a token file") {
+		t.Errorf("without a home: %s, %v; want an error saying what to set", def, err)
+	}
+}
+
 // The default token file's name says which server it is for, and no two
 // servers share one.
 func TestDefaultTokenFileNames(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/harkapp/hark/internal/xdg"
 )
 
 // ErrNoBus means there is no session bus to talk to.
@@ -24,7 +26,7 @@ func Address() (string, error) {
 	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" && a != "autolaunch:" {
 		return a, nil
 	}
-	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" {
+	if rt, ok := xdg.RuntimeDir(); ok {
 		p := filepath.Join(rt, "bus")
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			return "unix:path=" + dbus.EscapeBusAddressValue(p), nil

@@ -1,0 +1,24 @@
+//go:build !windows
+
+package atomicfile
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// syncDir makes a rename in dir durable. EINVAL is what fsync of a
+// directory returns on file systems that cannot (some FUSE and network
+// ones): there is nothing more to make durable there, so it is no error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
