@@ -3,12 +3,12 @@
 
 .PHONY: screenshot assets package windows
 
-# docs/screenshot.png: the end-to-end test's picture of the tray with its
-# menu open and a popup, cropped to the top of the screen.
+# docs/screenshot.png: the end-to-end test's picture of the tray with two
+# servers, its menu open and popups, cropped to the top of the screen.
 screenshot:
 	rm -rf /tmp/hark-shot
-	HARK_TEST_OUT=/tmp/hark-shot go test -count=1 -run '^TestTrayOnARealDesktop$$' ./tray/
-	convert /tmp/hark-shot/TestTrayOnARealDesktop/tray-menu-and-popup.png -crop 1024x290+0+0 +repage docs/screenshot.png
+	HARK_TEST_OUT=/tmp/hark-shot go test -count=1 -run '^TestTwoServersOnARealDesktop$$' ./tray/
+	convert /tmp/hark-shot/TestTwoServersOnARealDesktop/two-servers.png -crop 1024x290+0+0 +repage docs/screenshot.png
 
 # assets/*.png, assets/icons/: drawn by assets/gen.go.
 assets:

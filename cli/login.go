@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -31,7 +32,7 @@ func Login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("login", "[--server tls://host:port] [flags] < token", stderr)
 	var f trayFlags
-	fs.StringVar(&f.server, "server", "", "`address` of the hark server: host:port or tls://host:port (default: the config file's, else "+DefaultServer+")")
+	fs.StringVar(&f.server, "server", "", "the hark server: host:port, tls://host:port, or a [[servers]] name from the config file (default: the config file's, else "+DefaultServer+")")
 	fs.StringVar(&f.config, "config", "", "the tray's settings `file`, for its server, ca_file and token_file (default $XDG_CONFIG_HOME/hark/config.toml)")
 	caFile := fs.String("ca", "", "verify the server against this CA `file` (PEM) (default: the config's ca_file, else the system's roots)")
 	tokenFile := fs.String("token-file", "", "store the token in this `file` (mode 0600) instead of the desktop's keyring (default: the config's token_file)")
@@ -49,20 +50,18 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	server := f.server
-	if server == "" {
-		server = settings.Server
+	chosen, err := settings.Find(f.server)
+	if err != nil {
+		return usagef("%s: %v", cfgPath, err)
 	}
-	if server == "" {
-		server = DefaultServer
-	}
+	server := cmp.Or(chosen.Address, DefaultServer)
 	addr, err := netclient.ParseAddr(server)
 	if err != nil {
 		return usagef("--server: %v", err)
 	}
 	ca, what := *caFile, "--ca"
-	if ca == "" && settings.CAFile != "" {
-		if ca, err = tray.ResolvePath(cfgPath, settings.CAFile); err != nil {
+	if ca == "" && chosen.CAFile != "" {
+		if ca, err = tray.ResolvePath(cfgPath, chosen.CAFile); err != nil {
 			return err
 		}
 		what = "ca_file in " + cfgPath
@@ -72,8 +71,8 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return err
 	}
 	file := *tokenFile
-	if file == "" && settings.TokenFile != "" {
-		if file, err = tray.ResolvePath(cfgPath, settings.TokenFile); err != nil {
+	if file == "" && chosen.TokenFile != "" {
+		if file, err = tray.ResolvePath(cfgPath, chosen.TokenFile); err != nil {
 			return err
 		}
 	}

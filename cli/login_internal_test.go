@@ -130,3 +130,30 @@ func TestLoginToKeyring(t *testing.T) {
 		t.Fatalf("the tray's lookup: %q from %q, %v", got, from, err)
 	}
 }
+
+// With several servers in the tray's settings, hark login asks which one
+// and then takes that one's address and ca_file, by name.
+func TestLoginNamesOneOfSeveralServers(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
+	one, addr, sub, _ := loginServer(t)
+	s, err := tray.LoadSettings(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(filepath.Dir(one), "several.toml")
+	several := tray.Settings{Random: true, Classified: true, Servers: []tray.ServerSettings{
+		{Name: "work", Address: addr, CAFile: s.CAFile},
+		{Name: "home", Address: "127.0.0.1:1"},
+	}}
+	if err := tray.SaveSettings(cfgPath, several); err != nil {
+		t.Fatal(err)
+	}
+	err, _, _ = runLogin(t, sub+"\n", "--config", cfgPath)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "(work, home): say which with --server NAME") {
+		t.Fatalf("login without --server: %v; want a usage error naming both", err)
+	}
+	if err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "Work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
+		t.Fatalf("login --server Work: %v (%s%s)", err, stdout, stderr)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 const (
 	demoRandomEvery     = 10 * time.Second
 	demoClassifiedEvery = 30 * time.Second
+	// trayGCPercent is the tray's GOGC (see runTray).
+	trayGCPercent = 25
 )
 
 // trayFlags are the flags that decide what the tray connects to and
@@ -194,6 +197,15 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		defer idt.Close()
 		opts.Identity = idt
+	}
+	// A tray's live heap is under 1 MiB, but Go collects only once the
+	// heap reaches 4 MiB at the default GOGC of 100, and what start-up
+	// grew stays resident: 2 MiB of the tray's idle memory. At 25 the
+	// heap stays near 1 MiB, for one more collection per MiB allocated,
+	// which at a tray's rate of items is nothing (docs/PERFORMANCE.md).
+	// GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(trayGCPercent)
 	}
 	err = tray.Run(ctx, opts)
 	if errors.Is(err, tray.ErrRunning) {

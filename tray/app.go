@@ -7,16 +7,15 @@ package tray
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"errors"
+	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/harkapp/hark/assets"
-	"github.com/harkapp/hark/internal/keyring"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/wire"
 )
@@ -53,6 +52,8 @@ type Options struct {
 	// Demo marks hark --demo: its menu and tooltip say so, since its
 	// settings are temporary and its server goes away with it.
 	Demo bool
+
+	configRetry time.Duration // SessionOptions.ConfigRetry; tests shorten it
 }
 
 // Run runs the tray until ctx ends or the user picks Quit. It must be
@@ -108,23 +109,18 @@ func Run(ctx context.Context, opts Options) error {
 type app struct {
 	opts     Options
 	log      *slog.Logger
-	server   string
 	settings Settings
 	saveable bool // false when the config file is broken: never overwrite it
 	pres     *presenter
+	// servers are those hark keeps a session with, in the file's order;
+	// one, unnamed, unless the file lists several.
+	servers []*remote
 
 	desktop *desktop
 	notify  func(context.Context, Popup) error // nil: nothing shows popups
 	ui      ui                                 // nil: no tray
 	actions chan action
 	popups  chan Popup
-
-	tlsConf     *tls.Config // for a tls:// server: nil is the system's roots
-	caPath      string      // ca_file resolved, "" for none
-	caErr       error       // ca_file cannot be used: no session until it can
-	tokenFile   string      // token_file resolved, "" for the keyring
-	configRetry time.Duration
-	alerted     string // the problem last shown in a popup, until connected
 
 	// configStamp is the settings file as hark last read or wrote it: a
 	// file seen otherwise is a user's edit, to be applied.
@@ -133,28 +129,16 @@ type app struct {
 	// openFile opens the settings file in the user's editor without
 	// waiting for it (openWithXDG); tests replace it.
 	openFile func(path string) error
-	// firstRun: there was no settings file at start. helped: the first
-	// failure to connect has been seen (and explained when it needed to).
+	// firstRun: there was no settings file at start.
 	firstRun bool
-	helped   bool
 
-	shown   view // what render showed last
-	drawn   bool // render has shown a view
-	state   netclient.State
-	stateAt time.Time
-	latest  string
-	// recent is the Recent ads menu, newest first, kept in StateDir;
-	// the last fromFile of them were read from there at start, under
-	// the store epoch recentEpoch ("" while not known).
-	recent      []recentAd
-	fromFile    int
-	recentEpoch string
-	recentDirty bool // changed since it was last written
-	// live: the session has connected once. Items before that are the
-	// first catch-up, what came while hark was not running: news for
-	// a popup, but not new since start, so they do not light the dot.
-	live        bool
-	unread      bool
+	// handled, when set (by tests), is called with each session event
+	// once the app has taken it in and rendered what it changed.
+	handled func(netclient.Event)
+
+	shown       view // what render showed last
+	drawn       bool // render has shown a view
+	unread      bool // items arrived since start that the menu has not shown
 	autostartOn bool
 	notices     []Popup // shown once popups can be
 }
@@ -171,10 +155,14 @@ func newApp(opts Options, log *slog.Logger) *app {
 		log.Error(err.Error())
 		a.notices = append(a.notices, Popup{Title: "hark's settings file is broken", Body: err.Error(), Group: configGroup})
 	}
-	a.server = a.serverFor(s)
-	a.resolveFiles()
 	a.pres = newPresenter(a.settings)
-	a.loadRecent()
+	confs := a.confs()
+	a.pres.servers(confs)
+	for _, c := range confs {
+		s := newRemote(c, &a.opts, log)
+		s.named = len(confs) > 1
+		a.servers = append(a.servers, s)
+	}
 	if opts.Autostart != nil {
 		on, err := opts.Autostart.Enabled()
 		if err != nil {
@@ -185,53 +173,15 @@ func newApp(opts Options, log *slog.Logger) *app {
 	return a
 }
 
-// serverFor is the server to use with settings s: the --server flag
-// beats the file's server, which beats the default.
-func (a *app) serverFor(s Settings) string {
-	switch {
-	case a.opts.Server != "":
-		return a.opts.Server
-	case s.Server != "":
-		return s.Server
-	}
-	return a.opts.DefaultServer
+// confs is the servers the settings name: the --server flag beats the
+// file's servers, which beat the default.
+func (a *app) confs() []serverConf {
+	return a.settings.serverConfs(a.opts.Server, a.opts.DefaultServer)
 }
 
-// resolveFiles resolves ca_file and token_file, and loads the CA.
-func (a *app) resolveFiles() {
-	a.tlsConf, a.caPath, a.caErr = nil, "", nil
-	var err error
-	if a.tokenFile, err = ResolvePath(a.opts.ConfigPath, a.settings.TokenFile); err != nil {
-		a.log.Error("token_file: " + err.Error())
-		a.tokenFile = a.settings.TokenFile
-	}
-	if a.settings.CAFile == "" {
-		return
-	}
-	if addr, err := netclient.ParseAddr(a.server); err == nil && !addr.TLS {
-		a.log.Warn("ca_file is only used for a tls:// server: ignored for "+a.server, "ca_file", a.settings.CAFile)
-		return
-	}
-	if a.caPath, err = ResolvePath(a.opts.ConfigPath, a.settings.CAFile); err != nil {
-		a.caErr = &caError{a.settings.CAFile, err}
-	} else {
-		a.loadCA()
-	}
-}
-
-// loadCA (re)reads ca_file and reports whether it can be used.
-func (a *app) loadCA() bool {
-	conf, err := loadCA(a.caPath)
-	a.tlsConf, a.caErr = conf, err
-	if err != nil {
-		a.log.Error("cannot connect until ca_file is fixed; then choose Reconnect now", "err", err)
-		return false
-	}
-	if a.caPath != "" {
-		a.log.Debug("trusting the CA in ca_file alone", "ca_file", a.caPath)
-	}
-	return true
-}
+// several reports whether the tray shows several servers: their menus,
+// and popups that name them.
+func (a *app) several() bool { return len(a.servers) > 1 }
 
 // run is the app goroutine. It returns when ctx ends or the user quits,
 // after every goroutine it started has finished.
@@ -241,63 +191,26 @@ func (a *app) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel() // runs before wg.Wait
-
-	// The session's events come straight into this loop: an item not
-	// taken before Quit is offered again next time, never lost. There is
-	// no session while ca_file cannot be used.
-	var session *netclient.Session
-	var events <-chan netclient.Event
-	var tokenWanted *atomic.Bool // a server said it needs a token: look for one
-	stopSession := func() {}
-	startSession := func() {
-		tokenWanted = new(atomic.Bool)
-		s := netclient.NewSession(netclient.SessionOptions{
-			Addr:        a.server,
-			Identity:    a.opts.Identity,
-			TLS:         a.tlsConf,
-			Token:       tokenSource(a.log, a.server, a.tokenFile, tokenWanted, keyring.Lookup),
-			ConfigRetry: a.configRetry,
-			Logger:      a.log,
-		})
-		session, events = s, s.Events()
-		sctx, scancel := context.WithCancel(ctx)
-		stopSession = scancel
+	goRun := func(f func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.Run(sctx); err != nil {
-				a.log.Error("session ended", "err", err)
-			}
+			f()
 		}()
 	}
-	// restartSession ends the session (its items not taken are offered
-	// again by the server next time) and starts one with the settings
-	// now in effect.
-	restartSession := func() {
-		stopSession()
-		session, events = nil, nil
-		a.newServer()
-		a.log.Info("connecting with the new settings", "server", a.server)
-		if a.caErr == nil {
-			startSession()
-		}
-		a.alert()
+
+	// Each session's events come straight into this loop: an item not
+	// taken before Quit is offered again next time, never lost. There is
+	// no session with a server whose ca_file cannot be used.
+	for _, s := range a.servers {
+		a.log.Info("hark tray is running", "server", s.conf.Addr, "name", s.conf.Name)
+		s.start(ctx, goRun)
 	}
-	a.log.Info("hark tray is running", "server", a.server)
-	if a.caErr == nil {
-		startSession()
-	}
-	// Resume from suspend comes from another goroutine, and the session
-	// may start later: the loop passes it on.
+	// Resume from suspend comes from another goroutine: the loop passes
+	// it on.
 	woke := make(chan struct{}, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.showPopups(ctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	goRun(func() { a.showPopups(ctx) })
+	goRun(func() {
 		err := watchSleep(ctx, func() {
 			a.log.Debug("watching logind for resume from suspend")
 		}, func() {
@@ -310,19 +223,14 @@ func (a *app) run(ctx context.Context) error {
 		if err != nil {
 			a.log.Debug("after suspend, dead connections are noticed by keepalive alone", "reason", err)
 		}
-	}()
+	})
 	// The settings file is looked at every second: the edits a user saves
 	// apply at once.
 	edited := make(chan fileStamp)
-	wg.Add(1)
-	go func(start fileStamp) {
-		defer wg.Done()
-		a.watchConfig(ctx, start, edited)
-	}(a.configStamp)
+	start := a.configStamp
+	goRun(func() { a.watchConfig(ctx, start, edited) })
 	if a.desktop != nil && a.ui != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		goRun(func() {
 			err := a.desktop.WatchTrayHost(ctx, func(present bool) {
 				if present {
 					a.log.Info("a tray host appeared: hark's icon is shown")
@@ -333,13 +241,13 @@ func (a *app) run(ctx context.Context) error {
 			if err != nil {
 				a.log.Warn(err.Error())
 			}
-		}()
+		})
 	}
 
 	for _, p := range a.notices {
 		a.popup(p)
 	}
-	a.alert()
+	a.alertAll()
 	a.render()
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
@@ -350,175 +258,156 @@ func (a *app) run(ctx context.Context) error {
 	// that a burst of ads costs one write, and when run ends.
 	save := time.NewTimer(time.Hour)
 	save.Stop()
-	defer a.saveRecent()
+	saving := false
+	defer func() {
+		for _, s := range a.servers {
+			s.saveRecent()
+		}
+	}()
+	// The loop's fixed cases, then one per server: a select over as many
+	// sessions as the file lists.
+	const (
+		caseDone = iota
+		caseSave
+		caseWoke
+		caseEdited
+		caseAction
+		caseFlush
+		caseServers
+	)
+	cases := []reflect.SelectCase{
+		caseDone:   {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		caseSave:   {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(save.C)},
+		caseWoke:   {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(woke)},
+		caseEdited: {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(edited)},
+		caseAction: {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(a.actions)},
+		caseFlush:  {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(flush.C)},
+	}
 	for {
-		select {
-		case <-ctx.Done():
+		cases = cases[:caseServers]
+		for _, s := range a.servers {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(s.events)})
+		}
+		chosen, recv, ok := reflect.Select(cases)
+		var took *netclient.Event // a session's event, for handled
+		switch chosen {
+		case caseDone:
 			return nil
-		case <-save.C:
-			a.saveRecent()
-		case <-woke:
-			if session != nil {
-				session.Reconnect()
+		case caseSave:
+			saving = false
+			for _, s := range a.servers {
+				s.saveRecent()
 			}
-		case st := <-edited:
-			if a.reload(st) {
-				restartSession()
-			}
-		case ev, ok := <-events:
-			switch {
-			case !ok:
-				events = nil // the session ended; ctx is ending too
-			case ev.State != nil:
-				a.state, a.stateAt = *ev.State, time.Now()
-				if errors.Is(a.state.Err, netclient.ErrAuthRequired) && tokenWanted != nil && !tokenWanted.Swap(true) {
-					// First word that a token is needed: look for one now,
-					// not after the slow retry, and say nothing yet: the
-					// token may well be there.
-					session.Reconnect()
-					continue
-				}
-				if a.state.Connected {
-					a.live = true
-					a.checkEpoch()
-				}
-				a.alert()
-				a.firstRunHelp()
-			case ev.Item != nil:
-				if a.item(*ev.Item) {
-					if !a.recentDirty {
-						save.Reset(recentSave)
-					}
-					a.recentDirty = true
+		case caseWoke:
+			for _, s := range a.servers {
+				if s.session != nil {
+					s.session.Reconnect()
 				}
 			}
-		case act := <-a.actions:
+		case caseEdited:
+			if a.reload(recv.Interface().(fileStamp)) {
+				a.applyServers(ctx, goRun)
+			}
+		case caseAction:
+			act := recv.Interface().(action)
 			// Using the menu shows it: what was new has been seen. (Hosts
 			// that report opening the menu clear it sooner; xfce4-panel
 			// only calls AboutToShowGroup, which systray does not pass on.)
 			a.unread = false
-			switch {
-			case act.kind == actQuit:
+			if act.kind == actQuit {
 				a.log.Info("quit from the menu")
 				return nil
-			case act.kind == actReconnect && session == nil:
-				a.log.Info("reading ca_file again, as asked from the menu")
-				if a.loadCA() {
-					startSession()
-				}
-				a.alert()
-			default:
-				a.do(act, session)
 			}
-		case now := <-flush.C:
-			for _, p := range a.pres.flush(now) {
+			a.do(ctx, act, goRun)
+		case caseFlush:
+			for _, p := range a.pres.flush(recv.Interface().(time.Time)) {
 				a.popup(p)
 			}
+		default:
+			s := a.servers[chosen-caseServers]
+			if !ok {
+				s.events = nil // the session ended; ctx is ending too
+				break
+			}
+			ev := recv.Interface().(netclient.Event)
+			if a.event(s, ev) && !saving {
+				saving = true
+				save.Reset(recentSave)
+			}
+			took = &ev
 		}
 		if at, ok := a.pres.due(); ok {
 			flush.Reset(time.Until(at))
 		}
 		a.render()
+		if took != nil && a.handled != nil {
+			a.handled(*took)
+		}
 	}
 }
 
-// item takes in one fetched item, and reports whether Recent ads
-// changed. A current one (what the server held before this client met
-// it, or the latest again after a restart) fills the menu without a
-// popup: it is not news. The dot marks what arrived since hark started.
-func (a *app) item(d netclient.Delivery) (recentChanged bool) {
-	a.log.Debug("item", "kind", d.Kind, "value", d.Value, "id", d.ID, "current", d.Current)
-	switch d.Kind {
-	case wire.KindRandom:
-		a.latest = d.Value
-	case wire.KindClassified:
-		recentChanged = a.addRecent(d)
-	}
-	if d.Current {
-		return recentChanged
-	}
-	if a.live {
-		a.unread = true
-	}
-	for _, p := range a.pres.item(d, time.Now()) {
-		a.popup(p)
+// event takes in one event of s's session, and reports whether Recent
+// ads changed.
+func (a *app) event(s *remote, ev netclient.Event) (recentChanged bool) {
+	switch {
+	case ev.State != nil:
+		if !s.setState(*ev.State) {
+			return false
+		}
+		a.alert(s)
+		a.firstRunHelp(s)
+	case ev.Item != nil:
+		d := *ev.Item
+		recentChanged = s.item(d)
+		// A current item (what the server held before this client met
+		// it, or the latest again after a restart) fills the menu
+		// without a popup: it is not news. The dot marks what arrived
+		// since hark started.
+		if d.Current {
+			return recentChanged
+		}
+		if s.live {
+			a.unread = true
+		}
+		for _, p := range a.pres.item(s.label(), d, time.Now()) {
+			a.popup(p)
+		}
 	}
 	return recentChanged
 }
 
-// addRecent puts an ad first in Recent ads, unless it is the latest ad
-// handed over again after a restart, which is first there already.
-func (a *app) addRecent(d netclient.Delivery) bool {
-	if d.Current && len(a.recent) > 0 {
-		if r := a.recent[0]; r.Value == d.Value && (r.ID == d.ID || r.ID == 0 || d.ID == 0) {
-			return false
+// applyServers makes the sessions those the settings name: a server kept
+// as it was keeps its session, one whose address, files or name changed
+// gets a new one (its items not taken are offered again by the server),
+// one gone is ended, and a new one starts.
+func (a *app) applyServers(ctx context.Context, goRun func(func())) {
+	confs := a.confs()
+	a.pres.servers(confs)
+	old := a.servers
+	a.servers = make([]*remote, 0, len(confs))
+	for _, c := range confs {
+		i := slices.IndexFunc(old, func(s *remote) bool { return s != nil && s.sameSession(c) })
+		if i >= 0 {
+			s := old[i]
+			old[i] = nil
+			s.conf = c // its popups' kinds
+			s.named = len(confs) > 1
+			a.servers = append(a.servers, s)
+			continue
+		}
+		s := newRemote(c, &a.opts, a.log)
+		s.named = len(confs) > 1
+		a.log.Info("connecting with the new settings", "server", c.Addr, "name", c.Name)
+		s.start(ctx, goRun)
+		a.servers = append(a.servers, s)
+		a.alert(s)
+	}
+	for _, s := range old {
+		if s != nil {
+			s.log.Info("no longer in the settings: disconnecting", "addr", s.conf.Addr)
+			s.end()
 		}
 	}
-	a.recent = append([]recentAd{{ID: d.ID, Value: d.Value}}, a.recent[:min(len(a.recent), recentMax-1)]...)
-	a.fromFile = min(a.fromFile, len(a.recent)-1)
-	return true
-}
-
-// recentKey is the server's name for its list of ads: host:port, as the
-// identity keeps its marks, whether reached with TLS or not.
-func (a *app) recentKey() string {
-	if addr, err := netclient.ParseAddr(a.server); err == nil {
-		return addr.HostPort
-	}
-	return a.server
-}
-
-// loadRecent fills Recent ads with those kept from the last run. A file
-// that cannot be read costs the old list and one warning, nothing more.
-func (a *app) loadRecent() {
-	if a.opts.StateDir == "" {
-		return
-	}
-	l, err := loadRecent(a.opts.StateDir, a.recentKey())
-	if err != nil {
-		if !errors.Is(err, errNoRecent) {
-			a.log.Warn("Recent ads from the last run are lost: the file is unreadable and will be replaced", "err", err)
-		}
-		return
-	}
-	a.recent, a.fromFile, a.recentEpoch = l.Ads, len(l.Ads), l.Epoch
-	a.log.Debug("recent ads from the last run", "count", len(l.Ads), "server", l.Server, "epoch", l.Epoch)
-}
-
-// checkEpoch compares, once connected, the server store's epoch with the
-// one the kept ads came from: another store's ads (a wiped store,
-// another server at the same address) leave the menu.
-func (a *app) checkEpoch() {
-	if a.opts.Identity == nil {
-		return
-	}
-	m, ok := a.opts.Identity.Marks(a.recentKey())
-	if !ok || m.Epoch == "" || m.Epoch == a.recentEpoch {
-		return
-	}
-	if a.recentEpoch != "" && a.fromFile > 0 {
-		a.log.Info("the server's store is not the one the Recent ads came from: they leave the menu",
-			"epoch", m.Epoch, "was", a.recentEpoch, "dropped", a.fromFile)
-		a.recent = slices.Clone(a.recent[:len(a.recent)-a.fromFile])
-	}
-	a.fromFile = 0
-	a.recentEpoch = m.Epoch
-	a.recentDirty = true
-	a.saveRecent()
-}
-
-// saveRecent writes Recent ads to the state directory if they changed.
-func (a *app) saveRecent() {
-	if !a.recentDirty || a.opts.StateDir == "" {
-		return
-	}
-	a.recentDirty = false
-	l := recentList{Server: a.recentKey(), Epoch: a.recentEpoch, Ads: a.recent}
-	if err := saveRecent(a.opts.StateDir, l); err != nil {
-		a.log.Warn("cannot keep Recent ads for the next run", "err", err)
-		return
-	}
-	a.log.Debug("recent ads saved", "count", len(a.recent))
 }
 
 // popup hands p to the popup goroutine without waiting for a slow
@@ -565,38 +454,75 @@ func (a *app) showPopups(ctx context.Context) {
 }
 
 // do carries out a menu click.
-func (a *app) do(act action, session *netclient.Session) {
+func (a *app) do(ctx context.Context, act action, goRun func(func())) {
+	var s *remote
+	if act.server >= 0 && act.server < len(a.servers) {
+		s = a.servers[act.server]
+	}
 	switch act.kind {
 	case actOpened:
 		a.log.Debug("menu opened")
 		a.unread = false
-	case actRandom:
-		a.settings.Random = !a.settings.Random
-		a.pres.setKind(wire.KindRandom, a.settings.Random)
-		a.save()
-	case actClassified:
-		a.settings.Classified = !a.settings.Classified
-		a.pres.setKind(wire.KindClassified, a.settings.Classified)
-		a.save()
+	case actRandom, actClassified:
+		if s != nil {
+			a.toggleKind(act.server, act.kind)
+		}
 	case actDND:
 		a.settings.DoNotDisturb = !a.settings.DoNotDisturb
 		for _, p := range a.pres.setDND(a.settings.DoNotDisturb) {
 			a.popup(p)
 		}
 		a.save()
-		a.alert() // a problem kept back while in do not disturb
+		a.alertAll() // problems kept back while in do not disturb
 	case actAutostart:
 		a.toggleAutostart()
 	case actEdit:
 		a.editSettings()
 	case actReconnect:
-		a.log.Info("reconnecting, as asked from the menu")
-		session.Reconnect()
+		// From a server's menu, that server; else all of them.
+		for i, s := range a.servers {
+			if act.server < 0 || act.server == i {
+				s.log.Info("reconnecting, as asked from the menu")
+				s.reconnect(ctx, goRun)
+				a.alert(s)
+			}
+		}
 	case actRecent:
-		if act.index >= 0 && act.index < len(a.recent) {
-			a.popup(Popup{Title: "Classified ad", Body: a.recent[act.index].Value})
+		if s != nil && act.index >= 0 && act.index < len(s.recent) {
+			title := "Classified ad"
+			if a.several() {
+				title = s.label() + ": " + title
+			}
+			a.popup(Popup{Title: title, Body: s.recent[act.index].Value})
 		}
 	}
+}
+
+// toggleKind switches the popups of one kind from server i, and keeps
+// the choice in the file: in its [[servers]] table when there is a list,
+// else at the top.
+func (a *app) toggleKind(i int, k actionKind) {
+	s := a.servers[i]
+	kind, on := wire.KindRandom, &s.conf.Random
+	if k == actClassified {
+		kind, on = wire.KindClassified, &s.conf.Classified
+	}
+	*on = !*on
+	a.pres.setKind(s.label(), kind, *on)
+	switch {
+	case a.opts.Server == "" && len(a.settings.Servers) == len(a.servers):
+		t := &a.settings.Servers[i]
+		if k == actClassified {
+			t.Classified = ptrTo(*on)
+		} else {
+			t.Random = ptrTo(*on)
+		}
+	case k == actClassified:
+		a.settings.Classified = *on
+	default:
+		a.settings.Random = *on
+	}
+	a.save()
 }
 
 func (a *app) save() {
@@ -642,15 +568,33 @@ func (a *app) toggleAutostart() {
 
 // view is everything the tray shows, computed from the app's state.
 type view struct {
-	Icon       []byte
-	Tooltip    string
+	Icon    []byte
+	Tooltip string
+	// With one server, its status, latest number, Recent ads and kinds
+	// are in the menu itself; with several, each has a menu, in Servers.
 	Status     string
 	Latest     string
 	Recent     []string
 	Random     bool
 	Classified bool
+	Servers    []serverView
 	DND        bool
 	Autostart  bool
+}
+
+// serverView is one server's menu, when there are several: its title
+// says its name and status.
+type serverView struct {
+	Title      string
+	Latest     string
+	Recent     []string
+	Random     bool
+	Classified bool
+}
+
+func (v serverView) equal(w serverView) bool {
+	return v.Title == w.Title && v.Latest == w.Latest && slices.Equal(v.Recent, w.Recent) &&
+		v.Random == w.Random && v.Classified == w.Classified
 }
 
 // render shows the current view, unless it is the one shown last: a
@@ -670,36 +614,68 @@ func (a *app) render() {
 
 func (v view) equal(w view) bool {
 	return bytes.Equal(v.Icon, w.Icon) && v.Tooltip == w.Tooltip && v.Status == w.Status && v.Latest == w.Latest &&
-		slices.Equal(v.Recent, w.Recent) && v.Random == w.Random && v.Classified == w.Classified && v.DND == w.DND && v.Autostart == w.Autostart
+		slices.Equal(v.Recent, w.Recent) && v.Random == w.Random && v.Classified == w.Classified &&
+		slices.EqualFunc(v.Servers, w.Servers, serverView.equal) && v.DND == w.DND && v.Autostart == w.Autostart
+}
+
+// latestLine is the menu's line for a server's latest number.
+func latestLine(s *remote) string {
+	if s.latest == "" {
+		return "Latest number: none yet"
+	}
+	return "Latest number: " + s.latest
+}
+
+func recentValues(s *remote) []string {
+	r := make([]string, len(s.recent))
+	for i, ad := range s.recent {
+		r[i] = ad.Value
+	}
+	return r
 }
 
 func (a *app) view() view {
-	status := a.status()
-	if a.opts.Demo {
-		status = "Demo (settings not kept): " + status
+	v := view{DND: a.settings.DoNotDisturb, Autostart: a.autostartOn}
+	// The icon shows the worst state: offline if any server is.
+	offline := []string{}
+	var next time.Time
+	for _, s := range a.servers {
+		if !s.state.Connected {
+			offline = append(offline, s.label())
+		}
+		if at, ok := s.nextTry(); ok && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
 	}
-	v := view{
-		Status:     status,
-		Latest:     "Latest number: none yet",
-		Recent:     make([]string, len(a.recent)),
-		Random:     a.settings.Random,
-		Classified: a.settings.Classified,
-		DND:        a.settings.DoNotDisturb,
-		Autostart:  a.autostartOn,
+	if !a.several() {
+		s := a.servers[0]
+		v.Status = s.status()
+		if a.opts.Demo {
+			v.Status = "Demo (settings not kept): " + v.Status
+		}
+		v.Latest, v.Recent = latestLine(s), recentValues(s)
+		v.Random, v.Classified = s.conf.Random, s.conf.Classified
+		v.Tooltip = "hark: " + v.Status
+	} else {
+		for _, s := range a.servers {
+			v.Servers = append(v.Servers, serverView{
+				Title:  s.label() + ": " + s.status(),
+				Latest: latestLine(s), Recent: recentValues(s),
+				Random: s.conf.Random, Classified: s.conf.Classified,
+			})
+		}
+		if len(offline) == 0 {
+			v.Tooltip = fmt.Sprintf("hark: connected to %d servers", len(a.servers))
+		} else {
+			v.Tooltip = "hark: offline: " + strings.Join(offline, ", ")
+		}
 	}
-	for i, r := range a.recent {
-		v.Recent[i] = r.Value
-	}
-	if a.latest != "" {
-		v.Latest = "Latest number: " + a.latest
-	}
-	v.Tooltip = "hark: " + v.Status
-	if at, ok := a.nextTry(); ok {
+	if !next.IsZero() {
 		// When, not how long: a countdown would change every second.
-		v.Tooltip += " (next try at " + at.Format("15:04:05") + ")"
+		v.Tooltip += " (next try at " + next.Format("15:04:05") + ")"
 	}
 	switch {
-	case !a.state.Connected:
+	case len(offline) > 0:
 		v.Icon = assets.TrayOffline
 	case a.settings.DoNotDisturb:
 		v.Icon = assets.TrayDoNotDisturb
@@ -713,67 +689,32 @@ func (a *app) view() view {
 	return v
 }
 
-// problem is what keeps hark from connecting that a person must fix (a
-// setting, a token): a line for the status and a popup's body; "" when
-// there is none, or retrying may fix it.
-func (a *app) problem() (line, body string) {
-	if a.caErr != nil {
-		var ce *caError
-		if errors.As(a.caErr, &ce) {
-			return ce.status(), a.caErr.Error()
-		}
-		return "Cannot use ca_file: see hark's log", a.caErr.Error()
+// alertAll is alert for each server.
+func (a *app) alertAll() {
+	for _, s := range a.servers {
+		a.alert(s)
 	}
-	if a.state.Connected {
-		return "", ""
-	}
-	h := hint(a.state.Err)
-	return h, h
 }
 
-// alert shows a problem in a popup, once per distinct problem: not again
-// on each retry, but again after hark connected in between. Do not
-// disturb keeps it back until it is left.
-func (a *app) alert() {
-	line, body := a.problem()
-	if a.state.Connected {
-		a.alerted = ""
+// alert shows a server's problem in a popup, once per distinct problem:
+// not again on each retry, but again after it connected in between. Do
+// not disturb keeps it back until it is left. Each server's problems
+// replace each other, not another server's.
+func (a *app) alert(s *remote) {
+	line, body := s.problem()
+	if s.state.Connected {
+		s.alerted = ""
 	}
-	if line == "" || line == a.alerted || a.settings.DoNotDisturb {
+	if line == "" || line == s.alerted || a.settings.DoNotDisturb {
 		return
 	}
-	a.alerted = line
-	a.popup(Popup{Title: "hark cannot connect", Body: body, Group: problemGroup})
-}
-
-// status is the menu's first line. It changes only with the state: not
-// every host tells when the menu opens, and each change makes the host
-// re-read the whole menu (see systrayUI.render).
-func (a *app) status() string {
-	switch {
-	case a.state.Connected:
-		return "Connected to " + a.state.Addr
-	case a.caErr != nil:
-		line, _ := a.problem()
-		return line
-	case a.stateAt.IsZero():
-		return "Connecting to " + a.server + "…"
+	s.alerted = line
+	title, group := "hark cannot connect", problemGroup
+	if a.several() {
+		title += " to " + s.label()
+		group += ":" + s.label()
 	}
-	if h := hint(a.state.Err); h != "" {
-		// What to fix: the next try is minutes away, and Reconnect now
-		// tries at once.
-		return h
-	}
-	return "Offline, reconnecting to " + a.server + "…"
-}
-
-// nextTry is when the session tries again, while it is offline for a
-// reason that retrying may fix.
-func (a *app) nextTry() (time.Time, bool) {
-	if a.state.Connected || a.stateAt.IsZero() || a.caErr != nil || hint(a.state.Err) != "" {
-		return time.Time{}, false
-	}
-	return a.stateAt.Add(a.state.RetryIn), true
+	a.popup(Popup{Title: title, Body: body, Group: group})
 }
 
 type actionKind int
@@ -790,9 +731,12 @@ const (
 	actEdit   // Edit settings…
 )
 
+// action is a menu click: server is the index of the server whose menu
+// it is in (0 when there is one; -1 for all), index the ad picked.
 type action struct {
-	kind  actionKind
-	index int
+	kind   actionKind
+	server int
+	index  int
 }
 
 // ui is the tray icon and menu; render is called from the app goroutine

@@ -139,6 +139,9 @@ type fixture struct {
 	popups *stream[Popup]
 	views  *stream[view]
 	logs   *stream[logRecord]
+	// handled has each session event once the app took it in and
+	// rendered it.
+	handled *stream[netclient.Event]
 
 	// stop is closed when the test ends, before the app is stopped: a
 	// notify that blocks waits for it too.
@@ -172,14 +175,15 @@ func newFixtureServer(t *testing.T, srvConf func(*server.Config), configure func
 	}
 	srv := startServer(t, set...)
 	f := &fixture{
-		t:      t,
-		srv:    srv,
-		addr:   srv.Addr().String(),
-		popups: newStream[Popup](),
-		views:  newStream[view](),
-		logs:   newStream[logRecord](),
-		stop:   make(chan struct{}),
-		ended:  make(chan struct{}),
+		t:       t,
+		srv:     srv,
+		addr:    srv.Addr().String(),
+		popups:  newStream[Popup](),
+		views:   newStream[view](),
+		logs:    newStream[logRecord](),
+		handled: newStream[netclient.Event](),
+		stop:    make(chan struct{}),
+		ended:   make(chan struct{}),
 	}
 	f.views.format = formatView
 	f.opts = Options{
@@ -204,6 +208,7 @@ func (f *fixture) newApp() *app {
 		return nil
 	}
 	a.ui = recordingUI{f.views}
+	a.handled = f.handled.add
 	return a
 }
 
@@ -394,7 +399,7 @@ func TestAppClassifiedToggle(t *testing.T) {
 
 	f.act(actClassified)
 	f.awaitView("ads unchecked", func(v view) bool { return !v.Classified && v.Random })
-	if s := f.savedSettings(); s != (Settings{Random: true, Classified: false}) {
+	if s := f.savedSettings(); !s.equal((Settings{Random: true, Classified: false})) {
 		t.Fatalf("saved %+v after switching ads off", s)
 	}
 	raw, err := os.ReadFile(f.opts.ConfigPath)
@@ -415,7 +420,7 @@ func TestAppClassifiedToggle(t *testing.T) {
 	// And back on.
 	f.act(actClassified)
 	f.awaitView("ads checked", func(v view) bool { return v.Classified })
-	if s := f.savedSettings(); s != DefaultSettings() {
+	if s := f.savedSettings(); !s.equal(DefaultSettings()) {
 		t.Fatalf("saved %+v after switching ads back on", s)
 	}
 	f.publish(wire.KindClassified, "shown ad")
@@ -429,7 +434,7 @@ func TestAppRandomToggle(t *testing.T) {
 
 	f.act(actRandom)
 	f.awaitView("numbers unchecked", func(v view) bool { return !v.Random && v.Classified })
-	if s := f.savedSettings(); s != (Settings{Random: false, Classified: true}) {
+	if s := f.savedSettings(); !s.equal((Settings{Random: false, Classified: true})) {
 		t.Fatalf("saved %+v after switching numbers off", s)
 	}
 	n := f.number()
@@ -459,7 +464,7 @@ func TestAppDoNotDisturb(t *testing.T) {
 		Body:  "1 classified ad and 1 random number. The latest are in hark's menu.",
 	})
 	f.awaitView("do not disturb unchecked", func(v view) bool { return !v.DND })
-	if s := f.savedSettings(); s != DefaultSettings() {
+	if s := f.savedSettings(); !s.equal(DefaultSettings()) {
 		t.Fatalf("saved %+v after leaving do not disturb", s)
 	}
 	f.publish(wire.KindClassified, "loud ad")
@@ -758,7 +763,7 @@ func TestAppIconsAndStatus(t *testing.T) {
 func TestAppStatusLine(t *testing.T) {
 	appEnv(t)
 	a := newApp(Options{Server: "example.org:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml")}, slog.New(slog.DiscardHandler))
-	if got, want := a.status(), "Connecting to example.org:6789…"; got != want {
+	if got, want := a.servers[0].status(), "Connecting to example.org:6789…"; got != want {
 		t.Fatalf("before any state: %q, want %q", got, want)
 	}
 	if v := a.view(); v.Tooltip != "hark: Connecting to example.org:6789…" {
@@ -766,16 +771,16 @@ func TestAppStatusLine(t *testing.T) {
 	}
 	// Offline: the status says so, without a countdown (it would change
 	// the menu every second); the tooltip says when the next try is.
-	a.state = netclient.State{Addr: "example.org:6789", RetryIn: 5 * time.Second, Err: errors.New("connection refused")}
-	a.stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
-	if got, want := a.status(), "Offline, reconnecting to example.org:6789…"; got != want {
+	a.servers[0].state = netclient.State{Addr: "example.org:6789", RetryIn: 5 * time.Second, Err: errors.New("connection refused")}
+	a.servers[0].stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
+	if got, want := a.servers[0].status(), "Offline, reconnecting to example.org:6789…"; got != want {
 		t.Fatalf("offline: %q, want %q", got, want)
 	}
 	if got, want := a.view().Tooltip, "hark: Offline, reconnecting to example.org:6789… (next try at 12:00:05)"; got != want {
 		t.Fatalf("offline tooltip: %q, want %q", got, want)
 	}
-	a.state = netclient.State{Connected: true, Addr: "example.org:6789"}
-	if got, want := a.status(), "Connected to example.org:6789"; got != want {
+	a.servers[0].state = netclient.State{Connected: true, Addr: "example.org:6789"}
+	if got, want := a.servers[0].status(), "Connected to example.org:6789"; got != want {
 		t.Fatalf("connected: %q, want %q", got, want)
 	}
 
@@ -784,7 +789,7 @@ func TestAppStatusLine(t *testing.T) {
 		!bytes.Equal(v.Icon, assets.TrayConnected) || v.Latest != "Latest number: none yet" {
 		t.Fatalf("view %s", formatView(v))
 	}
-	a.latest = "42"
+	a.servers[0].latest = "42"
 	if v := a.view(); v.Latest != "Latest number: 42" {
 		t.Fatalf("view %s", formatView(v))
 	}
@@ -805,8 +810,8 @@ func TestNewAppServerPrecedence(t *testing.T) {
 		{"default", Options{DefaultServer: "default.example:3", ConfigPath: without}, "default.example:3"},
 		{"default without a file", Options{DefaultServer: "default.example:3", ConfigPath: filepath.Join(t.TempDir(), "none.toml")}, "default.example:3"},
 	} {
-		if a := newApp(c.opts, log); a.server != c.server {
-			t.Errorf("%s: server %q, want %q", c.name, a.server, c.server)
+		if a := newApp(c.opts, log); len(a.servers) != 1 || a.servers[0].conf.Addr != c.server {
+			t.Errorf("%s: servers %+v, want %q", c.name, a.servers[0].conf, c.server)
 		}
 	}
 }
@@ -1056,11 +1061,14 @@ func TestAppOfflineHoldsStill(t *testing.T) {
 	}
 	want := "Offline, reconnecting to " + f.addr + "…"
 	f.awaitView("offline", func(v view) bool { return v.Status == want })
+	offline := func(ev netclient.Event) bool { return ev.State != nil && !ev.State.Connected && ev.State.Err != nil }
+	f.handled.await(t, "the first failure taken in", offline)
 	// Three failed retries (the waits are about 1, 2 and 4 s): one view
 	// each at most, the tooltip's next try being new.
 	views := len(f.views.all())
-	f.awaitRetries(3, "connection refused")
-	time.Sleep(100 * time.Millisecond) // for the app to render the last
+	for i := range 3 {
+		f.handled.await(t, fmt.Sprintf("failed retry %d taken in", i+1), offline)
+	}
 	all := f.views.all()
 	if n := len(all) - views; n > 3 {
 		t.Errorf("%d views for 3 retries, want one each at most:\n%s", n, f.views.dump())
@@ -1264,7 +1272,7 @@ func TestAppRecentAdsCorruptFile(t *testing.T) {
 func TestAppDemoSaysSo(t *testing.T) {
 	appEnv(t)
 	a := newApp(Options{Server: "127.0.0.1:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml"), Demo: true}, slog.New(slog.DiscardHandler))
-	a.state = netclient.State{Connected: true, Addr: "127.0.0.1:6789"}
+	a.servers[0].state = netclient.State{Connected: true, Addr: "127.0.0.1:6789"}
 	v := a.view()
 	if want := "Demo (settings not kept): Connected to 127.0.0.1:6789"; v.Status != want || v.Tooltip != "hark: "+want {
 		t.Fatalf("demo view %s", formatView(v))

@@ -2,14 +2,19 @@ package tray
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/harkapp/hark/internal/xdg"
 	"github.com/harkapp/hark/netclient"
 )
 
@@ -26,6 +31,109 @@ type Settings struct {
 	// written: relative to the config file's directory (see ResolvePath).
 	CAFile    string `toml:"ca_file,omitempty"`
 	TokenFile string `toml:"token_file,omitempty"`
+	// Servers, when given, are the servers hark notifies about, each in
+	// its own [[servers]] table, instead of the one Server. Random and
+	// Classified above are then what a server without its own says.
+	Servers []ServerSettings `toml:"servers,omitempty"`
+}
+
+// ServerSettings is one [[servers]] table: a server hark keeps a session
+// with, and what it notifies about from there.
+type ServerSettings struct {
+	// Name is what the menu and popups call the server; its address
+	// when empty.
+	Name    string `toml:"name,omitempty"`
+	Address string `toml:"address"`
+	// Random and Classified are this server's popups; unset is the
+	// file's random and classified.
+	Random     *bool  `toml:"random,omitempty"`
+	Classified *bool  `toml:"classified,omitempty"`
+	CAFile     string `toml:"ca_file,omitempty"`
+	TokenFile  string `toml:"token_file,omitempty"`
+}
+
+// maxServers bounds the [[servers]] list: each is a connection, a
+// session and a menu of its own.
+const maxServers = 8
+
+// maxName bounds a server's name in runes: it heads its menu and popups.
+const maxName = 40
+
+// equal reports whether two settings say the same.
+func (s Settings) equal(t Settings) bool {
+	return s.Server == t.Server && s.Random == t.Random && s.Classified == t.Classified &&
+		s.DoNotDisturb == t.DoNotDisturb && s.CAFile == t.CAFile && s.TokenFile == t.TokenFile &&
+		slices.EqualFunc(s.Servers, t.Servers, ServerSettings.equal)
+}
+
+func (s ServerSettings) equal(t ServerSettings) bool {
+	return s.Name == t.Name && s.Address == t.Address && s.CAFile == t.CAFile && s.TokenFile == t.TokenFile &&
+		equalPtr(s.Random, t.Random) && equalPtr(s.Classified, t.Classified)
+}
+
+func equalPtr(a, b *bool) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
+// clone is a deep copy: the app changes its settings' servers in place.
+func (s Settings) clone() Settings {
+	s.Servers = slices.Clone(s.Servers)
+	for i, v := range s.Servers {
+		if v.Random != nil {
+			s.Servers[i].Random = ptrTo(*v.Random)
+		}
+		if v.Classified != nil {
+			s.Servers[i].Classified = ptrTo(*v.Classified)
+		}
+	}
+	return s
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// serverConf is one server as the tray uses it: the settings resolved.
+type serverConf struct {
+	Name       string // "" when there is one server, named by no one
+	Addr       string
+	Random     bool
+	Classified bool
+	CAFile     string // as written in the file
+	TokenFile  string
+}
+
+// serverConfs lists the servers to keep a session with under s: the
+// --server flag's (flag) alone when given, else the file's [[servers]],
+// else its server, else def.
+func (s Settings) serverConfs(flag, def string) []serverConf {
+	one := serverConf{Addr: def, Random: s.Random, Classified: s.Classified, CAFile: s.CAFile, TokenFile: s.TokenFile}
+	switch {
+	case flag != "":
+		one.Addr = flag
+		return []serverConf{one}
+	case s.Server != "":
+		one.Addr = s.Server
+		return []serverConf{one}
+	case len(s.Servers) == 0:
+		return []serverConf{one}
+	}
+	confs := make([]serverConf, len(s.Servers))
+	for i, v := range s.Servers {
+		c := serverConf{Name: v.Name, Addr: v.Address, Random: s.Random, Classified: s.Classified, CAFile: v.CAFile, TokenFile: v.TokenFile}
+		if c.Name == "" {
+			c.Name = v.Address
+		}
+		if v.Random != nil {
+			c.Random = *v.Random
+		}
+		if v.Classified != nil {
+			c.Classified = *v.Classified
+		}
+		confs[i] = c
+	}
+	return confs
 }
 
 // DefaultSettings is what a user without a config file gets.
@@ -48,22 +156,11 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // DefaultConfigPath is $XDG_CONFIG_HOME/hark/config.toml (~/.config when
 // unset or relative, as the XDG spec says).
 func DefaultConfigPath() (string, error) {
-	dir, err := configHome()
+	dir, err := xdg.ConfigHome()
 	if err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, "hark", "config.toml"), nil
-}
-
-func configHome() (string, error) {
-	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
-		return d, nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", errors.New("no home directory: set HOME or XDG_CONFIG_HOME")
-	}
-	return filepath.Join(home, ".config"), nil
 }
 
 // LoadSettings reads the config file at path over the defaults. A missing
@@ -88,7 +185,15 @@ func LoadSettings(path string) (Settings, error) {
 	}
 	if keys := md.Undecoded(); len(keys) > 0 {
 		// A misspelt key would silently do nothing; say so instead.
-		return DefaultSettings(), &ConfigError{path, fmt.Errorf("unknown setting %q (known: server, random, classified, do_not_disturb, ca_file, token_file)", keys[0].String())}
+		k := keys[0]
+		known := "server, random, classified, do_not_disturb, ca_file, token_file, [[servers]]"
+		if len(k) > 1 && k[0] == "servers" {
+			known = "in [[servers]]: name, address, random, classified, ca_file, token_file"
+		}
+		return DefaultSettings(), &ConfigError{path, fmt.Errorf("unknown setting %q (known: %s)", k.String(), known)}
+	}
+	if err := checkServers(s); err != nil {
+		return DefaultSettings(), &ConfigError{path, err}
 	}
 	if s.Server != "" {
 		if err := CheckServer(s.Server); err != nil {
@@ -101,6 +206,108 @@ func LoadSettings(path string) (Settings, error) {
 		}
 	}
 	return s, nil
+}
+
+// ErrWhichServer is Find's error when the file lists several servers and
+// none was named.
+var ErrWhichServer = errors.New("the settings list several servers")
+
+// Find is the server a command such as `hark login` means by want (its
+// --server flag): a [[servers]] table's name, or an address. An address
+// in the file comes with its ca_file and token_file; another address
+// with none from a list (they are another server's), or the top ones
+// when there is no list. "" is the file's only server (Address "" when
+// it names none); with several, ErrWhichServer, naming them.
+func (s Settings) Find(want string) (ServerSettings, error) {
+	if len(s.Servers) == 0 {
+		return ServerSettings{Address: cmp.Or(want, s.Server), CAFile: s.CAFile, TokenFile: s.TokenFile}, nil
+	}
+	if want == "" {
+		if len(s.Servers) == 1 {
+			return s.Servers[0], nil
+		}
+		names := make([]string, len(s.Servers))
+		for i, v := range s.Servers {
+			names[i] = cmp.Or(v.Name, v.Address)
+		}
+		return ServerSettings{}, fmt.Errorf("%w (%s): say which with --server NAME", ErrWhichServer, strings.Join(names, ", "))
+	}
+	for _, v := range s.Servers {
+		if strings.EqualFold(v.Name, want) || KeyringServer(v.Address) == KeyringServer(want) {
+			return v, nil
+		}
+	}
+	return ServerSettings{Address: want}, nil
+}
+
+// checkServers checks the [[servers]] list: each needs an address, and no
+// two may share a name or a server (two sessions of one client id with
+// one server would take each other's place).
+func checkServers(s Settings) error {
+	if len(s.Servers) == 0 {
+		return nil
+	}
+	switch {
+	case s.Server != "":
+		return errors.New("server and [[servers]] both name servers: keep one (move server into a [[servers]] table with a name)")
+	case s.CAFile != "" || s.TokenFile != "":
+		return errors.New("with [[servers]], ca_file and token_file go in the [[servers]] table they are for, not at the top")
+	case len(s.Servers) > maxServers:
+		return fmt.Errorf("%d [[servers]]: hark keeps at most %d", len(s.Servers), maxServers)
+	}
+	names, addrs := map[string]int{}, map[string]int{}
+	for i, v := range s.Servers {
+		at := fmt.Sprintf("[[servers]] number %d", i+1)
+		if v.Name != "" {
+			at += fmt.Sprintf(" (%q)", v.Name)
+		}
+		if v.Address == "" {
+			return fmt.Errorf("%s: no address: write address = \"HOST:PORT\"", at)
+		}
+		if err := CheckServer(v.Address); err != nil {
+			return fmt.Errorf("%s: address: %w", at, err)
+		}
+		if err := checkName(v.Name); err != nil {
+			return fmt.Errorf("%s: name: %w", at, err)
+		}
+		for _, f := range []struct{ key, value string }{{"ca_file", v.CAFile}, {"token_file", v.TokenFile}} {
+			if err := checkPath(f.value); err != nil {
+				return fmt.Errorf("%s: %s: %w", at, f.key, err)
+			}
+		}
+		name := strings.ToLower(cmp.Or(v.Name, v.Address))
+		if j, ok := names[name]; ok {
+			return fmt.Errorf("%s has the name of number %d: give each server its own name", at, j+1)
+		}
+		names[name] = i
+		addr := recentKey(v.Address)
+		if j, ok := addrs[addr]; ok {
+			return fmt.Errorf("%s is the server of number %d (%s): list each server once", at, j+1, addr)
+		}
+		addrs[addr] = i
+	}
+	return nil
+}
+
+// checkName checks a server's name: one short line a menu can show.
+func checkName(n string) error {
+	if utf8.RuneCountInString(n) > maxName {
+		return fmt.Errorf("%q is over %d characters", n, maxName)
+	}
+	if !utf8.ValidString(n) || strings.IndexFunc(n, unicode.IsControl) >= 0 {
+		return fmt.Errorf("%q holds a control character or is not UTF-8", n)
+	}
+	return nil
+}
+
+// recentKey is a server's name for what hark keeps of it (its Recent ads,
+// and in the identity its marks): host:port, whether reached with TLS
+// or not.
+func recentKey(server string) string {
+	if addr, err := netclient.ParseAddr(server); err == nil {
+		return addr.HostPort
+	}
+	return server
 }
 
 // CheckServer checks a server's address: HOST:PORT, or tls://HOST:PORT
@@ -167,6 +374,14 @@ const configHeader = `# hark's settings. hark rewrites this file when you change
 # token_file = "token"   read the server's token from this file (mode 0600)
 #                        instead of the keyring, where hark login keeps it
 # Relative file names are relative to this file's directory.
+#
+# Several servers: instead of server, a [[servers]] table for each (at
+# most 8), which takes name, address, and its own random, classified,
+# ca_file and token_file (random and classified above are the default):
+#   [[servers]]
+#   name = "work"
+#   address = "tls://hark.example.com:6789"
+#   classified = false
 
 `
 
@@ -250,7 +465,9 @@ func SaveSettings(path string, s Settings) error {
 	}
 	var buf bytes.Buffer
 	buf.WriteString(configHeader)
-	if err := toml.NewEncoder(&buf).Encode(s); err != nil {
+	enc := toml.NewEncoder(&buf)
+	enc.Indent = "" // [[servers]] tables as a person writes them
+	if err := enc.Encode(s); err != nil {
 		return fmt.Errorf("encoding settings: %w", err)
 	}
 	if err := writeAtomic(path, buf.Bytes()); err != nil {

@@ -2,6 +2,7 @@ package tray
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +25,7 @@ func writeConfig(t *testing.T, content string) string {
 
 func TestDefaultSettings(t *testing.T) {
 	want := Settings{Server: "", Random: true, Classified: true, DoNotDisturb: false}
-	if got := DefaultSettings(); got != want {
+	if got := DefaultSettings(); !got.equal(want) {
 		t.Fatalf("DefaultSettings() = %+v, want %+v", got, want)
 	}
 }
@@ -35,7 +36,7 @@ func TestLoadSettingsMissingFileIsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadSettings(missing file): %v", err)
 	}
-	if s != DefaultSettings() {
+	if !s.equal(DefaultSettings()) {
 		t.Fatalf("LoadSettings(missing file) = %+v, want the defaults %+v", s, DefaultSettings())
 	}
 	// Loading creates nothing: the file appears on the first change only.
@@ -52,7 +53,7 @@ func TestLoadSettingsPartialFileKeepsOtherDefaults(t *testing.T) {
 	}
 	want := DefaultSettings()
 	want.Random = false
-	if s != want {
+	if !s.equal(want) {
 		t.Fatalf("LoadSettings = %+v, want %+v", s, want)
 	}
 }
@@ -80,7 +81,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("LoadSettings after saving %+v: %v", s, err)
 		}
-		if got != s {
+		if !got.equal(s) {
 			t.Errorf("saved %+v, loaded %+v", s, got)
 		}
 	}
@@ -153,7 +154,7 @@ func TestSavedFileIsCommentedEditableTOML(t *testing.T) {
 	if err != nil {
 		t.Fatalf("LoadSettings after a human edit: %v\n%s", err, edited)
 	}
-	if want := (Settings{Random: false, Classified: false, DoNotDisturb: true}); got != want {
+	if want := (Settings{Random: false, Classified: false, DoNotDisturb: true}); !got.equal(want) {
 		t.Fatalf("after the edit: %+v, want %+v", got, want)
 	}
 }
@@ -197,7 +198,7 @@ func loadBroken(t *testing.T, content string) (*ConfigError, string) {
 	if !strings.Contains(msg, path) {
 		t.Errorf("the message does not name the file %s: %s", path, msg)
 	}
-	if s != DefaultSettings() {
+	if !s.equal(DefaultSettings()) {
 		t.Errorf("a broken file gave %+v, want the defaults", s)
 	}
 	return ce, msg
@@ -266,7 +267,7 @@ func TestLoadSettingsUnreadableFile(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Path != path {
 		t.Fatalf("LoadSettings(a directory) = %+v, %v; want a *ConfigError for %s", s, err, path)
 	}
-	if s != DefaultSettings() {
+	if !s.equal(DefaultSettings()) {
 		t.Errorf("got %+v, want the defaults", s)
 	}
 }
@@ -296,7 +297,7 @@ func TestSaveSettingsIsAtomic(t *testing.T) {
 			t.Fatalf("after save %d the directory holds %q, want only config.toml", i, names)
 		}
 		got, err := LoadSettings(path)
-		if err != nil || got != s {
+		if err != nil || !got.equal(s) {
 			t.Fatalf("after save %d: loaded %+v, %v; want %+v", i, got, err, s)
 		}
 	}
@@ -435,7 +436,86 @@ func TestSaveSettingsFollowsSymlink(t *testing.T) {
 		t.Fatalf("config file is no longer a symlink: %v %v", fi.Mode(), err)
 	}
 	got, err := LoadSettings(target)
-	if err != nil || got != want {
+	if err != nil || !got.equal(want) {
 		t.Errorf("target holds %+v (%v), want %+v", got, err, want)
+	}
+}
+
+// A list of servers: each table's settings, the top's random and
+// classified as the default, and the list as the tray uses it.
+func TestLoadSettingsServers(t *testing.T) {
+	path := writeConfig(t, `classified = false
+[[servers]]
+name = "work"
+address = "tls://hark.example.com:6789"
+ca_file = "work-ca.pem"
+token_file = "work-token"
+classified = true
+
+[[servers]]
+address = "127.0.0.1:6789"
+random = false
+`)
+	s, err := LoadSettings(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.serverConfs("", "127.0.0.1:1")
+	want := []serverConf{
+		{Name: "work", Addr: "tls://hark.example.com:6789", Random: true, Classified: true, CAFile: "work-ca.pem", TokenFile: "work-token"},
+		{Name: "127.0.0.1:6789", Addr: "127.0.0.1:6789", Random: false, Classified: false},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("servers %+v, want %+v", got, want)
+	}
+	// The --server flag beats the list: one server, unnamed, with the
+	// top's settings.
+	if got := s.serverConfs("flag.example:1", ""); !slices.Equal(got, []serverConf{{Addr: "flag.example:1", Random: true}}) {
+		t.Fatalf("with the flag: %+v", got)
+	}
+	// Saved and loaded again: the same, each table keeping only what
+	// was set in it.
+	if err := SaveSettings(path, s); err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadSettings(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.equal(s) {
+		t.Fatalf("after a save: %+v, want %+v", again, s)
+	}
+	raw, _ := os.ReadFile(path)
+	if strings.Count(string(raw), "\n[[servers]]\n") != 2 || strings.Count(string(raw), "\nrandom = false\n") != 1 {
+		t.Fatalf("saved file:\n%s", raw)
+	}
+}
+
+func TestLoadSettingsRefusesBadServers(t *testing.T) {
+	nine := strings.Repeat("[[servers]]\naddress = \"h:1\"\n", 1)
+	for i := 2; i <= 9; i++ {
+		nine += fmt.Sprintf("[[servers]]\naddress = \"h:%d\"\n", i)
+	}
+	for _, c := range []struct{ content, says string }{
+		{"server = \"a:1\"\n[[servers]]\naddress = \"b:1\"\n", "server and [[servers]] both"},
+		{"token_file = \"t\"\n[[servers]]\naddress = \"b:1\"\n", "go in the [[servers]] table"},
+		{"ca_file = \"ca.pem\"\n[[servers]]\naddress = \"b:1\"\n", "go in the [[servers]] table"},
+		{nine, "at most 8"},
+		{"[[servers]]\nname = \"work\"\n", `number 1 ("work"): no address`},
+		{"[[servers]]\naddress = \"nohost\"\n", "number 1: address"},
+		{"[[servers]]\naddress = \"a:1\"\nname = \"a\\u0007\"\n", "control character"},
+		{"[[servers]]\naddress = \"a:1\"\nname = \"" + strings.Repeat("x", 41) + "\"\n", "over 40"},
+		{"[[servers]]\naddress = \"a:1\"\nname = \"Work\"\n[[servers]]\naddress = \"b:1\"\nname = \"work\"\n", "number 2 (\"work\") has the name of number 1"},
+		// One server at one host:port, with TLS or not: one client id
+		// there, so one session.
+		{"[[servers]]\naddress = \"a:1\"\n[[servers]]\naddress = \"tls://a:1\"\n", "is the server of number 1 (a:1)"},
+		{"[[servers]]\naddress = \"a:1\"\nclasified = true\n", `"servers.clasified" (known: in [[servers]]: name, address`},
+		{"[[servers]]\naddress = \"a:1\"\nrandom = \"yes\"\n", "line 3"},
+		{"[servers]\naddress = \"a:1\"\n", "servers"},
+	} {
+		_, msg := loadBroken(t, c.content)
+		if !strings.Contains(msg, c.says) {
+			t.Errorf("%q: %s\nwant it to say %q", c.content, msg, c.says)
+		}
 	}
 }

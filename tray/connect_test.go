@@ -83,7 +83,7 @@ func TestLoadSettingsTLSAndFiles(t *testing.T) {
 	}
 	want := DefaultSettings()
 	want.Server, want.CAFile, want.TokenFile = "tls://hark.example.org:6789", "ca.pem", "/run/hark/token"
-	if s != want {
+	if !s.equal(want) {
 		t.Fatalf("loaded %+v, want %+v", s, want)
 	}
 	// Saved as written: relative stays relative.
@@ -122,9 +122,9 @@ func TestLoadSettingsRefusesBadFiles(t *testing.T) {
 func statusAt(t *testing.T, err error) (status, tooltip string) {
 	t.Helper()
 	a := newApp(Options{Server: "tls://example.org:6789", ConfigPath: filepath.Join(t.TempDir(), "config.toml")}, slog.New(slog.DiscardHandler))
-	a.state = netclient.State{Addr: "tls://example.org:6789", RetryIn: 5 * time.Minute, Err: err}
-	a.stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
-	return a.status(), a.view().Tooltip
+	a.servers[0].state = netclient.State{Addr: "tls://example.org:6789", RetryIn: 5 * time.Minute, Err: err}
+	a.servers[0].stateAt = time.Date(2025, 3, 1, 12, 0, 0, 0, time.Local)
+	return a.servers[0].status(), a.view().Tooltip
 }
 
 func TestAppStatusLineSaysWhatToFix(t *testing.T) {
@@ -201,7 +201,7 @@ func TestAppTokenProblems(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	f.a.configRetry = 20 * time.Millisecond
+	f.a.opts.configRetry = 20 * time.Millisecond
 	f.start()
 
 	v := f.awaitView("the status saying a token is needed", func(v view) bool { return v.Status == needsToken })
@@ -389,7 +389,7 @@ func TestAppLooksForATokenWhenTheServerAsks(t *testing.T) {
 		}
 		writeToken(t, def, tok)
 	})
-	f.a.configRetry = time.Hour // a connection proves the immediate retry
+	f.a.opts.configRetry = time.Hour // a connection proves the immediate retry
 	f.start()
 	f.connected()
 	f.publish(wire.KindClassified, "found the token")

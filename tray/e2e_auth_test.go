@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -150,7 +148,7 @@ func TestTrayTLSAndToken(t *testing.T) {
 	if !menuHas(t, d, bus, "Server needs a token: run hark login (see man hark)") {
 		t.Error("the menu's first line does not say the server needs a token")
 	}
-	screenshotMenu(t, d, bus, "needs-a-token")
+	screenshotMenu(t, d, "needs-a-token", isOfflineGrey)
 
 	// 2. The token goes into the keyring, as hark login puts it there;
 	// Reconnect now uses it at once, and an ad pops up.
@@ -215,38 +213,4 @@ func TestTrayTLSAndToken(t *testing.T) {
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("dunst showed:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-}
-
-// screenshotMenu opens the tray icon's menu with a click, as a user
-// would, and saves a picture of the screen with it and any popup, under
-// the desktop's OutDir (HARK_TEST_OUT keeps it).
-func screenshotMenu(t *testing.T, d *desktoptest.Desktop, bus, name string) {
-	t.Helper()
-	shot, err := d.Screenshot(name + "-before-click")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, y := findGlyph(t, shot, isOfflineGrey)
-	xdo := exec.Command("xdotool", "mousemove", strconv.Itoa(x), strconv.Itoa(y), "click", "1")
-	xdo.Env = d.Env()
-	if out, err := xdo.CombinedOutput(); err != nil {
-		t.Fatalf("xdotool: %v\n%s", err, out)
-	}
-	for i := 0; ; i++ {
-		shot, err = d.Screenshot(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if brightAt(t, shot, x-100, 200) {
-			break
-		}
-		if i == 50 {
-			t.Fatalf("no menu below the icon after clicking it: %s", shot)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Logf("screenshot: %s", shot)
-	xdo = exec.Command("xdotool", "key", "Escape")
-	xdo.Env = d.Env()
-	xdo.Run()
 }

@@ -1,7 +1,10 @@
 package tray_test
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +13,8 @@ import (
 )
 
 // BenchmarkTrayIdle measures what the tray costs while nothing happens:
-// hark connected to a server, its icon in a real panel, for
+// hark connected to one server, then to three (each a `hark serve` of its
+// own, listed in the settings file), its icon in a real panel, for
 // $HARK_TRAY_IDLE (default 60s). It reports the process's resident memory
 // at the end and its CPU use over the idle period. Run without -race for
 // figures: then hark is built as released (static, CGO_ENABLED=0).
@@ -26,27 +30,50 @@ func BenchmarkTrayIdle(b *testing.B) {
 		idle = d
 	}
 	desktoptest.Require(b)
-	for b.Loop() {
-		d := desktoptest.Start(b)
-		proto, _ := serve(b, d)
-		hark := startProc(b, d, "hark", "--server", proto, "--log-level", "debug")
-		trayItem(b, d, hark.cmd.Process.Pid)
-		// Settled: the server's current number in the menu (no popup: it
-		// is not news), and connected: the last things a start does.
-		hark.awaitAll(b, `msg=item kind=random .* current=true`, `msg=connected`)
-		pid := hark.cmd.Process.Pid
-		cpu0 := proctest.CPUTicks(b, pid)
-		start := time.Now()
-		time.Sleep(idle) // the measurement itself: idle is what is measured
-		cpu1 := proctest.CPUTicks(b, pid)
-		elapsed := time.Since(start)
-		rss := proctest.StatusKiB(b, pid, "VmRSS")
-		b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssAnon"))/1024, "anon_MiB")
-		b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssFile"))/1024, "file_MiB")
-		// Linux counts CPU time in USER_HZ ticks, 100 per second on every
-		// mainstream architecture.
-		cpuPct := float64(cpu1-cpu0) / 100 / elapsed.Seconds() * 100
-		b.ReportMetric(float64(rss)/1024, "rss_MiB")
-		b.ReportMetric(cpuPct, "cpu_%")
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("servers-%d", n), func(b *testing.B) {
+			for b.Loop() {
+				trayIdle(b, n, idle)
+			}
+		})
 	}
+}
+
+func trayIdle(b *testing.B, servers int, idle time.Duration) {
+	d := desktoptest.Start(b)
+	var conf strings.Builder
+	var settled []string
+	for i := range servers {
+		proto, _ := serve(b, d)
+		fmt.Fprintf(&conf, "[[servers]]\nname = \"s%d\"\naddress = %q\n", i, proto)
+		if servers > 1 {
+			// Settled: the server's current number in the menu (no
+			// popup: it is not news), and connected: the last things a
+			// start does.
+			settled = append(settled, fmt.Sprintf(`msg=item server=s%d kind=random .* current=true`, i), fmt.Sprintf(`msg=connected server=s%d `, i))
+		} else {
+			settled = append(settled, `msg=item server=s0 kind=random .* current=true`, `msg=connected server=s0 `)
+		}
+	}
+	cfg := filepath.Join(d.Home(), "hark.toml")
+	if err := os.WriteFile(cfg, []byte(conf.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	hark := startProc(b, d, "hark", "--config", cfg, "--log-level", "debug")
+	trayItem(b, d, hark.cmd.Process.Pid)
+	hark.awaitAll(b, settled...)
+	pid := hark.cmd.Process.Pid
+	cpu0 := proctest.CPUTicks(b, pid)
+	start := time.Now()
+	time.Sleep(idle) // the measurement itself: idle is what is measured
+	cpu1 := proctest.CPUTicks(b, pid)
+	elapsed := time.Since(start)
+	rss := proctest.StatusKiB(b, pid, "VmRSS")
+	b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssAnon"))/1024, "anon_MiB")
+	b.ReportMetric(float64(proctest.StatusKiB(b, pid, "RssFile"))/1024, "file_MiB")
+	// Linux counts CPU time in USER_HZ ticks, 100 per second on every
+	// mainstream architecture.
+	cpuPct := float64(cpu1-cpu0) / 100 / elapsed.Seconds() * 100
+	b.ReportMetric(float64(rss)/1024, "rss_MiB")
+	b.ReportMetric(cpuPct, "cpu_%")
 }

@@ -30,53 +30,93 @@ const (
 	summaryCut  = 100 // runes of one value in a summary
 )
 
-// presenter decides which popups the items make: the kind toggles, do not
-// disturb and burst coalescing. It holds no clock and does no I/O, so
-// every rule is tested with made-up times.
+// presenter decides which popups the items make: the kind toggles (per
+// server), do not disturb and burst coalescing (for all servers: a
+// person has one screen). It holds no clock and does no I/O, so every
+// rule is tested with made-up times.
 type presenter struct {
-	random, classified, dnd bool
+	kinds map[string]kindSet // per server, by its label ("" when one)
+	dnd   bool
 
 	shown   []time.Time // popups shown within the last burstWindow
-	batch   []netclient.Delivery
+	batch   []sourced
 	batchAt time.Time // when the batch is due
-	away    map[wire.Kind]int
+	away    map[sourceKind]int
 }
 
+// kindSet is which kinds make popups.
+type kindSet struct{ random, classified bool }
+
+// sourced is an item and the label of the server it came from.
+type sourced struct {
+	server string
+	d      netclient.Delivery
+}
+
+type sourceKind struct {
+	server string
+	kind   wire.Kind
+}
+
+// newPresenter makes a presenter for the one server of s; servers adds
+// or replaces those of a list.
 func newPresenter(s Settings) *presenter {
-	return &presenter{random: s.Random, classified: s.Classified, dnd: s.DoNotDisturb, away: map[wire.Kind]int{}}
+	return &presenter{
+		kinds: map[string]kindSet{"": {random: s.Random, classified: s.Classified}},
+		dnd:   s.DoNotDisturb,
+		away:  map[sourceKind]int{},
+	}
 }
 
-func (p *presenter) wants(k wire.Kind) bool {
+// servers makes the presenter's servers those of confs: the kinds of
+// each, by label (the name, or "" when there is only one); items of a
+// server gone are dropped.
+func (p *presenter) servers(confs []serverConf) {
+	clear(p.kinds)
+	for _, c := range confs {
+		label := c.Name
+		if len(confs) == 1 {
+			label = ""
+		}
+		p.kinds[label] = kindSet{random: c.Random, classified: c.Classified}
+	}
+}
+
+func (p *presenter) wants(server string, k wire.Kind) bool {
+	ks, ok := p.kinds[server]
+	if !ok {
+		return false
+	}
 	switch k {
 	case wire.KindRandom:
-		return p.random
+		return ks.random
 	case wire.KindClassified:
-		return p.classified
+		return ks.classified
 	}
 	return false
 }
 
-// item returns the popups a newly fetched item makes now.
-func (p *presenter) item(d netclient.Delivery, now time.Time) []Popup {
-	if !p.wants(d.Kind) {
+// item returns the popups a newly fetched item from server makes now.
+func (p *presenter) item(server string, d netclient.Delivery, now time.Time) []Popup {
+	if !p.wants(server, d.Kind) {
 		return nil
 	}
 	if p.dnd {
-		p.away[d.Kind]++
+		p.away[sourceKind{server, d.Kind}]++
 		return nil
 	}
 	if len(p.batch) > 0 {
-		p.batch = append(p.batch, d)
+		p.batch = append(p.batch, sourced{server, d})
 		return nil
 	}
 	p.forget(now)
 	if len(p.shown) >= burstLimit {
-		p.batch = append(p.batch, d)
+		p.batch = append(p.batch, sourced{server, d})
 		p.batchAt = now.Add(burstWindow)
 		return nil
 	}
 	p.shown = append(p.shown, now)
-	return []Popup{single(d)}
+	return []Popup{single(server, d)}
 }
 
 // forget drops popup times older than the window.
@@ -99,10 +139,10 @@ func (p *presenter) flush(now time.Time) []Popup {
 	if len(p.batch) == 0 || now.Before(p.batchAt) {
 		return nil
 	}
-	var keep []netclient.Delivery
-	for _, d := range p.batch {
-		if p.wants(d.Kind) {
-			keep = append(keep, d)
+	var keep []sourced
+	for _, it := range p.batch {
+		if p.wants(it.server, it.d.Kind) {
+			keep = append(keep, it)
 		}
 	}
 	p.batch = nil
@@ -112,19 +152,24 @@ func (p *presenter) flush(now time.Time) []Popup {
 	p.forget(now)
 	p.shown = append(p.shown, now)
 	if len(keep) == 1 {
-		return []Popup{single(keep[0])}
+		return []Popup{single(keep[0].server, keep[0].d)}
 	}
 	return []Popup{summary(keep)}
 }
 
-// setKind switches one kind's popups on or off.
-func (p *presenter) setKind(k wire.Kind, on bool) {
+// setKind switches one kind's popups from server on or off.
+func (p *presenter) setKind(server string, k wire.Kind, on bool) {
+	ks, ok := p.kinds[server]
+	if !ok {
+		return
+	}
 	switch k {
 	case wire.KindRandom:
-		p.random = on
+		ks.random = on
 	case wire.KindClassified:
-		p.classified = on
+		ks.classified = on
 	}
+	p.kinds[server] = ks
 }
 
 // setDND turns do not disturb on or off. Leaving it returns one popup
@@ -136,21 +181,26 @@ func (p *presenter) setDND(on bool) []Popup {
 	}
 	p.dnd = on
 	if on {
-		for _, d := range p.batch {
-			if p.wants(d.Kind) {
-				p.away[d.Kind]++
+		for _, it := range p.batch {
+			if p.wants(it.server, it.d.Kind) {
+				p.away[sourceKind{it.server, it.d.Kind}]++
 			}
 		}
 		p.batch = nil
 		return nil
 	}
-	// A kind switched off while away is no longer of interest.
+	// A kind switched off while away, or a server gone, is no longer of
+	// interest.
 	var ads, nums int
-	if p.classified {
-		ads = p.away[wire.KindClassified]
-	}
-	if p.random {
-		nums = p.away[wire.KindRandom]
+	for k, n := range p.away {
+		if !p.wants(k.server, k.kind) {
+			continue
+		}
+		if k.kind == wire.KindClassified {
+			ads += n
+		} else {
+			nums += n
+		}
 	}
 	clear(p.away)
 	n := ads + nums
@@ -172,18 +222,23 @@ func (p *presenter) setDND(on bool) []Popup {
 	return []Popup{{Title: title, Body: body}}
 }
 
-func single(d netclient.Delivery) Popup {
+// single is the popup for one item; it names its server, when it has a
+// label (there are several).
+func single(server string, d netclient.Delivery) Popup {
 	title := "New classified ad"
 	if d.Kind == wire.KindRandom {
 		title = "New random number"
 	}
+	if server != "" {
+		title = server + ": " + title
+	}
 	return Popup{Title: title, Body: d.Value}
 }
 
-func summary(items []netclient.Delivery) Popup {
-	kind := items[0].Kind
-	for _, d := range items[1:] {
-		if d.Kind != kind {
+func summary(items []sourced) Popup {
+	kind := items[0].d.Kind
+	for _, it := range items[1:] {
+		if it.d.Kind != kind {
 			kind = ""
 		}
 	}
@@ -197,11 +252,15 @@ func summary(items []netclient.Delivery) Popup {
 		title = fmt.Sprintf("%d new items", len(items))
 	}
 	var b strings.Builder
-	for i, d := range items[:min(len(items), summaryShow)] {
+	for i, it := range items[:min(len(items), summaryShow)] {
 		if i > 0 {
 			b.WriteByte('\n')
 		}
-		b.WriteString("• " + cut(d.Value, summaryCut))
+		b.WriteString("• ")
+		if it.server != "" {
+			b.WriteString(it.server + ": ")
+		}
+		b.WriteString(cut(it.d.Value, summaryCut))
 	}
 	if more := len(items) - summaryShow; more > 0 {
 		fmt.Fprintf(&b, "\n…and %d more", more)

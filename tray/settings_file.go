@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
-
-	"github.com/harkapp/hark/netclient"
-	"github.com/harkapp/hark/wire"
 )
 
 // watchConfig looks at the settings file every configPoll and sends its
@@ -54,10 +52,11 @@ func (a *app) watchConfig(ctx context.Context, start fileStamp, edited chan<- fi
 }
 
 // reload applies the settings file after it changed on disk (st), and
-// reports whether the session must start again (another server, ca_file
-// or token_file). A broken file keeps the settings in use, and says why;
-// a file that is gone keeps them too (an editor may be replacing it).
-func (a *app) reload(st fileStamp) (restart bool) {
+// reports whether the settings changed, so that the servers must be
+// applied (applyServers). A broken file keeps the settings in use, and
+// says why; a file that is gone keeps them too (an editor may be
+// replacing it).
+func (a *app) reload(st fileStamp) (changed bool) {
 	path := a.opts.ConfigPath
 	if st.same(a.configStamp) {
 		return false // what hark wrote itself
@@ -86,85 +85,53 @@ func (a *app) reload(st fileStamp) (restart bool) {
 	a.saveable = true
 	old := a.settings
 	a.settings = s
-	if s == old {
+	if s.equal(old) {
 		a.log.Debug("the settings file changed, its settings did not", "file", path)
 		return false
 	}
 	a.log.Info("settings applied from the file", "file", path,
-		"random", s.Random, "classified", s.Classified, "do_not_disturb", s.DoNotDisturb)
-	if s.Random != old.Random {
-		a.pres.setKind(wire.KindRandom, s.Random)
-	}
-	if s.Classified != old.Classified {
-		a.pres.setKind(wire.KindClassified, s.Classified)
-	}
+		"random", s.Random, "classified", s.Classified, "do_not_disturb", s.DoNotDisturb, "servers", len(s.Servers))
 	if s.DoNotDisturb != old.DoNotDisturb {
 		for _, p := range a.pres.setDND(s.DoNotDisturb) {
 			a.popup(p)
 		}
-		a.alert()
+		a.alertAll()
 	}
-	if s.Server != old.Server && a.opts.Server != "" {
-		a.log.Info("the --server flag beats the file's server: staying with "+a.opts.Server, "file_server", s.Server)
+	if a.opts.Server != "" && (s.Server != old.Server || !slices.EqualFunc(s.Servers, old.Servers, ServerSettings.equal)) {
+		a.log.Info("the --server flag beats the file's servers: staying with "+a.opts.Server, "file_server", s.Server, "file_servers", len(s.Servers))
 	}
-	return a.serverFor(s) != a.server || s.CAFile != old.CAFile || s.TokenFile != old.TokenFile
-}
-
-// newServer takes in the settings' server, ca_file and token_file for a
-// new session: what was known of the last server's state goes, and its
-// Recent ads are kept for it while the new one's are read.
-func (a *app) newServer() {
-	was := a.server
-	a.saveRecent()
-	a.server = a.serverFor(a.settings)
-	a.resolveFiles()
-	a.state, a.stateAt, a.alerted = netclient.State{}, time.Time{}, ""
-	if a.server == was {
-		return
-	}
-	a.live, a.unread, a.latest = false, false, ""
-	a.recent, a.fromFile, a.recentEpoch, a.recentDirty = nil, 0, "", false
-	a.loadRecent()
+	return true
 }
 
 // firstRunHelp explains, once per run, what to do when hark cannot
 // connect on its first try to a server it has never connected to: on a
 // first run, hark's default server is most likely not there. A problem
 // with a hint of its own (a token, TLS) is explained by alert instead.
-func (a *app) firstRunHelp() {
-	if a.helped {
+// A list of servers is no first run: each one's problem is its own.
+func (a *app) firstRunHelp(s *remote) {
+	if s.helped || a.several() {
 		return
 	}
-	if a.state.Connected || a.live {
-		a.helped = true
+	if s.state.Connected || s.live {
+		s.helped = true
 		return
 	}
-	if a.state.Err == nil {
+	if s.state.Err == nil {
 		return
 	}
-	a.helped = true
-	if line, _ := a.problem(); line != "" {
+	s.helped = true
+	if line, _ := s.problem(); line != "" {
 		return
 	}
-	if !a.firstRun && a.connectedBefore() {
+	if !a.firstRun && s.connectedBefore() {
 		return
 	}
 	body := fmt.Sprintf("Nothing answers at %s. To use another server, set server = \"HOST:PORT\" in %s (menu: Edit settings…). "+
-		"If the server needs a token, run hark login. To try hark without a server, run hark --demo.", a.server, a.opts.ConfigPath)
+		"If the server needs a token, run hark login. To try hark without a server, run hark --demo.", s.conf.Addr, a.opts.ConfigPath)
 	a.log.Warn("cannot connect: " + body)
 	if !a.settings.DoNotDisturb {
 		a.popup(Popup{Title: "hark cannot reach its server", Body: body, Group: problemGroup})
 	}
-}
-
-// connectedBefore reports whether this hark has ever connected to its
-// server, as far as its identity remembers.
-func (a *app) connectedBefore() bool {
-	if a.opts.Identity == nil {
-		return false
-	}
-	_, ok := a.opts.Identity.Marks(a.recentKey())
-	return ok
 }
 
 // editSettings opens the settings file in the user's editor, creating it
@@ -178,7 +145,7 @@ func (a *app) editSettings() {
 	if abs, err := filepath.Abs(path); err == nil {
 		path = abs
 	}
-	created, err := createConfig(path, a.settings, a.server)
+	created, err := createConfig(path, a.settings, a.servers[0].conf.Addr)
 	if err != nil {
 		a.log.Error(err.Error())
 		a.popup(Popup{Title: "Cannot create hark's settings file", Body: err.Error(), Group: configGroup})

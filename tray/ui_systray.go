@@ -2,6 +2,7 @@ package tray
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -12,13 +13,33 @@ import (
 // systrayUI is the tray icon and its menu. systray keeps them in package
 // state and serves them over D-Bus (com.canonical.dbusmenu); its calls are
 // safe from any goroutine, and hark makes them from the app goroutine only.
+//
+// The menu is made once, whole: the items for one server (status, latest
+// number, Recent ads and its kinds, in the menu itself) and a submenu for
+// each of up to maxServers, shown when there are several. Items cannot
+// be inserted later, only shown and hidden.
 type systrayUI struct {
-	status, latest, recentMenu, noAds  *systray.MenuItem
-	recent                             [recentMax]*systray.MenuItem
-	random, classified, dnd, autostart *systray.MenuItem
-	edit, reconnect, quit              *systray.MenuItem
-	last                               view
-	drawn                              bool
+	status                *systray.MenuItem
+	flat                  recentItems
+	random, classified    *systray.MenuItem
+	servers               [maxServers]serverItems
+	dnd, autostart        *systray.MenuItem
+	edit, reconnect, quit *systray.MenuItem
+	last                  view
+	drawn                 bool
+}
+
+// recentItems are a latest number line and a Recent ads submenu.
+type recentItems struct {
+	latest, recentMenu, noAds *systray.MenuItem
+	recent                    [recentMax]*systray.MenuItem
+}
+
+// serverItems are one server's submenu, when there are several.
+type serverItems struct {
+	top                           *systray.MenuItem
+	recentItems                   // in top
+	random, classified, reconnect *systray.MenuItem
 }
 
 // setItem gives the item its title, first icon and tooltip before
@@ -47,14 +68,16 @@ func newSystrayUI() *systrayUI {
 	u := &systrayUI{}
 	u.status = systray.AddMenuItem("Connecting…", "")
 	u.status.Disable()
-	u.latest = systray.AddMenuItem("Latest number: none yet", "")
-	u.latest.Disable()
-	u.recentMenu = systray.AddMenuItem("Recent ads", "The last ten ads; pick one to see it again")
-	u.noAds = u.recentMenu.AddSubMenuItem("No ads yet", "")
-	u.noAds.Disable()
-	for i := range u.recent {
-		u.recent[i] = u.recentMenu.AddSubMenuItem("", "")
-		u.recent[i].Hide()
+	u.flat = newRecentItems(systray.AddMenuItem)
+	for i := range u.servers {
+		si := &u.servers[i]
+		si.top = systray.AddMenuItem("", "")
+		si.top.Hide()
+		si.recentItems = newRecentItems(si.top.AddSubMenuItem)
+		si.top.AddSeparator()
+		si.random = si.top.AddSubMenuItemCheckbox("Random numbers", "Popups for this server's random numbers", false)
+		si.classified = si.top.AddSubMenuItemCheckbox("Classified ads", "Popups for this server's classified ads", false)
+		si.reconnect = si.top.AddSubMenuItem("Reconnect now", "Drop the connection to this server and connect again")
 	}
 	systray.AddSeparator()
 	u.random = systray.AddMenuItemCheckbox("Random numbers", "Popups for new random numbers", false)
@@ -63,44 +86,78 @@ func newSystrayUI() *systrayUI {
 	u.autostart = systray.AddMenuItemCheckbox("Start on login", "Start hark when you log in", false)
 	u.edit = systray.AddMenuItem("Edit settings…", "Open hark's settings file in your editor; saving it applies it")
 	systray.AddSeparator()
-	u.reconnect = systray.AddMenuItem("Reconnect now", "Drop the connection and connect again")
+	u.reconnect = systray.AddMenuItem("Reconnect now", "Drop the connections and connect again")
 	u.quit = systray.AddMenuItem("Quit", "Quit hark")
 	return u
 }
 
-// forward turns menu clicks into actions. systray drops a click when no
-// one is receiving at that moment, so every item has its own goroutine
-// waiting, and actions is buffered.
+// newRecentItems adds a latest number line and a Recent ads submenu with
+// add (systray.AddMenuItem, or a submenu's AddSubMenuItem).
+func newRecentItems(add func(title, tooltip string) *systray.MenuItem) recentItems {
+	var r recentItems
+	r.latest = add("Latest number: none yet", "")
+	r.latest.Disable()
+	r.recentMenu = add("Recent ads", "The last ten ads; pick one to see it again")
+	r.noAds = r.recentMenu.AddSubMenuItem("No ads yet", "")
+	r.noAds.Disable()
+	for i := range r.recent {
+		r.recent[i] = r.recentMenu.AddSubMenuItem("", "")
+		r.recent[i].Hide()
+	}
+	return r
+}
+
+// forward turns menu clicks into actions until ctx ends. systray drops a
+// click when no one is receiving at that moment, so one goroutine waits
+// on every item at once, and actions is buffered: it is back waiting as
+// soon as it handed a click on.
 func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions chan<- action) {
-	pipe := func(ch <-chan struct{}, act action) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-ch:
-					select {
-					case actions <- act:
-					case <-ctx.Done():
-						return
-					}
-				}
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+	var acts []action
+	on := func(ch <-chan struct{}, act action) {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		acts = append(acts, act)
+	}
+	all := -1 // the menu's own items: for every server
+	on(systray.TrayOpenedCh, action{kind: actOpened, server: all})
+	on(u.random.ClickedCh, action{kind: actRandom})
+	on(u.classified.ClickedCh, action{kind: actClassified})
+	on(u.dnd.ClickedCh, action{kind: actDND, server: all})
+	on(u.autostart.ClickedCh, action{kind: actAutostart, server: all})
+	on(u.edit.ClickedCh, action{kind: actEdit, server: all})
+	on(u.reconnect.ClickedCh, action{kind: actReconnect, server: all})
+	on(u.quit.ClickedCh, action{kind: actQuit, server: all})
+	for i, it := range u.flat.recent {
+		on(it.ClickedCh, action{kind: actRecent, index: i})
+	}
+	for n := range u.servers {
+		si := &u.servers[n]
+		on(si.random.ClickedCh, action{kind: actRandom, server: n})
+		on(si.classified.ClickedCh, action{kind: actClassified, server: n})
+		on(si.reconnect.ClickedCh, action{kind: actReconnect, server: n})
+		for i, it := range si.recent {
+			on(it.ClickedCh, action{kind: actRecent, server: n, index: i})
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			chosen, _, ok := reflect.Select(cases)
+			if chosen == 0 {
+				return
 			}
-		}()
-	}
-	pipe(systray.TrayOpenedCh, action{kind: actOpened})
-	pipe(u.random.ClickedCh, action{kind: actRandom})
-	pipe(u.classified.ClickedCh, action{kind: actClassified})
-	pipe(u.dnd.ClickedCh, action{kind: actDND})
-	pipe(u.autostart.ClickedCh, action{kind: actAutostart})
-	pipe(u.edit.ClickedCh, action{kind: actEdit})
-	pipe(u.reconnect.ClickedCh, action{kind: actReconnect})
-	pipe(u.quit.ClickedCh, action{kind: actQuit})
-	for i, it := range u.recent {
-		pipe(it.ClickedCh, action{kind: actRecent, index: i})
-	}
+			if !ok { // an item removed: systray closed its channel
+				cases[chosen].Chan = reflect.Value{}
+				continue
+			}
+			select {
+			case actions <- acts[chosen-1]:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 }
 
 // render applies what changed since the last view: each systray call
@@ -122,40 +179,78 @@ func (u *systrayUI) render(v view) {
 	if first || v.Tooltip != old.Tooltip {
 		systray.SetTooltip(v.Tooltip)
 	}
+	several := len(v.Servers) > 0
+	if first || several != (len(old.Servers) > 0) {
+		// One server's lines in the menu itself, or a menu per server.
+		for _, it := range []*systray.MenuItem{u.status, u.flat.latest, u.flat.recentMenu, u.random, u.classified} {
+			show(it, !several)
+		}
+	}
 	if first || v.Status != old.Status {
 		u.status.SetTitle(menuLabel(v.Status))
 	}
-	if first || v.Latest != old.Latest {
-		u.latest.SetTitle(menuLabel(v.Latest))
-	}
-	if first || !slices.Equal(v.Recent, old.Recent) {
-		// Only the items whose ad changed. (No item tooltips: dbusmenu
-		// has none, and each call is one more LayoutUpdated. Picking an
-		// ad shows it whole in a popup.)
-		for i, it := range u.recent {
-			was, is := i < len(old.Recent) && !first, i < len(v.Recent)
-			switch {
-			case is && (!was || v.Recent[i] != old.Recent[i]):
-				it.SetTitle(menuLabel(cut(v.Recent[i], 60)))
-				if !was {
-					it.Show()
-				}
-			case !is && (was || first):
-				it.Hide()
-			}
-		}
-		if first || (len(v.Recent) == 0) != (len(old.Recent) == 0) {
-			if len(v.Recent) == 0 {
-				u.noAds.Show()
-			} else {
-				u.noAds.Hide()
-			}
-		}
-	}
+	u.flat.render(v.Latest, v.Recent, old.Latest, old.Recent, first)
 	check(u.random, v.Random, first || v.Random != old.Random)
 	check(u.classified, v.Classified, first || v.Classified != old.Classified)
+	for i := range u.servers {
+		si := &u.servers[i]
+		is, was := i < len(v.Servers), i < len(old.Servers) && !first
+		if is != was || first {
+			show(si.top, is)
+		}
+		if !is {
+			continue
+		}
+		var o serverView
+		if was {
+			o = old.Servers[i]
+		}
+		if !was || v.Servers[i].Title != o.Title {
+			si.top.SetTitle(menuLabel(v.Servers[i].Title))
+		}
+		si.render(v.Servers[i].Latest, v.Servers[i].Recent, o.Latest, o.Recent, !was)
+		check(si.random, v.Servers[i].Random, !was || v.Servers[i].Random != o.Random)
+		check(si.classified, v.Servers[i].Classified, !was || v.Servers[i].Classified != o.Classified)
+	}
 	check(u.dnd, v.DND, first || v.DND != old.DND)
 	check(u.autostart, v.Autostart, first || v.Autostart != old.Autostart)
+}
+
+// render shows a latest number and Recent ads, touching only what
+// changed from the old ones (all when first).
+func (r *recentItems) render(latest string, recent []string, oldLatest string, oldRecent []string, first bool) {
+	if first || latest != oldLatest {
+		r.latest.SetTitle(menuLabel(latest))
+	}
+	if !first && slices.Equal(recent, oldRecent) {
+		return
+	}
+	// Only the items whose ad changed. (No item tooltips: dbusmenu
+	// has none, and each call is one more LayoutUpdated. Picking an
+	// ad shows it whole in a popup.)
+	for i, it := range r.recent {
+		was, is := i < len(oldRecent) && !first, i < len(recent)
+		switch {
+		case is && (!was || recent[i] != oldRecent[i]):
+			it.SetTitle(menuLabel(cut(recent[i], 60)))
+			if !was {
+				it.Show()
+			}
+		case !is && (was || first):
+			it.Hide()
+		}
+	}
+	if first || (len(recent) == 0) != (len(oldRecent) == 0) {
+		show(r.noAds, len(recent) == 0)
+	}
+}
+
+func show(it *systray.MenuItem, on bool) {
+	if on {
+		it.Show()
+	} else {
+		it.Hide()
+	}
 }
 
 func check(it *systray.MenuItem, on, changed bool) {
