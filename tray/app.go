@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/harkapp/hark/assets"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/wire"
@@ -33,7 +35,10 @@ const (
 	problemGroup = "cannot-connect"
 	// configGroup: a popup about the settings file replaces the one before.
 	configGroup = "settings"
-	configPoll  = time.Second // how often the settings file is looked at
+	configPoll  = time.Second // how often the settings file is looked at, without inotify
+	// configSettle: an edit is read once the file has not changed for
+	// this long.
+	configSettle = 300 * time.Millisecond
 )
 
 // Options configure the tray.
@@ -125,7 +130,12 @@ type app struct {
 	// configStamp is the settings file as hark last read or wrote it: a
 	// file seen otherwise is a user's edit, to be applied.
 	configStamp fileStamp
-	configPoll  time.Duration // 0: configPoll
+	// configPoll, when set (by tests), is both configSettle and
+	// configPoll.
+	configPoll time.Duration
+	// newWatcher watches the settings file's directory: fsnotify's;
+	// tests make it fail.
+	newWatcher func() (*fsnotify.Watcher, error)
 	// openFile opens the settings file in the user's editor without
 	// waiting for it (openWithXDG); tests replace it.
 	openFile func(path string) error
@@ -146,6 +156,7 @@ type app struct {
 func newApp(opts Options, log *slog.Logger) *app {
 	a := &app{opts: opts, log: log, actions: make(chan action, 16), popups: make(chan Popup, popupQueue)}
 	a.openFile = xdgOpen(log)
+	a.newWatcher = fsnotify.NewWatcher
 	// The stamp first: an edit while the file is read is seen after.
 	a.configStamp = stampOf(opts.ConfigPath)
 	a.firstRun = !a.configStamp.exists()

@@ -1,31 +1,126 @@
 package tray
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"time"
 )
 
-// watchConfig looks at the settings file every configPoll and sends its
-// stamp to edited when it changed since start (or since the last one
-// sent), once it has held still for one look: an editor caught halfway
-// through writing is not read. It returns when ctx ends. What is hark's
-// own write, the app goroutine tells (reload).
+// watchConfig sends the settings file's stamp to edited when it changed
+// since start (or since the last one sent), once nothing has changed it
+// for configSettle: an editor caught halfway through writing is not
+// read. It returns when ctx ends. What is hark's own write, the app
+// goroutine tells (reload).
+//
+// The kernel says when the file's directory changes (inotify, through
+// fsnotify), so an idle tray never wakes for it. Without inotify (its
+// per-user limit reached, say), the file is looked at every configPoll.
 func (a *app) watchConfig(ctx context.Context, start fileStamp, edited chan<- fileStamp) {
 	path := a.opts.ConfigPath
 	if path == "" {
 		return
 	}
-	poll := a.configPoll
-	if poll <= 0 {
-		poll = configPoll
+	w, err := a.newWatcher()
+	if err != nil {
+		a.log.Info("applying settings file edits by looking at it every second", "file", path, "reason", err)
+		a.pollConfig(ctx, start, edited)
+		return
 	}
-	t := time.NewTicker(poll)
+	defer w.Close()
+	settle := cmp.Or(a.configPoll, configSettle)
+	timer := time.NewTimer(settle)
+	timer.Stop()
+	defer timer.Stop()
+	watched := map[string]bool{}
+	// rewatch watches the directories that hold what a user edits: the
+	// file's, or the nearest one that exists until it does (the file
+	// may come later), and the one a symbolic link at path points into
+	// (a settings file kept in a dotfiles repository is edited there).
+	rewatch := func() {
+		want := configDirs(path)
+		for _, d := range want {
+			if watched[d] {
+				continue
+			}
+			if err := w.Add(d); err != nil {
+				a.log.Warn("cannot watch for settings file edits here: they apply after a restart", "dir", d, "err", err)
+			}
+			watched[d] = true // tried: not again each time
+		}
+		for d := range watched {
+			if !slices.Contains(want, d) {
+				_ = w.Remove(d) // gone with the directory, maybe
+				delete(watched, d)
+			}
+		}
+	}
+	rewatch()
+	sent := start
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			timer.Reset(settle) // a quiet moment after the last change
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			// An overflowed queue: events were lost, so look.
+			a.log.Debug("settings file watch", "err", err)
+			timer.Reset(settle)
+		case <-timer.C:
+			rewatch()
+			cur := stampOf(path)
+			if cur.same(sent) {
+				continue
+			}
+			select {
+			case edited <- cur:
+				sent = cur
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// configDirs is the directories watchConfig watches for path.
+func configDirs(path string) []string {
+	var dirs []string
+	for d := filepath.Dir(path); ; {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+			dirs = append(dirs, d)
+			break
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			break
+		}
+		d = up
+	}
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		if d := filepath.Dir(target); !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
+		}
+	}
+	return dirs
+}
+
+// pollConfig is watchConfig by looking at the file every configPoll: a
+// change is sent once the file has held still for one look.
+func (a *app) pollConfig(ctx context.Context, start fileStamp, edited chan<- fileStamp) {
+	t := time.NewTicker(cmp.Or(a.configPoll, configPoll))
 	defer t.Stop()
 	sent, prev := start, start
 	for {
@@ -34,7 +129,7 @@ func (a *app) watchConfig(ctx context.Context, start fileStamp, edited chan<- fi
 			return
 		case <-t.C:
 		}
-		cur := stampOf(path)
+		cur := stampOf(a.opts.ConfigPath)
 		if !cur.same(prev) {
 			prev = cur
 			continue

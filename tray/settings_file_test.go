@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/harkapp/hark/wire"
 )
@@ -370,4 +371,61 @@ func TestAppNoFirstRunHelpForAKnownServer(t *testing.T) {
 	if p := f.popups.all(); len(p) != 0 {
 		t.Fatalf("popups %+v", p)
 	}
+}
+
+// An edit applies wherever the file really is: a settings file that is a
+// symbolic link (into a dotfiles repository) is edited at its target,
+// in a directory hark did not start in.
+func TestAppReloadsThroughASymlink(t *testing.T) {
+	dotfiles := t.TempDir()
+	target := filepath.Join(dotfiles, "hark.toml")
+	f := newFixture(t, func(f *fixture, o *Options) {
+		if err := os.WriteFile(target, []byte("random = true\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(o.ConfigPath), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, o.ConfigPath); err != nil {
+			t.Fatal(err)
+		}
+	})
+	fastPoll(f)
+	f.start()
+	f.connected()
+	if err := os.WriteFile(target, []byte("random = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.awaitView("the edit at the link's target applied", func(v view) bool { return !v.Random })
+}
+
+// On a first run the settings directory may not exist: a file made
+// later, directory and all, still applies.
+func TestAppReloadsAFileMadeLater(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		o.ConfigPath = filepath.Join(t.TempDir(), "not", "yet", "config.toml")
+	})
+	fastPoll(f)
+	f.start()
+	f.connected()
+	f.editConfig("classified = false\n") // makes the directories too
+	f.awaitView("the new file applied", func(v view) bool { return !v.Classified && v.Random })
+	// Its directory is watched from then on.
+	f.editConfig("classified = false\nrandom = false\n")
+	f.awaitView("the next edit applied", func(v view) bool { return !v.Classified && !v.Random })
+}
+
+// Without inotify (its per-user limit reached), hark looks at the file
+// instead, and edits still apply.
+func TestAppReloadsWithoutInotify(t *testing.T) {
+	f := newFixture(t, nil)
+	fastPoll(f)
+	f.a.newWatcher = func() (*fsnotify.Watcher, error) { return nil, errors.New("too many open files") }
+	f.start()
+	f.connected()
+	f.logs.await(t, "the fallback said", func(r logRecord) bool {
+		return r.Msg == "applying settings file edits by looking at it every second" && r.Attrs["reason"] == "too many open files"
+	})
+	f.editConfig("random = false\n")
+	f.awaitView("the edit applied", func(v view) bool { return !v.Random && v.Classified })
 }
