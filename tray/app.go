@@ -146,6 +146,11 @@ type app struct {
 	// once the app has taken it in and rendered what it changed.
 	handled func(netclient.Event)
 
+	// menuGen counts the changes to the list of servers: a click on a
+	// server's item of a menu drawn before the last one (action.gen) is
+	// not for the server now in that place.
+	menuGen uint64
+
 	shown       view // what render showed last
 	drawn       bool // render has shown a view
 	unread      bool // items arrived since start that the menu has not shown
@@ -380,7 +385,7 @@ func (a *app) event(s *remote, ev netclient.Event) (recentChanged bool) {
 		if s.live {
 			a.unread = true
 		}
-		for _, p := range a.pres.item(s.label(), d, time.Now()) {
+		for _, p := range a.pres.item(s.source(), d, time.Now()) {
 			a.popup(p)
 		}
 	}
@@ -394,30 +399,40 @@ func (a *app) event(s *remote, ev netclient.Event) (recentChanged bool) {
 func (a *app) applyServers(ctx context.Context, goRun func(func())) {
 	confs := a.confs()
 	a.pres.servers(confs)
-	old := a.servers
-	a.servers = make([]*remote, 0, len(confs))
-	for _, c := range confs {
-		i := slices.IndexFunc(old, func(s *remote) bool { return s != nil && s.sameSession(c) })
-		if i >= 0 {
-			s := old[i]
-			old[i] = nil
-			s.conf = c // its popups' kinds
-			s.named = len(confs) > 1
-			a.servers = append(a.servers, s)
-			continue
+	kept := make([]*remote, len(confs))
+	old := slices.Clone(a.servers)
+	for i, c := range confs {
+		if j := slices.IndexFunc(old, func(s *remote) bool { return s != nil && s.sameSession(c) }); j >= 0 {
+			kept[i], old[j] = old[j], nil
 		}
-		s := newRemote(c, &a.opts, a.log)
-		s.named = len(confs) > 1
-		a.log.Info("connecting with the new settings", "server", c.Addr, "name", c.Name)
-		s.start(ctx, goRun)
-		a.servers = append(a.servers, s)
-		a.alert(s)
 	}
+	// Those gone first: their Recent ads are written before a new
+	// session with the same server reads them.
 	for _, s := range old {
 		if s != nil {
 			s.log.Info("no longer in the settings: disconnecting", "addr", s.conf.Addr)
 			s.end()
 		}
+	}
+	if !slices.Equal(kept, a.servers) {
+		a.menuGen++ // a click on the menu as it was is not for this one
+	}
+	a.servers = make([]*remote, len(confs))
+	var started []*remote
+	for i, c := range confs {
+		s := kept[i]
+		if s == nil {
+			s = newRemote(c, &a.opts, a.log)
+			a.log.Info("connecting with the new settings", "server", c.Addr, "name", c.Name)
+			s.start(ctx, goRun)
+			started = append(started, s)
+		}
+		s.conf = c // its popups' kinds, its table
+		s.named = len(confs) > 1
+		a.servers[i] = s
+	}
+	for _, s := range started {
+		a.alert(s) // once every server is in place, to name it or not
 	}
 }
 
@@ -467,6 +482,10 @@ func (a *app) showPopups(ctx context.Context) {
 // do carries out a menu click.
 func (a *app) do(ctx context.Context, act action, goRun func(func())) {
 	var s *remote
+	if act.server >= 0 && act.gen != a.menuGen {
+		a.log.Info("a click on a server's item of a menu that has changed since: ignored")
+		return
+	}
 	if act.server >= 0 && act.server < len(a.servers) {
 		s = a.servers[act.server]
 	}
@@ -510,8 +529,8 @@ func (a *app) do(ctx context.Context, act action, goRun func(func())) {
 }
 
 // toggleKind switches the popups of one kind from server i, and keeps
-// the choice in the file: in its [[servers]] table when there is a list,
-// else at the top.
+// the choice in the file: in the server's [[servers]] table when it has
+// one, else at the top.
 func (a *app) toggleKind(i int, k actionKind) {
 	s := a.servers[i]
 	kind, on := wire.KindRandom, &s.conf.Random
@@ -519,18 +538,17 @@ func (a *app) toggleKind(i int, k actionKind) {
 		kind, on = wire.KindClassified, &s.conf.Classified
 	}
 	*on = !*on
-	a.pres.setKind(s.label(), kind, *on)
-	switch {
-	case a.opts.Server == "" && len(a.settings.Servers) == len(a.servers):
-		t := &a.settings.Servers[i]
+	a.pres.setKind(s.key(), kind, *on)
+	if t := s.conf.Table; t >= 0 && t < len(a.settings.Servers) {
+		table := &a.settings.Servers[t]
 		if k == actClassified {
-			t.Classified = ptrTo(*on)
+			table.Classified = ptrTo(*on)
 		} else {
-			t.Random = ptrTo(*on)
+			table.Random = ptrTo(*on)
 		}
-	case k == actClassified:
+	} else if k == actClassified {
 		a.settings.Classified = *on
-	default:
+	} else {
 		a.settings.Random = *on
 	}
 	a.save()
@@ -591,6 +609,7 @@ type view struct {
 	Servers    []serverView
 	DND        bool
 	Autostart  bool
+	Gen        uint64 // app.menuGen
 }
 
 // serverView is one server's menu, when there are several: its title
@@ -626,7 +645,7 @@ func (a *app) render() {
 func (v view) equal(w view) bool {
 	return bytes.Equal(v.Icon, w.Icon) && v.Tooltip == w.Tooltip && v.Status == w.Status && v.Latest == w.Latest &&
 		slices.Equal(v.Recent, w.Recent) && v.Random == w.Random && v.Classified == w.Classified &&
-		slices.EqualFunc(v.Servers, w.Servers, serverView.equal) && v.DND == w.DND && v.Autostart == w.Autostart
+		slices.EqualFunc(v.Servers, w.Servers, serverView.equal) && v.DND == w.DND && v.Autostart == w.Autostart && v.Gen == w.Gen
 }
 
 // latestLine is the menu's line for a server's latest number.
@@ -646,7 +665,7 @@ func recentValues(s *remote) []string {
 }
 
 func (a *app) view() view {
-	v := view{DND: a.settings.DoNotDisturb, Autostart: a.autostartOn}
+	v := view{DND: a.settings.DoNotDisturb, Autostart: a.autostartOn, Gen: a.menuGen}
 	// The icon shows the worst state: offline if any server is.
 	offline := []string{}
 	var next time.Time
@@ -748,6 +767,7 @@ type action struct {
 	kind   actionKind
 	server int
 	index  int
+	gen    uint64 // view.Gen of the menu clicked
 }
 
 // ui is the tray icon and menu; render is called from the app goroutine

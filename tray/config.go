@@ -5,15 +5,19 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/internal/xdg"
 	"github.com/harkapp/hark/netclient"
 )
@@ -102,16 +106,28 @@ type serverConf struct {
 	Classified bool
 	CAFile     string // as written in the file
 	TokenFile  string
+	// Table is the index of the server's [[servers]] table, where a
+	// change from the menu is saved; -1 for the top of the file.
+	Table int
 }
 
 // serverConfs lists the servers to keep a session with under s: the
 // --server flag's (flag) alone when given, else the file's [[servers]],
-// else its server, else def.
+// else its server, else def. A flag that names a listed server (by
+// address or name, as Find does) takes that table's settings.
 func (s Settings) serverConfs(flag, def string) []serverConf {
-	one := serverConf{Addr: def, Random: s.Random, Classified: s.Classified, CAFile: s.CAFile, TokenFile: s.TokenFile}
+	one := serverConf{Addr: def, Random: s.Random, Classified: s.Classified, CAFile: s.CAFile, TokenFile: s.TokenFile, Table: -1}
 	switch {
 	case flag != "":
+		if i := s.find(flag); i >= 0 {
+			c := s.tableConf(i)
+			c.Name = "" // the one server
+			return []serverConf{c}
+		}
 		one.Addr = flag
+		if len(s.Servers) > 0 {
+			one.CAFile, one.TokenFile = "", "" // there are none at the top
+		}
 		return []serverConf{one}
 	case s.Server != "":
 		one.Addr = s.Server
@@ -120,20 +136,55 @@ func (s Settings) serverConfs(flag, def string) []serverConf {
 		return []serverConf{one}
 	}
 	confs := make([]serverConf, len(s.Servers))
-	for i, v := range s.Servers {
-		c := serverConf{Name: v.Name, Addr: v.Address, Random: s.Random, Classified: s.Classified, CAFile: v.CAFile, TokenFile: v.TokenFile}
-		if c.Name == "" {
-			c.Name = v.Address
-		}
-		if v.Random != nil {
-			c.Random = *v.Random
-		}
-		if v.Classified != nil {
-			c.Classified = *v.Classified
-		}
-		confs[i] = c
+	for i := range s.Servers {
+		confs[i] = s.tableConf(i)
 	}
 	return confs
+}
+
+// tableConf is the server of the [[servers]] table number i.
+func (s Settings) tableConf(i int) serverConf {
+	v := s.Servers[i]
+	c := serverConf{Name: cmp.Or(v.Name, v.Address), Addr: v.Address, Random: s.Random, Classified: s.Classified,
+		CAFile: v.CAFile, TokenFile: v.TokenFile, Table: i}
+	if v.Random != nil {
+		c.Random = *v.Random
+	}
+	if v.Classified != nil {
+		c.Classified = *v.Classified
+	}
+	return c
+}
+
+// find is the index of the [[servers]] table that want names: by its
+// address first (the same server, as serverKey says), then by its name;
+// -1 when none does.
+func (s Settings) find(want string) int {
+	key := serverKey(want)
+	if i := slices.IndexFunc(s.Servers, func(v ServerSettings) bool { return serverKey(v.Address) == key }); i >= 0 {
+		return i
+	}
+	return slices.IndexFunc(s.Servers, func(v ServerSettings) bool { return v.Name != "" && strings.EqualFold(v.Name, want) })
+}
+
+// serverKey is what makes two addresses the same server for the tray:
+// host:port with the host in lower case and an IP literal in its
+// canonical form, the port as a number, TLS or not. Two tables with one
+// key would be two sessions of one client id with one server, each
+// taking the other's place and every item popping up twice.
+func serverKey(addr string) string {
+	a, err := netclient.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	host, port, err := hostport.Parse(a.HostPort)
+	if err != nil {
+		return a.HostPort
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(int(port)))
 }
 
 // DefaultSettings is what a user without a config file gets.
@@ -232,10 +283,8 @@ func (s Settings) Find(want string) (ServerSettings, error) {
 		}
 		return ServerSettings{}, fmt.Errorf("%w (%s): say which with --server NAME", ErrWhichServer, strings.Join(names, ", "))
 	}
-	for _, v := range s.Servers {
-		if strings.EqualFold(v.Name, want) || KeyringServer(v.Address) == KeyringServer(want) {
-			return v, nil
-		}
+	if i := s.find(want); i >= 0 {
+		return s.Servers[i], nil
 	}
 	return ServerSettings{Address: want}, nil
 }
@@ -280,7 +329,7 @@ func checkServers(s Settings) error {
 			return fmt.Errorf("%s has the name of number %d: give each server its own name", at, j+1)
 		}
 		names[name] = i
-		addr := recentKey(v.Address)
+		addr := serverKey(v.Address)
 		if j, ok := addrs[addr]; ok {
 			return fmt.Errorf("%s is the server of number %d (%s): list each server once", at, j+1, addr)
 		}

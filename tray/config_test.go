@@ -463,15 +463,23 @@ random = false
 	got := s.serverConfs("", "127.0.0.1:1")
 	want := []serverConf{
 		{Name: "work", Addr: "tls://hark.example.com:6789", Random: true, Classified: true, CAFile: "work-ca.pem", TokenFile: "work-token"},
-		{Name: "127.0.0.1:6789", Addr: "127.0.0.1:6789", Random: false, Classified: false},
+		{Name: "127.0.0.1:6789", Addr: "127.0.0.1:6789", Random: false, Classified: false, Table: 1},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("servers %+v, want %+v", got, want)
 	}
 	// The --server flag beats the list: one server, unnamed, with the
 	// top's settings.
-	if got := s.serverConfs("flag.example:1", ""); !slices.Equal(got, []serverConf{{Addr: "flag.example:1", Random: true}}) {
+	if got := s.serverConfs("flag.example:1", ""); !slices.Equal(got, []serverConf{{Addr: "flag.example:1", Random: true, Table: -1}}) {
 		t.Fatalf("with the flag: %+v", got)
+	}
+	// A flag naming a listed server, by address or name, is that table's
+	// server: its files, its kinds, its table for what the menu changes.
+	wantWork := []serverConf{{Addr: "tls://hark.example.com:6789", Random: true, Classified: true, CAFile: "work-ca.pem", TokenFile: "work-token", Table: 0}}
+	for _, flag := range []string{"TLS://HARK.example.com:06789", "Work"} {
+		if got := s.serverConfs(flag, ""); !slices.Equal(got, wantWork) {
+			t.Fatalf("with the flag %q: %+v, want %+v", flag, got, wantWork)
+		}
 	}
 	// Saved and loaded again: the same, each table keeping only what
 	// was set in it.
@@ -509,6 +517,10 @@ func TestLoadSettingsRefusesBadServers(t *testing.T) {
 		// One server at one host:port, with TLS or not: one client id
 		// there, so one session.
 		{"[[servers]]\naddress = \"a:1\"\n[[servers]]\naddress = \"tls://a:1\"\n", "is the server of number 1 (a:1)"},
+		// However the same server is written.
+		{"[[servers]]\naddress = \"h:6789\"\n[[servers]]\naddress = \"h:06789\"\n", "is the server of number 1 (h:6789)"},
+		{"[[servers]]\naddress = \"[::1]:1\"\n[[servers]]\naddress = \"[0::1]:1\"\n", "is the server of number 1 ([::1]:1)"},
+		{"[[servers]]\nname = \"a\"\naddress = \"Hark.example:1\"\n[[servers]]\nname = \"b\"\naddress = \"hark.example:1\"\n", "is the server of number 1 (hark.example:1)"},
 		{"[[servers]]\naddress = \"a:1\"\nclasified = true\n", `"servers.clasified" (known: in [[servers]]: name, address`},
 		{"[[servers]]\naddress = \"a:1\"\nrandom = \"yes\"\n", "line 3"},
 		{"[servers]\naddress = \"a:1\"\n", "servers"},
@@ -517,5 +529,23 @@ func TestLoadSettingsRefusesBadServers(t *testing.T) {
 		if !strings.Contains(msg, c.says) {
 			t.Errorf("%q: %s\nwant it to say %q", c.content, msg, c.says)
 		}
+	}
+}
+
+// Find, for hark login: an address before a name, so that a table named
+// like another's address does not take its place.
+func TestSettingsFind(t *testing.T) {
+	s := Settings{Servers: []ServerSettings{
+		{Name: "tls://b:1", Address: "a:1", TokenFile: "a-token"},
+		{Name: "bee", Address: "tls://b:1", TokenFile: "b-token"},
+	}}
+	for want, file := range map[string]string{"tls://b:1": "b-token", "BEE": "b-token", "a:01": "a-token", "c:1": ""} {
+		got, err := s.Find(want)
+		if err != nil || got.TokenFile != file {
+			t.Errorf("Find(%q) = %+v, %v; want the token file %q", want, got, err, file)
+		}
+	}
+	if _, err := s.Find(""); !errors.Is(err, ErrWhichServer) || !strings.Contains(err.Error(), "(tls://b:1, bee)") {
+		t.Errorf("Find(\"\") = %v, want ErrWhichServer naming both", err)
 	}
 }

@@ -176,5 +176,22 @@ func TestTwoServersOnARealDesktop(t *testing.T) {
 	}
 	hark.await(t, `msg="popup shown"`)
 	screenshotMenu(t, d, "two-servers", isBlueGlyph) // make screenshot: docs/screenshot.png
+
+	// Home leaves the file: the menu is the one-server menu again, and a
+	// server added back gets its line back.
+	one := fmt.Sprintf("[[servers]]\nname = \"work\"\naddress = %q\n", workProto)
+	if err := os.WriteFile(cfg, []byte(one), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	labels = awaitMenu(t, d, bus, sigs, "Connected to "+workProto, "Latest number: ")
+	for _, l := range labels {
+		if strings.HasPrefix(l, "work: ") || strings.HasPrefix(l, "home: ") {
+			t.Errorf("a server's line is left in the one-server menu: %q", labels)
+		}
+	}
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	awaitMenu(t, d, bus, sigs, "work: Connected to "+workProto, "home: Connected to "+homeProto)
 	quitFromMenu(t, d, bus, hark)
 }

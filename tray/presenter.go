@@ -35,7 +35,7 @@ const (
 // person has one screen). It holds no clock and does no I/O, so every
 // rule is tested with made-up times.
 type presenter struct {
-	kinds map[string]kindSet // per server, by its label ("" when one)
+	kinds map[string]kindSet // per server, by its serverKey
 	dnd   bool
 
 	shown   []time.Time // popups shown within the last burstWindow
@@ -47,19 +47,24 @@ type presenter struct {
 // kindSet is which kinds make popups.
 type kindSet struct{ random, classified bool }
 
-// sourced is an item and the label of the server it came from.
+// source is the server an item came from: key (serverKey) says which,
+// whatever the menu calls it meanwhile; label is its name in popups ("",
+// when it is the only one).
+type source struct{ key, label string }
+
+// sourced is an item and the server it came from.
 type sourced struct {
-	server string
-	d      netclient.Delivery
+	src source
+	d   netclient.Delivery
 }
 
 type sourceKind struct {
-	server string
-	kind   wire.Kind
+	key  string
+	kind wire.Kind
 }
 
-// newPresenter makes a presenter for the one server of s; servers adds
-// or replaces those of a list.
+// newPresenter makes a presenter for one server, source{}, with the
+// kinds of s; servers replaces it with those of a list.
 func newPresenter(s Settings) *presenter {
 	return &presenter{
 		kinds: map[string]kindSet{"": {random: s.Random, classified: s.Classified}},
@@ -68,22 +73,18 @@ func newPresenter(s Settings) *presenter {
 	}
 }
 
-// servers makes the presenter's servers those of confs: the kinds of
-// each, by label (the name, or "" when there is only one); items of a
-// server gone are dropped.
+// servers makes the presenter's servers those of confs, with the kinds
+// of each; the items held back from a server gone are dropped, those of
+// a server kept are kept, whatever it is called now.
 func (p *presenter) servers(confs []serverConf) {
 	clear(p.kinds)
 	for _, c := range confs {
-		label := c.Name
-		if len(confs) == 1 {
-			label = ""
-		}
-		p.kinds[label] = kindSet{random: c.Random, classified: c.Classified}
+		p.kinds[serverKey(c.Addr)] = kindSet{random: c.Random, classified: c.Classified}
 	}
 }
 
-func (p *presenter) wants(server string, k wire.Kind) bool {
-	ks, ok := p.kinds[server]
+func (p *presenter) wants(key string, k wire.Kind) bool {
+	ks, ok := p.kinds[key]
 	if !ok {
 		return false
 	}
@@ -96,27 +97,27 @@ func (p *presenter) wants(server string, k wire.Kind) bool {
 	return false
 }
 
-// item returns the popups a newly fetched item from server makes now.
-func (p *presenter) item(server string, d netclient.Delivery, now time.Time) []Popup {
-	if !p.wants(server, d.Kind) {
+// item returns the popups a newly fetched item from src makes now.
+func (p *presenter) item(src source, d netclient.Delivery, now time.Time) []Popup {
+	if !p.wants(src.key, d.Kind) {
 		return nil
 	}
 	if p.dnd {
-		p.away[sourceKind{server, d.Kind}]++
+		p.away[sourceKind{src.key, d.Kind}]++
 		return nil
 	}
 	if len(p.batch) > 0 {
-		p.batch = append(p.batch, sourced{server, d})
+		p.batch = append(p.batch, sourced{src, d})
 		return nil
 	}
 	p.forget(now)
 	if len(p.shown) >= burstLimit {
-		p.batch = append(p.batch, sourced{server, d})
+		p.batch = append(p.batch, sourced{src, d})
 		p.batchAt = now.Add(burstWindow)
 		return nil
 	}
 	p.shown = append(p.shown, now)
-	return []Popup{single(server, d)}
+	return []Popup{single(src.label, d)}
 }
 
 // forget drops popup times older than the window.
@@ -141,7 +142,7 @@ func (p *presenter) flush(now time.Time) []Popup {
 	}
 	var keep []sourced
 	for _, it := range p.batch {
-		if p.wants(it.server, it.d.Kind) {
+		if p.wants(it.src.key, it.d.Kind) {
 			keep = append(keep, it)
 		}
 	}
@@ -152,14 +153,14 @@ func (p *presenter) flush(now time.Time) []Popup {
 	p.forget(now)
 	p.shown = append(p.shown, now)
 	if len(keep) == 1 {
-		return []Popup{single(keep[0].server, keep[0].d)}
+		return []Popup{single(keep[0].src.label, keep[0].d)}
 	}
 	return []Popup{summary(keep)}
 }
 
-// setKind switches one kind's popups from server on or off.
-func (p *presenter) setKind(server string, k wire.Kind, on bool) {
-	ks, ok := p.kinds[server]
+// setKind switches one kind's popups from the server key on or off.
+func (p *presenter) setKind(key string, k wire.Kind, on bool) {
+	ks, ok := p.kinds[key]
 	if !ok {
 		return
 	}
@@ -169,7 +170,7 @@ func (p *presenter) setKind(server string, k wire.Kind, on bool) {
 	case wire.KindClassified:
 		ks.classified = on
 	}
-	p.kinds[server] = ks
+	p.kinds[key] = ks
 }
 
 // setDND turns do not disturb on or off. Leaving it returns one popup
@@ -182,8 +183,8 @@ func (p *presenter) setDND(on bool) []Popup {
 	p.dnd = on
 	if on {
 		for _, it := range p.batch {
-			if p.wants(it.server, it.d.Kind) {
-				p.away[sourceKind{it.server, it.d.Kind}]++
+			if p.wants(it.src.key, it.d.Kind) {
+				p.away[sourceKind{it.src.key, it.d.Kind}]++
 			}
 		}
 		p.batch = nil
@@ -193,7 +194,7 @@ func (p *presenter) setDND(on bool) []Popup {
 	// interest.
 	var ads, nums int
 	for k, n := range p.away {
-		if !p.wants(k.server, k.kind) {
+		if !p.wants(k.key, k.kind) {
 			continue
 		}
 		if k.kind == wire.KindClassified {
@@ -257,8 +258,8 @@ func summary(items []sourced) Popup {
 			b.WriteByte('\n')
 		}
 		b.WriteString("• ")
-		if it.server != "" {
-			b.WriteString(it.server + ": ")
+		if it.src.label != "" {
+			b.WriteString(it.src.label + ": ")
 		}
 		b.WriteString(cut(it.d.Value, summaryCut))
 	}

@@ -34,12 +34,12 @@ func popupsEqual(t *testing.T, what string, got, want []Popup) {
 
 func TestPresenterSinglePopups(t *testing.T) {
 	p := newPresenter(DefaultSettings())
-	popupsEqual(t, "an ad", p.item("", ad("Bike for sale, 50 EUR"), at(0)),
+	popupsEqual(t, "an ad", p.item(source{}, ad("Bike for sale, 50 EUR"), at(0)),
 		[]Popup{{Title: "New classified ad", Body: "Bike for sale, 50 EUR"}})
-	popupsEqual(t, "a number", p.item("", num("4711"), at(10*time.Second)),
+	popupsEqual(t, "a number", p.item(source{}, num("4711"), at(10*time.Second)),
 		[]Popup{{Title: "New random number", Body: "4711"}})
 	// The body is the value as it is: the notifier escapes it.
-	popupsEqual(t, "markup", p.item("", ad("<b>Free</b> & cheap"), at(20*time.Second)),
+	popupsEqual(t, "markup", p.item(source{}, ad("<b>Free</b> & cheap"), at(20*time.Second)),
 		[]Popup{{Title: "New classified ad", Body: "<b>Free</b> & cheap"}})
 	if _, ok := p.due(); ok {
 		t.Fatal("due() with nothing held back")
@@ -51,33 +51,33 @@ func TestPresenterSinglePopups(t *testing.T) {
 
 func TestPresenterUnknownKindMakesNothing(t *testing.T) {
 	p := newPresenter(DefaultSettings())
-	if got := p.item("", netclient.Delivery{Kind: "weather", Value: "rain"}, at(0)); got != nil {
+	if got := p.item(source{}, netclient.Delivery{Kind: "weather", Value: "rain"}, at(0)); got != nil {
 		t.Fatalf("an unknown kind made %q", got)
 	}
 }
 
 func TestPresenterKindsSwitchedOff(t *testing.T) {
 	p := newPresenter(Settings{Random: false, Classified: true})
-	if got := p.item("", num("1"), at(0)); got != nil {
+	if got := p.item(source{}, num("1"), at(0)); got != nil {
 		t.Fatalf("random numbers are off, yet %q", got)
 	}
-	popupsEqual(t, "an ad", p.item("", ad("a"), at(1*ms)), []Popup{{Title: "New classified ad", Body: "a"}})
+	popupsEqual(t, "an ad", p.item(source{}, ad("a"), at(1*ms)), []Popup{{Title: "New classified ad", Body: "a"}})
 
 	p.setKind("", wire.KindClassified, false)
 	p.setKind("", wire.KindRandom, true)
-	if got := p.item("", ad("b"), at(2*ms)); got != nil {
+	if got := p.item(source{}, ad("b"), at(2*ms)); got != nil {
 		t.Fatalf("ads are off, yet %q", got)
 	}
-	popupsEqual(t, "a number", p.item("", num("2"), at(3*ms)), []Popup{{Title: "New random number", Body: "2"}})
+	popupsEqual(t, "a number", p.item(source{}, num("2"), at(3*ms)), []Popup{{Title: "New random number", Body: "2"}})
 
 	// Items switched off do not count towards a burst either: two shown
 	// so far, so a third still shows.
 	for i := range 10 {
-		if got := p.item("", ad(fmt.Sprint("off", i)), at(4*ms)); got != nil {
+		if got := p.item(source{}, ad(fmt.Sprint("off", i)), at(4*ms)); got != nil {
 			t.Fatalf("ads are off, yet %q", got)
 		}
 	}
-	popupsEqual(t, "a third number", p.item("", num("3"), at(5*ms)), []Popup{{Title: "New random number", Body: "3"}})
+	popupsEqual(t, "a third number", p.item(source{}, num("3"), at(5*ms)), []Popup{{Title: "New random number", Body: "3"}})
 }
 
 func TestPresenterDoNotDisturb(t *testing.T) {
@@ -89,7 +89,7 @@ func TestPresenterDoNotDisturb(t *testing.T) {
 		t.Fatalf("entering it again made %q", got)
 	}
 	for i, d := range []netclient.Delivery{ad("a1"), num("1"), ad("a2"), ad("a3"), num("2")} {
-		if got := p.item("", d, at(time.Duration(i)*ms)); got != nil {
+		if got := p.item(source{}, d, at(time.Duration(i)*ms)); got != nil {
 			t.Fatalf("item %d during do not disturb made %q", i, got)
 		}
 	}
@@ -109,7 +109,7 @@ func TestPresenterDoNotDisturb(t *testing.T) {
 		t.Fatalf("a do not disturb with nothing in it made %q", got)
 	}
 	// And popups are back.
-	popupsEqual(t, "after", p.item("", ad("back"), at(time.Minute)), []Popup{{Title: "New classified ad", Body: "back"}})
+	popupsEqual(t, "after", p.item(source{}, ad("back"), at(time.Minute)), []Popup{{Title: "New classified ad", Body: "back"}})
 }
 
 func TestPresenterDoNotDisturbSingular(t *testing.T) {
@@ -121,7 +121,7 @@ func TestPresenterDoNotDisturbSingular(t *testing.T) {
 		{num("1"), "1 random number. The latest are in hark's menu."},
 	} {
 		p := newPresenter(Settings{Random: true, Classified: true, DoNotDisturb: true})
-		if got := p.item("", c.d, at(0)); got != nil {
+		if got := p.item(source{}, c.d, at(0)); got != nil {
 			t.Fatalf("do not disturb from the settings, yet %q", got)
 		}
 		popupsEqual(t, "one item", p.setDND(false), []Popup{{Title: "1 item arrived while do not disturb was on", Body: c.body}})
@@ -131,8 +131,8 @@ func TestPresenterDoNotDisturbSingular(t *testing.T) {
 func TestPresenterDoNotDisturbMixedSingulars(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	p.setDND(true)
-	p.item("", ad("a"), at(0))
-	p.item("", num("1"), at(0))
+	p.item(source{}, ad("a"), at(0))
+	p.item(source{}, num("1"), at(0))
 	popupsEqual(t, "one of each", p.setDND(false), []Popup{{
 		Title: "2 items arrived while do not disturb was on",
 		Body:  "1 classified ad and 1 random number. The latest are in hark's menu.",
@@ -142,17 +142,17 @@ func TestPresenterDoNotDisturbMixedSingulars(t *testing.T) {
 func TestPresenterDoNotDisturbSkipsKindsSwitchedOff(t *testing.T) {
 	p := newPresenter(Settings{Random: false, Classified: true})
 	p.setDND(true)
-	p.item("", num("1"), at(0))
-	p.item("", num("2"), at(0))
-	p.item("", ad("a"), at(0))
-	p.item("", ad("b"), at(0))
+	p.item(source{}, num("1"), at(0))
+	p.item(source{}, num("2"), at(0))
+	p.item(source{}, ad("a"), at(0))
+	p.item(source{}, ad("b"), at(0))
 	popupsEqual(t, "only ads counted", p.setDND(false), []Popup{{
 		Title: "2 items arrived while do not disturb was on",
 		Body:  "2 classified ads. The latest are in hark's menu.",
 	}})
 
 	p.setDND(true)
-	p.item("", num("3"), at(time.Minute))
+	p.item(source{}, num("3"), at(time.Minute))
 	if got := p.setDND(false); got != nil {
 		t.Fatalf("only a switched-off kind arrived, yet %q", got)
 	}
@@ -163,7 +163,7 @@ func TestPresenterDoNotDisturbSkipsKindsSwitchedOff(t *testing.T) {
 func burst(p *presenter, prefix string, n int, start time.Duration) []Popup {
 	var out []Popup
 	for i := range n {
-		out = append(out, p.item("", ad(fmt.Sprint(prefix, i+1)), at(start+time.Duration(i)*100*ms))...)
+		out = append(out, p.item(source{}, ad(fmt.Sprint(prefix, i+1)), at(start+time.Duration(i)*100*ms))...)
 	}
 	return out
 }
@@ -230,7 +230,7 @@ func TestPresenterBurstSummaryOfExactlyShown(t *testing.T) {
 func TestPresenterBurstOfNumbers(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	for i := range 5 {
-		p.item("", num(fmt.Sprint(i+1)), at(time.Duration(i)*ms))
+		p.item(source{}, num(fmt.Sprint(i+1)), at(time.Duration(i)*ms))
 	}
 	dueAt, _ := p.due()
 	popupsEqual(t, "numbers", p.flush(dueAt), []Popup{{
@@ -243,10 +243,10 @@ func TestPresenterBurstOfNumbers(t *testing.T) {
 func TestPresenterBurstMixedKinds(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	p.item("", num("1"), at(400*ms))
-	p.item("", ad("x"), at(500*ms))
-	p.item("", num("2"), at(600*ms))
-	p.item("", ad("y"), at(700*ms))
+	p.item(source{}, num("1"), at(400*ms))
+	p.item(source{}, ad("x"), at(500*ms))
+	p.item(source{}, num("2"), at(600*ms))
+	p.item(source{}, ad("y"), at(700*ms))
 	dueAt, _ := p.due()
 	popupsEqual(t, "mixed", p.flush(dueAt), []Popup{{
 		Title: "4 new items",
@@ -269,9 +269,9 @@ func TestPresenterWindowSlides(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0) // at 0, 100, 200 ms
 	// Exactly one window after the first, it has left the window.
-	popupsEqual(t, "at +2s", p.item("", ad("late"), at(burstWindow)), []Popup{{Title: "New classified ad", Body: "late"}})
+	popupsEqual(t, "at +2s", p.item(source{}, ad("late"), at(burstWindow)), []Popup{{Title: "New classified ad", Body: "late"}})
 	// But 100 ms and 200 ms are still in it, with "late": the window is full.
-	if got := p.item("", ad("held"), at(burstWindow+50*ms)); got != nil {
+	if got := p.item(source{}, ad("held"), at(burstWindow+50*ms)); got != nil {
 		t.Fatalf("a 4th popup within the window: %q", got)
 	}
 	if _, ok := p.due(); !ok {
@@ -282,7 +282,7 @@ func TestPresenterWindowSlides(t *testing.T) {
 func TestPresenterJustInsideWindowIsHeld(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	if got := p.item("", ad("held"), at(burstWindow-time.Nanosecond)); got != nil {
+	if got := p.item(source{}, ad("held"), at(burstWindow-time.Nanosecond)); got != nil {
 		t.Fatalf("a 4th popup 1 ns inside the window: %q", got)
 	}
 }
@@ -291,7 +291,7 @@ func TestPresenterSteadyTrickleNeverBatches(t *testing.T) {
 	// One item every 700 ms: never more than three within two seconds.
 	p := newPresenter(DefaultSettings())
 	for i := range 30 {
-		got := p.item("", ad(fmt.Sprint("ad", i)), at(time.Duration(i)*700*ms))
+		got := p.item(source{}, ad(fmt.Sprint("ad", i)), at(time.Duration(i)*700*ms))
 		if len(got) != 1 || got[0].Body != fmt.Sprint("ad", i) {
 			t.Fatalf("item %d: %q", i, got)
 		}
@@ -333,7 +333,7 @@ func TestPresenterSummaryCountsInTheWindow(t *testing.T) {
 	d := dueAt.Sub(base)
 	shown := 0
 	for i := range 5 {
-		shown += len(p.item("", ad(fmt.Sprint("next", i)), at(d+time.Duration(i+1)*ms)))
+		shown += len(p.item(source{}, ad(fmt.Sprint("next", i)), at(d+time.Duration(i+1)*ms)))
 	}
 	if shown != burstLimit-1 {
 		t.Fatalf("%d singles right after a summary, want %d", shown, burstLimit-1)
@@ -347,9 +347,9 @@ func TestPresenterSummaryCountsInTheWindow(t *testing.T) {
 func TestPresenterDoNotDisturbTakesPendingBatch(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	p.item("", ad("held1"), at(400*ms))
-	p.item("", num("7"), at(500*ms))
-	p.item("", ad("held2"), at(600*ms))
+	p.item(source{}, ad("held1"), at(400*ms))
+	p.item(source{}, num("7"), at(500*ms))
+	p.item(source{}, ad("held2"), at(600*ms))
 	dueAt, ok := p.due()
 	if !ok {
 		t.Fatal("nothing held back")
@@ -363,7 +363,7 @@ func TestPresenterDoNotDisturbTakesPendingBatch(t *testing.T) {
 	if got := p.flush(dueAt); got != nil {
 		t.Fatalf("the batch was shown during do not disturb: %q", got)
 	}
-	p.item("", ad("during"), at(time.Second))
+	p.item(source{}, ad("during"), at(time.Second))
 	popupsEqual(t, "leaving", p.setDND(false), []Popup{{
 		Title: "4 items arrived while do not disturb was on",
 		Body:  "3 classified ads and 1 random number. The latest are in hark's menu.",
@@ -373,8 +373,8 @@ func TestPresenterDoNotDisturbTakesPendingBatch(t *testing.T) {
 func TestPresenterDoNotDisturbSkipsBatchedKindSwitchedOff(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	p.item("", ad("held1"), at(400*ms))
-	p.item("", num("7"), at(500*ms))
+	p.item(source{}, ad("held1"), at(400*ms))
+	p.item(source{}, num("7"), at(500*ms))
 	p.setKind("", wire.KindRandom, false)
 	p.setDND(true)
 	popupsEqual(t, "leaving", p.setDND(false), []Popup{{
@@ -387,7 +387,7 @@ func TestPresenterKindSwitchedOffWhileBatched(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
 	for i, d := range []netclient.Delivery{ad("x1"), num("1"), ad("x2"), num("2"), num("3")} {
-		p.item("", d, at(time.Duration(400+i)*ms))
+		p.item(source{}, d, at(time.Duration(400+i)*ms))
 	}
 	p.setKind("", wire.KindClassified, false)
 	dueAt, _ := p.due()
@@ -401,8 +401,8 @@ func TestPresenterKindSwitchedOffWhileBatched(t *testing.T) {
 func TestPresenterKindSwitchedOffLeavesOneOrNone(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	p.item("", ad("x1"), at(400*ms))
-	p.item("", num("1"), at(500*ms))
+	p.item(source{}, ad("x1"), at(400*ms))
+	p.item(source{}, num("1"), at(500*ms))
 	p.setKind("", wire.KindClassified, false)
 	dueAt, _ := p.due()
 	popupsEqual(t, "one left", p.flush(dueAt), []Popup{{Title: "New random number", Body: "1"}})
@@ -424,8 +424,8 @@ func TestPresenterSummaryCutsLongValues(t *testing.T) {
 	exact := strings.Repeat("日", summaryCut) // 3 bytes a rune, exactly at the limit
 	p := newPresenter(DefaultSettings())
 	burst(p, "ad", 3, 0)
-	p.item("", ad(long), at(400*ms))
-	p.item("", ad(exact), at(500*ms))
+	p.item(source{}, ad(long), at(400*ms))
+	p.item(source{}, ad(exact), at(500*ms))
 	dueAt, _ := p.due()
 	got := p.flush(dueAt)
 	if len(got) != 1 {
@@ -445,7 +445,7 @@ func TestPresenterSummaryCutsLongValues(t *testing.T) {
 
 	// A single popup carries the whole value.
 	q := newPresenter(DefaultSettings())
-	popupsEqual(t, "single", q.item("", ad(long), at(0)), []Popup{{Title: "New classified ad", Body: long}})
+	popupsEqual(t, "single", q.item(source{}, ad(long), at(0)), []Popup{{Title: "New classified ad", Body: long}})
 }
 
 func TestCut(t *testing.T) {
@@ -478,8 +478,8 @@ func TestCut(t *testing.T) {
 func TestPresenterDoNotDisturbSkipsKindSwitchedOffMeanwhile(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	p.setDND(true)
-	p.item("", num("1"), at(0))
-	p.item("", ad("a"), at(0))
+	p.item(source{}, num("1"), at(0))
+	p.item(source{}, ad("a"), at(0))
 	p.setKind("", wire.KindRandom, false)
 	popupsEqual(t, "leaving, with numbers switched off while away", p.setDND(false), []Popup{{
 		Title: "1 item arrived while do not disturb was on",
@@ -493,46 +493,72 @@ func TestPresenterDoNotDisturbSkipsKindSwitchedOffMeanwhile(t *testing.T) {
 func TestPresenterSeveralServers(t *testing.T) {
 	p := newPresenter(DefaultSettings())
 	p.servers([]serverConf{
-		{Name: "work", Random: true, Classified: true},
-		{Name: "home", Random: true, Classified: false},
+		{Name: "work", Addr: "work", Random: true, Classified: true},
+		{Name: "home", Addr: "home", Random: true, Classified: false},
 	})
-	popupsEqual(t, "work's ad", p.item("work", ad("Desk"), at(0)), []Popup{{Title: "work: New classified ad", Body: "Desk"}})
-	if got := p.item("home", ad("Chair"), at(1*ms)); got != nil {
+	popupsEqual(t, "work's ad", p.item(src("work"), ad("Desk"), at(0)), []Popup{{Title: "work: New classified ad", Body: "Desk"}})
+	if got := p.item(src("home"), ad("Chair"), at(1*ms)); got != nil {
 		t.Fatalf("home's ads are off: %q", got)
 	}
-	popupsEqual(t, "home's number", p.item("home", num("7"), at(2*ms)), []Popup{{Title: "home: New random number", Body: "7"}})
-	if got := p.item("gone", num("8"), at(3*ms)); got != nil {
+	popupsEqual(t, "home's number", p.item(src("home"), num("7"), at(2*ms)), []Popup{{Title: "home: New random number", Body: "7"}})
+	if got := p.item(src("gone"), num("8"), at(3*ms)); got != nil {
 		t.Fatalf("a server not listed: %q", got)
 	}
 	p.setKind("home", wire.KindClassified, true)
-	popupsEqual(t, "home's ad, on", p.item("home", ad("Lamp"), at(4*ms)), []Popup{{Title: "home: New classified ad", Body: "Lamp"}})
+	popupsEqual(t, "home's ad, on", p.item(src("home"), ad("Lamp"), at(4*ms)), []Popup{{Title: "home: New classified ad", Body: "Lamp"}})
 	// The fourth within the window starts a burst, across servers.
-	if got := p.item("work", num("1"), at(5*ms)); got != nil {
+	if got := p.item(src("work"), num("1"), at(5*ms)); got != nil {
 		t.Fatalf("burst: %q", got)
 	}
-	p.item("home", ad("Rug"), at(6*ms))
+	p.item(src("home"), ad("Rug"), at(6*ms))
 	popupsEqual(t, "the burst", p.flush(at(5*ms+burstWindow)), []Popup{{
 		Title: "2 new items", Body: "• work: 1\n• home: Rug", Group: "burst",
 	}})
 
 	p.setDND(true)
-	p.item("work", ad("a"), at(time.Minute))
-	p.item("home", ad("b"), at(time.Minute))
-	p.item("home", num("2"), at(time.Minute))
+	p.item(src("work"), ad("a"), at(time.Minute))
+	p.item(src("home"), ad("b"), at(time.Minute))
+	p.item(src("home"), num("2"), at(time.Minute))
 	p.setKind("home", wire.KindClassified, false) // off while away: not counted
 	popupsEqual(t, "after do not disturb", p.setDND(false), []Popup{{
 		Title: "2 items arrived while do not disturb was on", Body: "1 classified ad and 1 random number. The latest are in hark's menu.",
 	}})
 
 	// A server gone from the list: what it had waiting goes with it.
-	p.item("work", num("3"), at(2*time.Minute))
-	p.item("work", num("4"), at(2*time.Minute))
-	p.item("work", num("5"), at(2*time.Minute))
-	p.item("work", num("6"), at(2*time.Minute)) // held back
-	p.servers([]serverConf{{Name: "home", Random: true}})
+	p.item(src("work"), num("3"), at(2*time.Minute))
+	p.item(src("work"), num("4"), at(2*time.Minute))
+	p.item(src("work"), num("5"), at(2*time.Minute))
+	p.item(src("work"), num("6"), at(2*time.Minute)) // held back
+	p.servers([]serverConf{{Name: "home", Addr: "home", Random: true}})
 	if got := p.flush(at(3 * time.Minute)); got != nil {
 		t.Fatalf("a gone server's burst: %q", got)
 	}
 	// One server left: its popups name no one.
-	popupsEqual(t, "one server", p.item("", num("9"), at(4*time.Minute)), []Popup{{Title: "New random number", Body: "9"}})
+	popupsEqual(t, "one server", p.item(source{key: "home"}, num("9"), at(4*time.Minute)), []Popup{{Title: "New random number", Body: "9"}})
+}
+
+// src is the source of a test server whose key is its name.
+func src(name string) source { return source{key: name, label: name} }
+
+// A server kept while the list around it changes keeps what it had held
+// back, though its label changes: its burst, its items arrived in do not
+// disturb.
+func TestPresenterKeepsAServerWhoseLabelChanges(t *testing.T) {
+	p := newPresenter(DefaultSettings())
+	p.servers([]serverConf{{Addr: "home:1", Random: true, Classified: true}})
+	alone := source{key: serverKey("home:1")}
+	for i := range burstLimit + 1 {
+		p.item(alone, num(fmt.Sprint(i)), at(0))
+	}
+	// A second server joins: home is named now.
+	p.servers([]serverConf{{Name: "work", Addr: "work:1", Random: true}, {Name: "home", Addr: "home:1", Random: true, Classified: true}})
+	popupsEqual(t, "the held-back number", p.flush(at(burstWindow)), []Popup{{Title: "New random number", Body: "3"}})
+	p.setDND(true)
+	p.item(source{key: serverKey("home:1"), label: "home"}, ad("a"), at(time.Minute))
+	p.item(source{key: serverKey("home:1"), label: "home"}, ad("b"), at(time.Minute))
+	// work leaves: home is alone again, and unnamed.
+	p.servers([]serverConf{{Addr: "home:1", Random: true, Classified: true}})
+	popupsEqual(t, "after do not disturb", p.setDND(false), []Popup{{
+		Title: "2 items arrived while do not disturb was on", Body: "2 classified ads. The latest are in hark's menu.",
+	}})
 }

@@ -213,6 +213,12 @@ func (s *remote) addRecent(d netclient.Delivery) bool {
 
 func (s *remote) recentKey() string { return recentKey(s.conf.Addr) }
 
+// key says which server this is, whatever it is called (serverKey).
+func (s *remote) key() string { return serverKey(s.conf.Addr) }
+
+// source is where the server's items come from, for the presenter.
+func (s *remote) source() source { return source{key: s.key(), label: s.label()} }
+
 // loadRecent fills Recent ads with those kept from the last run. A file
 // that cannot be read costs the old list and one warning, nothing more.
 func (s *remote) loadRecent() {

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
 )
@@ -234,5 +237,107 @@ func TestAppServersFollowTheFile(t *testing.T) {
 	}
 	if connects != 1 {
 		t.Fatalf("home's session started %d times, want once: a server kept keeps its session", connects)
+	}
+}
+
+// A server renamed in the file gets a new session, and keeps its Recent
+// ads: the old session writes them before the new one reads them.
+func TestAppRenamedServerKeepsItsRecentAds(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		withIdentity(f, o)
+		writeServers(t, o.ConfigPath, f.addr, "")
+		o.Server = ""
+	})
+	fastPoll(f)
+	connected := func(ev netclient.Event) bool { return ev.State != nil && ev.State.Connected }
+	f.start()
+	f.handled.await(t, "the first session connected", connected)
+	f.publish(wire.KindClassified, "A")
+	f.publish(wire.KindClassified, "B")
+	f.awaitView("both ads", recentIs("B", "A"))
+	content := fmt.Sprintf("[[servers]]\nname = \"job\"\naddress = %q\n", f.addr)
+	if err := os.WriteFile(f.opts.ConfigPath, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.logs.await(t, "the new session", func(r logRecord) bool {
+		return r.Msg == "connecting with the new settings" && r.Attrs["name"] == "job"
+	})
+	f.handled.await(t, "the new session connected", connected)
+	all := f.views.all()
+	if v := all[len(all)-1]; !slices.Equal(v.Recent, []string{"B", "A"}) {
+		t.Fatalf("after the rename: %s", formatView(v))
+	}
+}
+
+// A change to a server's token_file starts its session again; the other
+// server's stays.
+func TestAppServerFilesChangeRestartItsSession(t *testing.T) {
+	var home *second
+	f := newFixture(t, func(f *fixture, o *Options) {
+		home = startSecond(t)
+		writeServers(t, o.ConfigPath, f.addr, home.addr)
+		o.Server = ""
+	})
+	fastPoll(f)
+	f.start()
+	f.awaitView("both servers connected", bothConnected(f.addr, home.addr))
+	content := fmt.Sprintf("[[servers]]\nname = \"work\"\naddress = %q\n\n[[servers]]\nname = \"home\"\naddress = %q\nclassified = false\ntoken_file = \"home-token\"\n", f.addr, home.addr)
+	if err := os.WriteFile(f.opts.ConfigPath, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.logs.await(t, "home's new session", func(r logRecord) bool {
+		return r.Msg == "connecting with the new settings" && r.Attrs["name"] == "home"
+	})
+	f.awaitView("both connected again", bothConnected(f.addr, home.addr))
+	for _, r := range f.logs.all() {
+		if r.Msg == "no longer in the settings: disconnecting" && r.Attrs["server"] != "home" {
+			t.Fatalf("a session other than home's ended: %+v", r)
+		}
+		if r.Msg == "connecting with the new settings" && r.Attrs["name"] != "home" {
+			t.Fatalf("a session other than home's started: %+v", r)
+		}
+	}
+}
+
+// The --server flag naming a listed server takes its table: what the
+// menu changes is saved there, not at the top of the file (the default
+// for every other server).
+func TestAppServerFlagUsesItsTable(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		writeServers(t, o.ConfigPath, f.addr, "127.0.0.1:1")
+		// o.Server stays f.addr: the flag.
+	})
+	f.start()
+	f.connected()
+	f.act(actClassified)
+	f.awaitView("ads off", func(v view) bool { return !v.Classified && v.Servers == nil })
+	s := f.savedSettings()
+	if !s.Classified || s.Servers[0].Classified == nil || *s.Servers[0].Classified || s.Servers[0].Random != nil ||
+		s.Servers[1].Classified == nil || *s.Servers[1].Classified || s.Servers[1].Random != nil {
+		t.Fatalf("saved %+v; want classified = false in work's table, and the rest as it was", s)
+	}
+}
+
+// A click on a server's item in a menu drawn before the list of servers
+// changed is dropped: the server in that place now is another.
+func TestAppStaleClickIgnored(t *testing.T) {
+	f := newFixture(t, func(f *fixture, o *Options) {
+		writeServers(t, o.ConfigPath, f.addr, "127.0.0.1:1")
+		o.Server = ""
+	})
+	f.a.menuGen = 1 // the list changed since the click's menu (gen 0)
+	f.start()
+	f.actOn(actClassified, 0, 0)
+	f.logs.await(t, "the stale click ignored", func(r logRecord) bool {
+		return r.Msg == "a click on a server's item of a menu that has changed since: ignored"
+	})
+	select {
+	case f.a.actions <- action{kind: actClassified, server: 0, gen: 1}:
+	case <-time.After(testTimeout):
+		t.Fatal("the app takes no action")
+	}
+	f.awaitView("work's ads off", func(v view) bool { return len(v.Servers) == 2 && !v.Servers[0].Classified })
+	if s := f.savedSettings(); s.Servers[0].Classified == nil || *s.Servers[0].Classified {
+		t.Fatalf("saved %+v", s)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"fyne.io/systray"
 )
@@ -27,6 +28,9 @@ type systrayUI struct {
 	edit, reconnect, quit *systray.MenuItem
 	last                  view
 	drawn                 bool
+	// gen is the Gen of the view drawn last, read by forward's goroutine
+	// to stamp each click with the menu it was made on.
+	gen atomic.Uint64
 }
 
 // recentItems are a latest number line and a Recent ads submenu.
@@ -151,8 +155,10 @@ func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions cha
 				cases[chosen].Chan = reflect.Value{}
 				continue
 			}
+			act := acts[chosen-1]
+			act.gen = u.gen.Load()
 			select {
-			case actions <- acts[chosen-1]:
+			case actions <- act:
 			case <-ctx.Done():
 				return
 			}
@@ -171,6 +177,7 @@ func (u *systrayUI) forward(ctx context.Context, wg *sync.WaitGroup, actions cha
 func (u *systrayUI) render(v view) {
 	first := !u.drawn
 	u.drawn = true
+	defer u.gen.Store(v.Gen) // once the menu says what Gen means
 	old := u.last
 	u.last = v
 	if first || string(v.Icon) != string(old.Icon) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"unicode"
@@ -36,11 +37,21 @@ func DefaultTokenFile(server string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := xdg.ConfigHome()
+	dir, err := tokenHome()
 	if err != nil {
 		return "", fmt.Errorf("find the token file: %w, or name a token file", err)
 	}
 	return filepath.Join(dir, "hark", "tokens", name), nil
+}
+
+// tokenHome is the directory above hark/tokens: the XDG config home; on
+// Windows %AppData% (os.UserConfigDir), where hark login has always kept
+// them there, so that an upgrade finds them.
+func tokenHome() (string, error) {
+	if runtime.GOOS == "windows" {
+		return os.UserConfigDir()
+	}
+	return xdg.ConfigHome()
 }
 
 // maxReadableName bounds the readable part of a token file's name, well
