@@ -5,6 +5,9 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"github.com/harkapp/hark/netclient"
+	"github.com/harkapp/hark/wire"
 )
 
 // The file is bounded: recentMax ads per server, recentServers servers
@@ -62,5 +65,45 @@ func TestRecentFileIsBounded(t *testing.T) {
 func TestRecentFileMissing(t *testing.T) {
 	if _, err := loadRecent(t.TempDir(), "host:1"); err != errNoRecent {
 		t.Fatalf("no file: %v, want errNoRecent", err)
+	}
+}
+
+// A current ad already in Recent ads is not added again: after a session
+// ended before acknowledging, the server offers its oldest unread ad
+// first, and the session hands it over as current.
+func TestAddRecentSkipsACurrentAdItHas(t *testing.T) {
+	s := &remote{recent: []recentAd{{ID: 3, Value: "B"}, {ID: 2, Value: "A"}}}
+	if s.addRecent(netclient.Delivery{Kind: wire.KindClassified, ID: 2, Value: "A", Current: true}) {
+		t.Fatalf("ad 2 added again: %+v", s.recent)
+	}
+	if !s.addRecent(netclient.Delivery{Kind: wire.KindClassified, ID: 5, Value: "C", Current: true}) || s.recent[0].ID != 5 {
+		t.Fatalf("a current ad not there yet: %+v", s.recent)
+	}
+	if !s.addRecent(netclient.Delivery{Kind: wire.KindClassified, ID: 6, Value: "A"}) || len(s.recent) != 4 {
+		t.Fatalf("news with a value seen before: %+v", s.recent)
+	}
+}
+
+// Ads kept from the last run count as the server's only when their epoch
+// is the one its store has now: another store's ids mean other ads.
+func TestAddRecentKeptAdsOfAnotherStore(t *testing.T) {
+	idt, err := netclient.OpenIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idt.Close()
+	const epoch, other = "0123456789abcdef", "fedcba9876543210"
+	for _, c := range []struct {
+		epoch string
+		added bool
+	}{{epoch, false}, {other, true}} {
+		if err := idt.SetMarks("h:1", netclient.Marks{Epoch: c.epoch}); err != nil {
+			t.Fatal(err)
+		}
+		s := &remote{conf: serverConf{Addr: "h:1"}, opts: &Options{Identity: idt},
+			recent: []recentAd{{ID: 3, Value: "B"}, {ID: 2, Value: "A"}}, fromFile: 2, recentEpoch: epoch}
+		if got := s.addRecent(netclient.Delivery{Kind: wire.KindClassified, ID: 2, Value: "A2", Current: true}); got != c.added {
+			t.Errorf("the server's store %s: ad 2 added %v, want %v", c.epoch, got, c.added)
+		}
 	}
 }

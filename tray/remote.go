@@ -198,11 +198,16 @@ func (s *remote) wants(k wire.Kind) bool {
 	return false
 }
 
-// addRecent puts an ad first in Recent ads, unless it is the latest ad
-// handed over again after a restart, which is first there already.
+// addRecent puts an ad first in Recent ads, unless it is a current one
+// (handed over again after a restart, or not acknowledged before a
+// session ended) that is there already: by its id, or, from a server
+// without ids, as the first.
 func (s *remote) addRecent(d netclient.Delivery) bool {
 	if d.Current && len(s.recent) > 0 {
 		if r := s.recent[0]; r.Value == d.Value && (r.ID == d.ID || r.ID == 0 || d.ID == 0) {
+			return false
+		}
+		if d.ID != 0 && slices.ContainsFunc(s.sameStore(), func(r recentAd) bool { return r.ID == d.ID }) {
 			return false
 		}
 	}
@@ -212,6 +217,22 @@ func (s *remote) addRecent(d netclient.Delivery) bool {
 }
 
 func (s *remote) recentKey() string { return recentKey(s.conf.Addr) }
+
+// sameStore is the Recent ads known to come from the store the server
+// has now, whose ids mean what the server's do: those of this run, and
+// those kept from the last when their epoch is the one the server told
+// (hello comes before any item).
+func (s *remote) sameStore() []recentAd {
+	if s.fromFile == 0 {
+		return s.recent
+	}
+	if s.opts.Identity != nil && s.recentEpoch != "" {
+		if m, ok := s.opts.Identity.Marks(s.recentKey()); ok && m.Epoch == s.recentEpoch {
+			return s.recent
+		}
+	}
+	return s.recent[:len(s.recent)-s.fromFile]
+}
 
 // key says which server this is, whatever it is called (serverKey).
 func (s *remote) key() string { return serverKey(s.conf.Addr) }

@@ -62,6 +62,8 @@ func (a *app) watchConfig(ctx context.Context, start fileStamp, edited chan<- fi
 		}
 	}
 	rewatch()
+	// An edit made before the watch began made no event: look once.
+	timer.Reset(settle)
 	sent := start
 	for {
 		select {

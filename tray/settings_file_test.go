@@ -429,3 +429,13 @@ func TestAppReloadsWithoutInotify(t *testing.T) {
 	f.editConfig("random = false\n")
 	f.awaitView("the edit applied", func(v view) bool { return !v.Random && v.Classified })
 }
+
+// An edit made after hark read the file but before its watch began (a
+// slow start) made no event: it applies all the same.
+func TestAppReloadsAnEditBeforeTheWatch(t *testing.T) {
+	f := newFixture(t, nil)
+	fastPoll(f)
+	f.editConfig("random = false\n") // newApp has read the file (missing)
+	f.start()
+	f.awaitView("the early edit applied", func(v view) bool { return !v.Random && v.Classified })
+}
