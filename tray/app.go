@@ -219,7 +219,11 @@ func (a *app) run(ctx context.Context) error {
 	// taken before Quit is offered again next time, never lost. There is
 	// no session with a server whose ca_file cannot be used.
 	for _, s := range a.servers {
-		a.log.Info("hark tray is running", "server", s.conf.Addr, "name", s.conf.Name)
+		if s.conf.Name == "" {
+			a.log.Info("hark tray is running", "server", s.conf.Addr)
+		} else {
+			a.log.Info("hark tray is running", "server", s.conf.Addr, "name", s.conf.Name)
+		}
 		s.start(ctx, goRun)
 	}
 	// Resume from suspend comes from another goroutine: the loop passes
