@@ -232,7 +232,7 @@ func TestServeSignals(t *testing.T) {
 				t.Fatalf("reopen the store: %v", err)
 			}
 			defer st.Close()
-			if ads, _ := st.Loaded(); len(ads) != 1 || ads[0].ID != ad.ID {
+			if ads, _ := st.Items(); len(ads) != 1 || ads[0].ID != ad.ID {
 				t.Errorf("store after %v holds %+v, want ad %d", sig, ads, ad.ID)
 			}
 		})

@@ -106,7 +106,7 @@ func TestServeGracefulStop(t *testing.T) {
 		t.Fatalf("reopen the store after a graceful stop: %v", err)
 	}
 	defer st.Close()
-	ads, _ := st.Loaded()
+	ads, _ := st.Items()
 	if len(ads) != 1 || ads[0].ID != ad.ID || ads[0].Value != ad.Value {
 		t.Errorf("store after stop holds %+v, want the ad %d %q", ads, ad.ID, ad.Value)
 	}

@@ -160,7 +160,7 @@ type Server struct {
 	// rl logs what strangers can repeat at will (refused connections,
 	// connections ending, accept errors): once, then a count per window.
 	rl      *ratelog.Logger
-	st      *store.Store
+	st      Store
 	ln      net.Listener
 	hln     net.Listener
 	certs   *certs      // nil: plaintext
@@ -181,8 +181,6 @@ type Server struct {
 	wg     sync.WaitGroup // every goroutine the server starts
 	once   sync.Once
 	err    error // Shutdown's result
-
-	pubMu sync.Mutex // serialises publishes, so id order is fan-out order
 
 	kmu   sync.Mutex    // taken after mu
 	pushq []*conn       // guarded by kmu: connections the pusher must kick, in fan-out order
@@ -290,8 +288,7 @@ func Start(cfg Config) (*Server, error) {
 	st.OnCommitError(func(err error) {
 		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
 	})
-	ads, random := st.Loaded()
-	s.ads, s.random = append([]store.Item(nil), ads...), random
+	s.ads, s.random = st.Items()
 	if s.random.ID == 0 {
 		n, err := drawRandom()
 		if err == nil {
@@ -530,8 +527,6 @@ func (s *Server) Publish(ctx context.Context, kind wire.Kind, value string) (sto
 // returned (replayed, nobody notified) and nothing is stored; with
 // another, an error wrapping store.ErrKeyReused.
 func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string, fp [32]byte) (it store.Item, n int, replayed bool, err error) {
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return store.Item{}, 0, false, err
 	}
@@ -541,27 +536,49 @@ func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string,
 	if closing {
 		return store.Item{}, 0, false, ErrClosed
 	}
-	it, replayed, err = s.st.AppendKeyed(kind, value, time.Now(), key, fp)
+	it, replayed, err = s.st.AppendKeyed(kind, value, time.Now(), key, fp, func(a store.Appended) { n = s.took(a) })
 	if err != nil || replayed {
 		return it, 0, replayed, err
 	}
-	s.mu.Lock()
-	if kind == wire.KindClassified {
-		s.ads = append(s.ads, it)
-		if keep := s.st.Retention().Ads; len(s.ads) > keep {
-			s.ads = s.ads[len(s.ads)-keep:]
-		}
-	} else {
-		s.random = it
-	}
-	n = s.fanout(kind)
-	s.mu.Unlock()
 	select {
 	case s.kwake <- struct{}{}:
 	default: // the pusher is awake already
 	}
 	s.log.Info("published", "kind", kind, "id", it.ID, "notified", n)
 	return it, n, false, nil
+}
+
+// took puts an item the store has just appended in the server's copy of
+// the items, without the ads the store's retention dropped for it, and
+// fans it out; it returns how many connections it notified. It runs
+// within the append (AppendKeyed's then), so items are taken and fanned
+// out in id order under the store's lock, and no lock of the server's
+// own serialises publishes.
+func (s *Server) took(a store.Appended) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.Item.Kind == wire.KindClassified {
+		s.ads = append(s.ads, a.Item)
+		s.dropAds(a.Dropped)
+	} else {
+		s.random = a.Item
+	}
+	return s.fanout(a.Item.Kind)
+}
+
+// dropAds drops from the server's copy the ads the store dropped (their
+// ids, oldest first): retention is decided by the store alone. s.mu must
+// be held.
+func (s *Server) dropAds(dropped []uint64) {
+	if len(dropped) == 0 {
+		return
+	}
+	last := dropped[len(dropped)-1]
+	i := 0
+	for i < len(s.ads) && s.ads[i].ID <= last {
+		i++
+	}
+	s.ads = s.ads[i:]
 }
 
 // setNotifying moves c in or out of notification mode. Those in it are
@@ -720,12 +737,7 @@ func (s *Server) prune(now time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	last := dropped[len(dropped)-1]
-	i := 0
-	for i < len(s.ads) && s.ads[i].ID <= last {
-		i++
-	}
-	s.ads = s.ads[i:]
+	s.dropAds(dropped)
 	s.log.Info("retention: dropped old ads", "count", len(dropped))
 }
 
@@ -745,7 +757,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 			_ = s.hsrv.Close()
 		}
 	}
-	s.pubMu.Lock() // no publish is in flight past this point
+	// A publish that begins after this fails with ErrClosed; one under
+	// way fans out to connections that may have flushed already: their
+	// clients catch up on their next connection, as from any drop.
 	s.mu.Lock()
 	s.closing = true
 	for c := range s.conns {
@@ -754,7 +768,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 	s.mu.Unlock()
-	s.pubMu.Unlock()
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()

@@ -126,7 +126,7 @@ func TestOpenTruncated(t *testing.T) {
 			st, err := store.Open(dir, store.Retention{})
 			if err == nil {
 				// Opening may succeed only if what remains is consistent.
-				ads, _ := st.Loaded()
+				ads, _ := st.Items()
 				_ = st.Close()
 				t.Logf("opened with %d ads", len(ads))
 				return
@@ -138,7 +138,7 @@ func TestOpenTruncated(t *testing.T) {
 	// Whatever happened above, a healthy store still opens: a failed Open
 	// must not leave a file locked or a process-wide setting changed.
 	st := open(t, writeStoreFile(t, data), store.Retention{})
-	if ads, _ := st.Loaded(); len(ads) != 300 {
+	if ads, _ := st.Items(); len(ads) != 300 {
 		t.Errorf("intact copy has %d ads, want 300", len(ads))
 	}
 }
@@ -355,7 +355,7 @@ func TestOpenLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := open(t, dir, store.Retention{})
-	if ads, _ := again.Loaded(); len(ads) != 2 {
+	if ads, _ := again.Items(); len(ads) != 2 {
 		t.Errorf("after reopen %d ads, want 2", len(ads))
 	}
 }

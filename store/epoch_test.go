@@ -98,7 +98,7 @@ func TestEpochChangesWhenNewestMetaDamaged(t *testing.T) {
 
 	var logs logBuffer
 	st = openWith(t, dir, store.Options{Logger: logs.logger()})
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, ads[:3]) // rolled back
 	if st.Epoch() == old || !epochForm.MatchString(st.Epoch()) {
 		t.Errorf("epoch after a rollback = %q (was %q), want a new one", st.Epoch(), old)
@@ -134,7 +134,7 @@ func TestEpochChangesWhenOlderMetaDamaged(t *testing.T) {
 	}
 	damageMeta(t, st.Path(), false)
 	st = open(t, dir, store.Retention{})
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, []store.Item{ad})
 	if st.Epoch() == old {
 		t.Errorf("epoch unchanged (%q) after a damaged meta page", old)

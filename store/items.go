@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -28,13 +29,20 @@ func invalid(format string, args ...any) error {
 	return &invalidError{fmt.Sprintf(format, args...)}
 }
 
+// Appended is what an append did: the item, and the ids of the ads the
+// retention count dropped to make room for it, oldest first.
+type Appended struct {
+	Item    Item
+	Dropped []uint64
+}
+
 // Append stores a new item and returns it with its id. It returns after
 // the item is on disk. The value must pass the rules of its kind
 // (wire.ValidateAd, wire.ParseRandom): what Append stores, Open loads.
 // Appending an ad also drops the oldest ads beyond the retention count;
 // appending a random number drops the previous one.
 func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error) {
-	it, _, err := s.append(kind, value, at, nil, [32]byte{})
+	it, _, err := s.append(kind, value, at, nil, [32]byte{}, nil)
 	return it, err
 }
 
@@ -49,18 +57,24 @@ func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error)
 // An empty key is a plain Append. A key is at most MaxKeyBytes (longer: an
 // error wrapping wire.ErrInvalid). Keys are kept Retention.KeyAge, and at
 // most Retention.Keys of them: the oldest go first.
-func (s *Store) AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fingerprint [32]byte) (it Item, replayed bool, err error) {
-	if key == "" {
-		it, err = s.Append(kind, value, at)
-		return it, false, err
-	}
+//
+// then, when not nil, is called with what a new item's append did, once
+// it is on disk, before AppendKeyed returns and before any other append
+// begins: a caller that keeps a copy of the items and fans them out in
+// then does so in id order, under the store's lock alone. It is not
+// called for a replay or a failure. then must not call the store.
+func (s *Store) AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fingerprint [32]byte, then func(Appended)) (it Item, replayed bool, err error) {
 	if len(key) > MaxKeyBytes {
 		return Item{}, false, fmt.Errorf("append %s: %w", kind, invalid("an idempotency key is 1 to %d bytes, this one is %d", MaxKeyBytes, len(key)))
 	}
-	return s.append(kind, value, at, []byte(key), fingerprint)
+	var k []byte
+	if key != "" {
+		k = []byte(key)
+	}
+	return s.append(kind, value, at, k, fingerprint, then)
 }
 
-func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, fp [32]byte) (Item, bool, error) {
+func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, fp [32]byte, then func(Appended)) (Item, bool, error) {
 	if !kind.Valid() {
 		return Item{}, false, fmt.Errorf("append: %w", invalid("unknown kind %q", kind))
 	}
@@ -77,7 +91,9 @@ func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, f
 	// and an acknowledgement made before a publish is on disk with it.
 	staged, commit := s.takeStaged()
 	var d clientDelta
+	var dropped []uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		dropped = dropped[:0] // a retried transaction starts over
 		var err error
 		if d, err = s.writeClients(tx, staged); err != nil {
 			return err
@@ -110,7 +126,7 @@ func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, f
 			if err := b.Put(itemKey(id), encodeItem(it)); err != nil {
 				return err
 			}
-			if nAds, err = trimOldest(b, nAds+1, s.keep.Ads); err != nil {
+			if nAds, dropped, err = trimOldest(b, nAds+1, s.keep.Ads, dropped); err != nil {
 				return err
 			}
 		}
@@ -160,6 +176,9 @@ func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, f
 	}
 	s.nKeys = nKeys
 	s.latest.Store(it.ID)
+	if then != nil {
+		then(Appended{Item: it, Dropped: dropped})
+	}
 	return it, false, nil
 }
 
@@ -188,17 +207,21 @@ func putLatestRandom(b *bolt.Bucket, it Item) error {
 	return nil
 }
 
-// trimOldest deletes the first keys of b, which holds n keys, until at most
-// keep remain, and returns how many remain.
-func trimOldest(b *bolt.Bucket, n, keep int) (int, error) {
+// trimOldest deletes the first keys of b, which holds n item keys, until
+// at most keep remain, and returns how many remain, with the ids deleted
+// appended to dropped.
+func trimOldest(b *bolt.Bucket, n, keep int, dropped []uint64) (int, []uint64, error) {
 	c := b.Cursor()
 	for k, _ := c.First(); k != nil && n > keep; k, _ = c.First() {
+		if len(k) == 8 {
+			dropped = append(dropped, binary.BigEndian.Uint64(k))
+		}
 		if err := c.Delete(); err != nil {
-			return n, err
+			return n, dropped, err
 		}
 		n--
 	}
-	return n, nil
+	return n, dropped, nil
 }
 
 // dropKeys drops idempotency keys from the oldest, while expired says so

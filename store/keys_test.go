@@ -18,7 +18,7 @@ func fp(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 func mustAppendKeyed(t *testing.T, st *store.Store, value, key string, at time.Time) (store.Item, bool) {
 	t.Helper()
-	it, replayed, err := st.AppendKeyed(wire.KindClassified, value, at, key, fp(value))
+	it, replayed, err := st.AppendKeyed(wire.KindClassified, value, at, key, fp(value), nil)
 	if err != nil {
 		t.Fatalf("AppendKeyed(%q, key %q): %v", value, key, err)
 	}
@@ -43,7 +43,7 @@ func TestAppendKeyedReplays(t *testing.T) {
 		t.Errorf("retry after reopen = %+v, replayed %v; want %+v, true", again, replayed, first)
 	}
 	st = reopen(t, st, store.Retention{})
-	ads, _ := st.Loaded()
+	ads, _ := st.Items()
 	checkItems(t, ads, []store.Item{first})
 	if st.Latest() != first.ID {
 		t.Errorf("Latest() = %d, want %d: a replay must not use an id", st.Latest(), first.ID)
@@ -54,7 +54,7 @@ func TestAppendKeyedReplays(t *testing.T) {
 func TestAppendKeyedReusedKey(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	first, _ := mustAppendKeyed(t, st, "Bike for sale", "k1", t0)
-	_, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"))
+	_, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"), nil)
 	if !errors.Is(err, store.ErrKeyReused) {
 		t.Fatalf("err = %v, want ErrKeyReused", err)
 	}
@@ -62,7 +62,7 @@ func TestAppendKeyedReusedKey(t *testing.T) {
 		t.Errorf("error %q does not name the key", err)
 	}
 	st = reopen(t, st, store.Retention{})
-	ads, _ := st.Loaded()
+	ads, _ := st.Items()
 	checkItems(t, ads, []store.Item{first})
 }
 
@@ -71,7 +71,7 @@ func TestAppendKeyedReusedKeyCommitsPositions(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	mustAppendKeyed(t, st, "Bike for sale", "k1", t0)
 	commit := st.StageClient("c", store.Client{Ad: 1, Seen: t0})
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano")); !errors.Is(err, store.ErrKeyReused) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"), nil); !errors.Is(err, store.ErrKeyReused) {
 		t.Fatalf("err = %v, want ErrKeyReused", err)
 	}
 	if err := commit.Wait(t.Context()); err != nil {
@@ -92,7 +92,7 @@ func TestAppendKeyedEmptyKeyIsPlainAppend(t *testing.T) {
 
 func TestAppendKeyedKeyLength(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "ad", t0, strings.Repeat("k", store.MaxKeyBytes+1), fp("ad")); !errors.Is(err, wire.ErrInvalid) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "ad", t0, strings.Repeat("k", store.MaxKeyBytes+1), fp("ad"), nil); !errors.Is(err, wire.ErrInvalid) {
 		t.Errorf("a key of %d bytes: err = %v, want wire.ErrInvalid", store.MaxKeyBytes+1, err)
 	}
 	mustAppendKeyed(t, st, "ad", strings.Repeat("k", store.MaxKeyBytes), t0)
@@ -106,19 +106,19 @@ func TestAppendKeyedReplayAfterItemDropped(t *testing.T) {
 	st := open(t, t.TempDir(), keep)
 	first, _ := mustAppendKeyed(t, st, "first", "k1", t0)
 	mustAppend(t, st, wire.KindClassified, "second", t0)
-	num, _, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"))
+	num, _, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, st, wire.KindRandom, "43", t0)
 	st = reopen(t, st, keep)
-	if ads, _ := st.Loaded(); len(ads) != 1 || ads[0].Value != "second" {
+	if ads, _ := st.Items(); len(ads) != 1 || ads[0].Value != "second" {
 		t.Fatalf("ads = %+v, want only the second", ads)
 	}
 	if again, replayed := mustAppendKeyed(t, st, "first", "k1", t0); !replayed || !sameItem(again, first) {
 		t.Errorf("retry = %+v, %v; want %+v, true", again, replayed, first)
 	}
-	again, replayed, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"))
+	again, replayed, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"), nil)
 	if err != nil || !replayed || !sameItem(again, num) {
 		t.Errorf("retry = %+v, %v, %v; want %+v, true", again, replayed, err, num)
 	}
@@ -184,7 +184,7 @@ func TestDamagedKeyRecord(t *testing.T) {
 	if l := logs.lines("damaged idempotency key records"); len(l) != 1 || !strings.Contains(l[0], "count=1") {
 		t.Errorf("want one report of one damaged key, got:\n%s", logs.String())
 	}
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "first", t0, "k1", fp("first")); !errors.Is(err, store.ErrCorrupt) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "first", t0, "k1", fp("first"), nil); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("retry with the damaged key: err = %v, want ErrCorrupt", err)
 	}
 	if again, replayed := mustAppendKeyed(t, st, "second", "k2", t0); !replayed || !sameItem(again, second) {

@@ -59,7 +59,7 @@ func TestDamagedItemsSkipped(t *testing.T) {
 
 	var logs logBuffer
 	st = openWith(t, dir, store.Options{Logger: logs.logger()})
-	ads, random := st.Loaded()
+	ads, random := st.Items()
 	checkItems(t, ads, good)
 	if random != (store.Item{}) {
 		t.Errorf("random = %+v; the latest one is damaged, want none (the server draws one)", random)
@@ -87,7 +87,7 @@ func TestDamagedItemsSkipped(t *testing.T) {
 	it := mustAppend(t, st, wire.KindRandom, "17", t0)
 	mustAppend(t, st, wire.KindClassified, "fresh", t0)
 	st = reopen(t, st, store.Retention{Ads: 2})
-	if _, random := st.Loaded(); !sameItem(random, it) {
+	if _, random := st.Items(); !sameItem(random, it) {
 		t.Errorf("random = %+v, want %+v", random, it)
 	}
 }
@@ -113,7 +113,7 @@ func TestAppendRefusesInvalidValues(t *testing.T) {
 			t.Errorf("Append(%s, %q): err = %v, want wire.ErrInvalid", tc.kind, tc.value, err)
 		}
 	}
-	if ads, _ := st.Loaded(); len(ads) != 0 || st.Latest() != 0 {
+	if ads, _ := st.Items(); len(ads) != 0 || st.Latest() != 0 {
 		t.Errorf("a refused append left %d ads, latest id %d", len(ads), st.Latest())
 	}
 }

@@ -32,7 +32,7 @@ func TestUpgradeFromSchema1(t *testing.T) {
 	var logs logBuffer
 	keep := store.Retention{ClientIdle: 30 * 24 * time.Hour}
 	st := openWith(t, dir, store.Options{Retention: keep, Logger: logs.logger()})
-	ads, random := st.Loaded()
+	ads, random := st.Items()
 	checkItems(t, ads, []store.Item{items[0], items[1], items[3]})
 	if !sameItem(random, items[2]) {
 		t.Errorf("random = %+v, want %+v", random, items[2])

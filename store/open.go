@@ -177,43 +177,13 @@ func (s *Store) load(tx *bolt.Tx, r *loadReport) error {
 
 	// Damaged items are skipped, not refused: one bad record must not keep
 	// a server from starting, nor reach a client.
-	if ads := tx.Bucket(bucketAds); ads != nil {
-		type loaded struct {
-			at int // the record's place in the bucket
-			it Item
-		}
-		var all []loaded
-		n := 0
-		err := ads.ForEach(func(k, v []byte) error {
-			it, err := checkItem(k, v, wire.KindClassified)
-			if err != nil {
-				r.skip(k, err)
-			} else {
-				all = append(all, loaded{n, it})
-			}
-			n++
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		s.nAds = n
-		// The retention may have been lowered since the last run; the file
-		// is trimmed by the next Append. What is retained is the newest
-		// records, damaged or not, as the file will keep them.
-		for _, l := range all {
-			if l.at >= n-s.keep.Ads {
-				s.ads = append(s.ads, l.it)
-			}
-		}
-	}
+	// The retention may have been lowered since the last run; the file is
+	// trimmed by the next Append.
+	_, s.nAds = retainedAds(tx.Bucket(bucketAds), s.keep.Ads, r.skip)
 	if random := tx.Bucket(bucketRandom); random != nil {
 		if k, v := random.Cursor().Last(); k != nil {
-			it, err := checkItem(k, v, wire.KindRandom)
-			if err != nil {
+			if _, err := checkItem(k, v, wire.KindRandom); err != nil {
 				r.skip(k, err) // the server draws a new one
-			} else {
-				s.random = it
 			}
 		}
 	}

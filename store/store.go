@@ -136,9 +136,6 @@ type Store struct {
 	rl    *ratelog.Logger // for what strangers can repeat
 	epoch string
 
-	ads    []Item // retained ads, oldest first, as loaded by Open
-	random Item   // latest random number, if any
-
 	// mu serialises write transactions: Append, each step of Prune, and
 	// commits of client positions. It guards the counts below.
 	mu       sync.Mutex
@@ -277,11 +274,59 @@ func (s *Store) Latest() uint64 { return s.latest.Load() }
 // Clients is how many client ids the store holds on disk.
 func (s *Store) Clients() int { return int(s.nClients.Load()) }
 
-// Loaded returns what Open found: the retained ads, oldest first, and the
-// latest random number (ID 0 when none was ever published, or when the
-// stored one was damaged). The server keeps these in memory and extends
-// them as it appends.
-func (s *Store) Loaded() (ads []Item, random Item) { return s.ads, s.random }
+// Items returns what the store holds now: the retained ads, oldest
+// first, and the latest random number (ID 0 when none was ever
+// published, or when the stored one is damaged). Damaged records are
+// skipped (Open reported them). It reads the file, so it is what a
+// server loads at start, not what it asks per command: the server keeps
+// its own copy, which follows the store through what AppendKeyed and
+// Prune report (Appended.Dropped, Prune's result). A closed store holds
+// nothing.
+func (s *Store) Items() (ads []Item, random Item) {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		ads, _ = retainedAds(tx.Bucket(bucketAds), s.keep.Ads, nil)
+		if b := tx.Bucket(bucketRandom); b != nil {
+			if k, v := b.Cursor().Last(); k != nil {
+				random, _ = checkItem(k, v, wire.KindRandom)
+			}
+		}
+		return nil
+	})
+	return ads, random
+}
+
+// retainedAds is the newest keep records of the ads bucket b, damaged or
+// not, as the file keeps them, without the damaged ones: oldest first;
+// and how many records b holds. skip, when set, is told of each damaged
+// record.
+func retainedAds(b *bolt.Bucket, keep int, skip func(k []byte, err error)) (ads []Item, n int) {
+	if b == nil {
+		return nil, 0
+	}
+	type loaded struct {
+		at int // the record's place in the bucket
+		it Item
+	}
+	var all []loaded
+	_ = b.ForEach(func(k, v []byte) error {
+		it, err := checkItem(k, v, wire.KindClassified)
+		if err != nil {
+			if skip != nil {
+				skip(k, err)
+			}
+		} else {
+			all = append(all, loaded{n, it})
+		}
+		n++
+		return nil
+	})
+	for _, l := range all {
+		if l.at >= n-keep {
+			ads = append(ads, l.it)
+		}
+	}
+	return ads, n
+}
 
 // Retention is what the store keeps, defaults filled in.
 func (s *Store) Retention() Retention { return s.keep }

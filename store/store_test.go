@@ -118,9 +118,9 @@ func TestOpenCreatesDirectoryAndFile(t *testing.T) {
 	if fi, err := os.Stat(st.Path()); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
 		t.Fatalf("store file: %v, %v", fi, err)
 	}
-	ads, random := st.Loaded()
+	ads, random := st.Items()
 	if len(ads) != 0 || random != (store.Item{}) {
-		t.Errorf("new store Loaded() = %v, %v, want nothing", ads, random)
+		t.Errorf("new store Items() = %v, %v, want nothing", ads, random)
 	}
 	if got, want := st.Retention(), store.DefaultRetention(); got != want {
 		t.Errorf("Retention() = %+v, want the defaults %+v", got, want)
@@ -198,7 +198,7 @@ func TestReopenLoadsEverything(t *testing.T) {
 		}
 	}
 	st = reopen(t, st, store.Retention{})
-	gotAds, gotRandom := st.Loaded()
+	gotAds, gotRandom := st.Items()
 	checkItems(t, gotAds, ads)
 	if !sameItem(gotRandom, random) {
 		t.Errorf("random = %+v, want %+v", gotRandom, random)
@@ -210,7 +210,7 @@ func TestReopenFirstRandom(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	r := mustAppend(t, st, wire.KindRandom, "42", t0)
 	st = reopen(t, st, store.Retention{})
-	if _, got := st.Loaded(); !sameItem(got, r) {
+	if _, got := st.Items(); !sameItem(got, r) {
 		t.Errorf("random after reopen = %+v, want %+v", got, r)
 	}
 }
@@ -246,7 +246,7 @@ func TestRetentionAdsCount(t *testing.T) {
 		mustAppend(t, st, wire.KindRandom, fmt.Sprint(i), t0)
 	}
 	st = reopen(t, st, keep)
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, ads[2:])
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
@@ -265,12 +265,12 @@ func TestRetentionLoweredOnReopen(t *testing.T) {
 	}
 	keep := store.Retention{Ads: 2}
 	st = reopen(t, st, keep)
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, ads[3:])
 	// The next append trims the file to the retention.
 	next := mustAppend(t, st, wire.KindClassified, "next", t0)
 	st = reopen(t, st, keep)
-	got, _ = st.Loaded()
+	got, _ = st.Items()
 	checkItems(t, got, []store.Item{ads[4], next})
 }
 
@@ -297,7 +297,7 @@ func TestPruneAdAge(t *testing.T) {
 	}
 
 	st = reopen(t, st, keep)
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, []store.Item{edge, fresh})
 }
 
@@ -317,7 +317,7 @@ func TestPruneThenAppendKeepsRetention(t *testing.T) {
 		fresh = append(fresh, mustAppend(t, st, wire.KindClassified, fmt.Sprint("new ", i), t0))
 	}
 	st = reopen(t, st, keep)
-	got, _ := st.Loaded()
+	got, _ := st.Items()
 	checkItems(t, got, fresh)
 }
 
