@@ -31,10 +31,14 @@ import (
 // each; Server, Clients, Items and one of PublishURL and PublishCmd are
 // required.
 type Config struct {
-	Server string // protocol host:port
+	// Server is the protocol host:port; or several, separated by
+	// commas, the servers (gateways) of one store: client i connects to
+	// the (i mod n)-th, so the clients spread evenly over them.
+	Server string
 
 	// TLS, when set, makes each client speak TLS to Server (and is the
-	// publish API's TLS configuration for an https:// PublishURL).
+	// publish API's TLS configuration for an https:// PublishURL). Without
+	// a ServerName, each client verifies the host it connects to.
 	TLS *tls.Config
 	// Token, when set, is each client's first command: auth <Token> (a
 	// subscribe token). PublishToken is sent as a Bearer token with each
@@ -205,7 +209,9 @@ type run struct {
 	tag  string
 	base uint64
 
-	src sources // where the clients connect from
+	servers []string      // Server's host:ports; client i connects to servers[i%len]
+	tls     []*tls.Config // per server, with TLS: its ServerName set
+	src     sources       // where the clients connect from
 
 	pubAt []atomic.Int64 // since() just before item n was published; 0: not yet
 	got   []atomic.Int64 // clients still connected that have fetched item n
@@ -382,7 +388,17 @@ func newRun(cfg Config) *run {
 		ready:    make(chan struct{}),
 		failed:   make(chan struct{}),
 		conns:    make([]net.Conn, 0, cfg.Clients),
-		src:      spread(cfg.Server, cfg.Clients),
+		servers:  strings.Split(cfg.Server, ","),
+	}
+	r.src = spread(r.servers, cfg.Clients)
+	if cfg.TLS != nil {
+		for _, srv := range r.servers {
+			c := cfg.TLS.Clone()
+			if host, _, err := net.SplitHostPort(srv); err == nil && c.ServerName == "" {
+				c.ServerName = host
+			}
+			r.tls = append(r.tls, c)
+		}
 	}
 	for i := range r.done {
 		r.done[i] = make(chan struct{})

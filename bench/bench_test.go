@@ -2,10 +2,12 @@ package bench
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -314,7 +316,7 @@ func TestSetupErrors(t *testing.T) {
 	}
 }
 
-// TestSpread: against a server on 127.0.0.0/8 (on Linux), clients
+// TestSpread: against servers on 127.0.0.0/8 (on Linux), clients
 // connect from distinct loopback addresses, never 127.0.0.1, at most
 // MaxPerSource from each; elsewhere the system chooses.
 func TestSpread(t *testing.T) {
@@ -322,7 +324,7 @@ func TestSpread(t *testing.T) {
 		t.Skip("clients spread over loopback addresses on Linux only")
 	}
 	for _, clients := range []int{1, 100, 101, 500, 10000} {
-		src := spread("127.0.0.1:6789", clients)
+		src := spread([]string{"127.0.0.1:6789", "127.0.0.2:6789"}, clients)
 		per := map[string]int{}
 		for i := range clients {
 			a := src.addr(i)
@@ -344,9 +346,29 @@ func TestSpread(t *testing.T) {
 			t.Errorf("%d clients: perSource %d, want at most %d", clients, got, MaxPerSource)
 		}
 	}
-	for _, server := range []string{"[::1]:6789", "localhost:6789", "192.0.2.1:6789", "bad"} {
-		if src := spread(server, 1000); src.addr(0) != nil || src.perSource(1000) != 1000 {
-			t.Errorf("%s: clients connect from %v, want the system's choice", server, src.addr(0))
+	for _, servers := range [][]string{{"[::1]:6789"}, {"localhost:6789"}, {"192.0.2.1:6789"}, {"bad"}, {"127.0.0.1:6789", "[::1]:6789"}} {
+		if src := spread(servers, 1000); src.addr(0) != nil || src.perSource(1000) != 1000 {
+			t.Errorf("%s: clients connect from %v, want the system's choice", servers, src.addr(0))
 		}
+	}
+}
+
+// TestClientsTakeTheServersInTurn: with several servers, client i
+// connects to the (i mod n)-th, so that each gets its share, and a TLS
+// client verifies the host it connects to.
+func TestClientsTakeTheServersInTurn(t *testing.T) {
+	cfg := Config{Server: "127.0.0.1:1,localhost:2,[::1]:3", Clients: 7, Items: 1, PublishURL: "http://127.0.0.1:1", TLS: &tls.Config{}}
+	r := newRun(cfg.withDefaults())
+	var got []string
+	for i := range cfg.Clients {
+		c := newClient(r, i)
+		got = append(got, c.server()+" "+r.tls[i%len(r.tls)].ServerName)
+	}
+	want := []string{"127.0.0.1:1 127.0.0.1", "localhost:2 localhost", "[::1]:3 ::1", "127.0.0.1:1 127.0.0.1", "localhost:2 localhost", "[::1]:3 ::1", "127.0.0.1:1 127.0.0.1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("clients connect to %q, want %q", got, want)
+	}
+	if r.src.addr(0) != nil {
+		t.Errorf("clients bind %v, want the system's choice: a server on ::1 cannot be reached from 127.0.0.2", r.src.addr(0))
 	}
 }

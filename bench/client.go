@@ -96,6 +96,10 @@ func newClient(r *run, i int) *client {
 	return c
 }
 
+// server is the host:port the client connects to: the servers take the
+// clients in turn.
+func (c *client) server() string { return c.r.servers[c.i%len(c.r.servers)] }
+
 func (c *client) has(n int) bool { return c.got[n/64]&(1<<(n%64)) != 0 }
 func (c *client) set(n int)      { c.got[n/64] |= 1 << (n % 64) }
 
@@ -138,18 +142,19 @@ func (c *client) setup() error {
 	if la := c.r.src.addr(c.i); la != nil { // not a nil *TCPAddr in the interface
 		d.LocalAddr = la
 	}
-	nc, err := d.Dial("tcp", cfg.Server)
+	server := c.server()
+	nc, err := d.Dial("tcp", server)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", cfg.Server, err)
+		return fmt.Errorf("connect to %s: %w", server, err)
 	}
 	if cfg.TLS != nil {
 		// The handshake is part of what a client costs the server: it is
 		// inside the setup, not the measured fetches.
-		tc := tls.Client(nc, cfg.TLS)
+		tc := tls.Client(nc, c.r.tls[c.i%len(c.r.tls)])
 		_ = nc.SetDeadline(time.Now().Add(cfg.SetupTimeout))
 		if err := tc.Handshake(); err != nil {
 			_ = nc.Close()
-			return fmt.Errorf("TLS handshake with %s: %w", cfg.Server, err)
+			return fmt.Errorf("TLS handshake with %s: %w", server, err)
 		}
 		nc = tc
 	}
@@ -180,7 +185,7 @@ func (c *client) start(nc net.Conn) error {
 	c.expect = append(c.expect, expNotif)
 	c.wbuf = buf
 	if _, err := nc.Write(buf); err != nil {
-		return fmt.Errorf("write to %s: %w", cfg.Server, err)
+		return fmt.Errorf("write to %s: %w", c.server(), err)
 	}
 	for !c.ready {
 		line, err := c.readLine()

@@ -23,18 +23,23 @@ type sources struct {
 	n     int        // how many addresses, from first on
 }
 
-// spread returns the sources for clients connecting to server (host:port).
-// Only Linux routes all of 127.0.0.0/8 to the loopback interface without
-// configuration; elsewhere, and for any other server address, the system
-// chooses the source as usual.
-func spread(server string, clients int) sources {
-	host, _, err := net.SplitHostPort(server)
-	if err != nil || runtime.GOOS != "linux" {
+// spread returns the sources for clients connecting to servers
+// (host:ports). Only Linux routes all of 127.0.0.0/8 to the loopback
+// interface without configuration; elsewhere, and when any server's
+// address is another, the system chooses the source as usual.
+func spread(servers []string, clients int) sources {
+	if runtime.GOOS != "linux" {
 		return sources{}
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.Is4() || !ip.IsLoopback() {
-		return sources{}
+	for _, server := range servers {
+		host, _, err := net.SplitHostPort(server)
+		if err != nil {
+			return sources{}
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() || !ip.IsLoopback() {
+			return sources{}
+		}
 	}
 	// 127.0.0.1 is left to everything else on the machine.
 	return sources{first: netip.AddrFrom4([4]byte{127, 0, 0, 2}), n: (clients + MaxPerSource - 1) / MaxPerSource}

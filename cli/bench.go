@@ -23,7 +23,7 @@ import (
 func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", "[flags]", stderr)
 	cfg := bench.Config{}
-	fs.StringVar(&cfg.Server, "server", DefaultServer, "protocol `address` of the server: host:port, or tls://host:port (loopback only)")
+	fs.StringVar(&cfg.Server, "server", DefaultServer, "protocol `address` of the server: host:port, or tls://host:port (loopback only); or several, separated by commas (a:6789,b:6789), which the clients are spread over in turn")
 	httpURL := fs.String("http", "http://"+server.DefaultHTTP, "publish API `URL` of the server, like hark serve's (loopback only)")
 	fs.StringVar(&cfg.PublishCmd, "publish-cmd", "", "instead of --http, run this shell `command` per item; {value} and {kind} are replaced, quoted")
 	fs.IntVar(&cfg.Clients, "clients", 1000, "clients connected at once, each in notification mode")
@@ -88,17 +88,20 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // name), the subscribe token of --token-file or $HARK_TOKEN, and the
 // publish token.
 func benchSecurity(cfg *bench.Config, sec clientSecurity, pubTokenFile string) error {
-	a, err := netclient.ParseAddr(cfg.Server)
+	addrs, err := netclient.ParseAddrs(cfg.Server)
 	if err != nil {
 		return usagef("--server: %v", err)
 	}
-	cfg.Server = a.HostPort
-	if a.TLS || strings.HasPrefix(cfg.PublishURL, "https://") {
+	hostPorts := make([]string, len(addrs))
+	for i, a := range addrs {
+		hostPorts[i] = a.HostPort
+	}
+	cfg.Server = strings.Join(hostPorts, ",")
+	// Each client verifies the host it connects to (bench sets the
+	// ServerName per server); a list is all TLS or none.
+	if addrs[0].TLS || strings.HasPrefix(cfg.PublishURL, "https://") {
 		if cfg.TLS, err = sec.tlsConfig(); err != nil {
 			return err
-		}
-		if a.TLS {
-			cfg.TLS.ServerName = a.Host()
 		}
 	}
 	if cfg.Token, err = sec.token(); err != nil {
@@ -115,14 +118,16 @@ func benchSecurity(cfg *bench.Config, sec clientSecurity, pubTokenFile string) e
 }
 
 func checkBenchFlags(cfg *bench.Config, kind, httpURL string, set map[string]bool) error {
-	a, err := netclient.ParseAddr(cfg.Server)
+	addrs, err := netclient.ParseAddrs(cfg.Server)
 	if err != nil {
 		return usagef("--server: %v", err)
 	}
 	// A load test from here can only be of a server on this machine: it
 	// would flood anything else, and measure the network besides.
-	if !a.Loopback() {
-		return usagef("--server %q: hark bench runs on loopback only (127.0.0.1, ::1, localhost)", cfg.Server)
+	for _, a := range addrs {
+		if !a.Loopback() {
+			return usagef("--server %q: hark bench runs on loopback only (127.0.0.1, ::1, localhost), and %s is not", cfg.Server, a)
+		}
 	}
 	switch {
 	case cfg.Clients < 1:

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/harkapp/hark/bench"
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/server"
 )
 
@@ -236,4 +237,25 @@ func startServerWith(t *testing.T, cfg server.Config) *server.Server {
 		}
 	})
 	return s
+}
+
+// TestBenchSpreadsOverServers: `--server a,b` spreads the clients over
+// both, here a server and a proxy in front of it (two gateways of one
+// store): every client fetches every item exactly once.
+func TestBenchSpreadsOverServers(t *testing.T) {
+	const clients, items = 20, 3
+	s := startServer(t)
+	p := linetest.NewProxy(t, s.Addr().String()).Start()
+	list := s.Addr().String() + "," + p.Addr()
+	code, stdout, stderr := run(t, "bench", "--server", list, "--http", "http://"+s.HTTPAddr().String(),
+		"--clients", strconv.Itoa(clients), "--items", strconv.Itoa(items), "--json")
+	if code != 0 {
+		t.Fatalf("exit status %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if r := benchJSON(t, stdout); r.Delivered != clients*items || !r.OK() || r.Server != list {
+		t.Errorf("server %q, delivered %d, lost %d, duplicated %d, dropped %d; want %q, %d, 0, 0, 0", r.Server, r.Delivered, r.Lost, r.Duplicated, r.Dropped, list, clients*items)
+	}
+	if !strings.Contains(stderr, "connecting 20 clients to "+list) {
+		t.Errorf("the progress does not name both servers:\n%s", stderr)
+	}
 }

@@ -67,6 +67,8 @@ func TestRunExitCodes(t *testing.T) {
 		{"bench unknown kind", []string{"bench", "--kind", "poem"}, 2, []string{"--kind", `"poem"`, "classified or random"}},
 		{"bench bad server", []string{"bench", "--server", "nonsense"}, 2, []string{"--server", `"nonsense"`, "host:port"}},
 		{"bench remote server", []string{"bench", "--server", "192.0.2.1:6789"}, 2, []string{"--server", "loopback"}},
+		{"bench remote server in a list", []string{"bench", "--server", "127.0.0.1:6789,192.0.2.1:6789"}, 2, []string{"--server", "loopback only", "192.0.2.1:6789 is not"}},
+		{"bench bad list", []string{"bench", "--server", "127.0.0.1:6789,,127.0.0.1:6790"}, 2, []string{"--server", "address 2 of the list is empty"}},
 		// Past the loopback check, to the next mistake: host names ignore case.
 		{"bench LOCALHOST is loopback", []string{"bench", "--server", "LOCALHOST:6789", "--http", "http://LocalHost:6790", "--clients", "0"}, 2, []string{"--clients"}},
 		{"bench server port 0", []string{"bench", "--server", "127.0.0.1:0"}, 2, []string{"--server", `port "0"`, "1 to 65535"}},

@@ -32,7 +32,7 @@ func Login(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("login", "[--server tls://host:port] [flags] < token", stderr)
 	var f trayFlags
-	fs.StringVar(&f.server, "server", "", "the hark server: host:port, tls://host:port, or a [[servers]] name from the config file (default: the config file's, else "+DefaultServer+")")
+	fs.StringVar(&f.server, "server", "", "the hark server: host:port, tls://host:port, a list of them (servers of one store), or a [[servers]] name from the config file (default: the config file's, else "+DefaultServer+")")
 	fs.StringVar(&f.config, "config", "", "the tray's settings `file`, for its server, ca_file and token_file (default $XDG_CONFIG_HOME/hark/config.toml)")
 	caFile := fs.String("ca", "", "verify the server against this CA `file` (PEM) (default: the config's ca_file, else the system's roots)")
 	tokenFile := fs.String("token-file", "", "store the token in this `file` (mode 0600) instead of the desktop's keyring (default: the config's token_file)")
@@ -55,7 +55,7 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return usagef("%s: %v", cfgPath, err)
 	}
 	server := cmp.Or(chosen.Address, DefaultServer)
-	addr, err := netclient.ParseAddr(server)
+	addrs, err := netclient.ParseAddrs(server)
 	if err != nil {
 		return usagef("--server: %v", err)
 	}
@@ -77,7 +77,10 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 	}
 
-	token, err := readToken(stdin, stderr, addr.String())
+	// One name for a list (its servers share one store, and its tokens),
+	// as the tray looks it up.
+	name := tray.KeyringServer(server)
+	token, err := readToken(stdin, stderr, name)
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,8 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	}
 	cctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	if err := checkLogin(cctx, addr, tlsConf, token); err != nil {
+	addr, err := checkLogin(cctx, addrs, tlsConf, token)
+	if err != nil {
 		return err
 	}
 
@@ -101,11 +105,11 @@ func login(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	} else {
 		// The keyring, else this server's own default file: the tray
 		// looks there for this server only.
-		if where, err = keyring.Save(cctx, tray.KeyringServer(addr.String()), token, ""); err != nil {
+		if where, err = keyring.Save(cctx, name, token, ""); err != nil {
 			return err
 		}
 		if where != keyring.FromSecretService {
-			fmt.Fprintf(stderr, "hark login: no Secret Service (GNOME Keyring, KWallet) on this session: the token for %s goes in %s, readable by you only\n", addr, where)
+			fmt.Fprintf(stderr, "hark login: no Secret Service (GNOME Keyring, KWallet) on this session: the token for %s goes in %s, readable by you only\n", name, where)
 		}
 	}
 	_, err = fmt.Fprintf(stdout, "Token accepted by %s and stored in %s. A running tray uses it at its next try (menu: Reconnect now).\n", addr, where)
@@ -135,19 +139,27 @@ func readToken(stdin io.Reader, stderr io.Writer, server string) (string, error)
 	return tok, nil
 }
 
-// checkLogin presents the token to the server: only a token the server
-// accepts is stored.
-func checkLogin(ctx context.Context, addr netclient.Addr, tlsConf *tls.Config, token string) error {
-	c, err := netclient.Dial(ctx, addr.String(), netclient.Options{TLS: tlsConf, Token: token})
-	if err != nil {
-		if h := netclient.Hint(err); h != "" {
-			return fmt.Errorf("%s: %w", h, err)
+// checkLogin presents the token to the server, and returns the address
+// that accepted it: only a token the server accepts is stored. Of a list
+// (servers of one store, which share their tokens), the first that can
+// be reached answers for all.
+func checkLogin(ctx context.Context, addrs []netclient.Addr, tlsConf *tls.Config, token string) (netclient.Addr, error) {
+	var err error
+	for _, addr := range addrs {
+		var c *netclient.Conn
+		c, err = netclient.Dial(ctx, addr.String(), netclient.Options{TLS: tlsConf, Token: token})
+		if err != nil {
+			if h := netclient.Hint(err); h != "" {
+				return addr, fmt.Errorf("%s: %w", h, err) // a refusal, or a setting to fix: the others would say the same
+			}
+			err = fmt.Errorf("checking the token with %s: %w", addr, err)
+			continue // cannot reach this one: the next may do
 		}
-		return fmt.Errorf("checking the token with %s: %w", addr, err)
+		defer c.Close()
+		if !c.Authenticated() {
+			return addr, fmt.Errorf("%s does not check tokens (a server older than hark's tokens): nothing stored", addr)
+		}
+		return addr, nil
 	}
-	defer c.Close()
-	if !c.Authenticated() {
-		return fmt.Errorf("%s does not check tokens (a server older than hark's tokens): nothing stored", addr)
-	}
-	return nil
+	return netclient.Addr{}, err
 }

@@ -131,9 +131,11 @@ func TestLoginToKeyring(t *testing.T) {
 	}
 }
 
-// With several servers in the tray's settings, hark login asks which one
-// and then takes that one's address and ca_file, by name.
-func TestLoginNamesOneOfSeveralServers(t *testing.T) {
+// loginTables is loginServer, without a keyring, with a config file of
+// [[servers]] tables instead, which tables makes from the server's
+// address and CA file.
+func loginTables(t *testing.T, tables func(addr, caFile string) []tray.ServerSettings) (cfgPath, addr, sub string) {
+	t.Helper()
 	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
 	one, addr, sub, _ := loginServer(t)
@@ -141,19 +143,41 @@ func TestLoginNamesOneOfSeveralServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgPath := filepath.Join(filepath.Dir(one), "several.toml")
-	several := tray.Settings{Random: true, Classified: true, Servers: []tray.ServerSettings{
-		{Name: "work", Address: addr, CAFile: s.CAFile},
-		{Name: "home", Address: "127.0.0.1:1"},
-	}}
-	if err := tray.SaveSettings(cfgPath, several); err != nil {
+	cfgPath = filepath.Join(filepath.Dir(one), "tables.toml")
+	if err := tray.SaveSettings(cfgPath, tray.Settings{Random: true, Classified: true, Servers: tables(addr, s.CAFile)}); err != nil {
 		t.Fatal(err)
 	}
-	err, _, _ = runLogin(t, sub+"\n", "--config", cfgPath)
+	return cfgPath, addr, sub
+}
+
+// With several servers in the tray's settings, hark login asks which one
+// and then takes that one's address and ca_file, by name.
+func TestLoginNamesOneOfSeveralServers(t *testing.T) {
+	cfgPath, addr, sub := loginTables(t, func(addr, caFile string) []tray.ServerSettings {
+		return []tray.ServerSettings{{Name: "work", Address: addr, CAFile: caFile}, {Name: "home", Address: "127.0.0.1:1"}}
+	})
+	err, _, _ := runLogin(t, sub+"\n", "--config", cfgPath)
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "(work, home): say which with --server NAME") {
 		t.Fatalf("login without --server: %v; want a usage error naming both", err)
 	}
 	if err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "Work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
 		t.Fatalf("login --server Work: %v (%s%s)", err, stdout, stderr)
+	}
+}
+
+// A table whose address is a list (servers of one store, which share
+// their tokens): hark login checks the token with the first that can be
+// reached, and stores it under the list's name, where the tray looks.
+func TestLoginToAList(t *testing.T) {
+	var list string
+	cfgPath, addr, sub := loginTables(t, func(addr, caFile string) []tray.ServerSettings {
+		list = "tls://127.0.0.1:1," + addr // nobody at the first
+		return []tray.ServerSettings{{Name: "work", Address: list, CAFile: caFile}}
+	})
+	if err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
+		t.Fatalf("login --server work: %v (%s%s)", err, stdout, stderr)
+	}
+	if got, _, err := keyring.Lookup(context.Background(), tray.KeyringServer(list), ""); err != nil || got != sub {
+		t.Fatalf("the tray's lookup for %s: %q, %v", list, got, err)
 	}
 }

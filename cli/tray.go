@@ -35,7 +35,7 @@ type trayFlags struct {
 }
 
 func (f *trayFlags) register(fs *flag.FlagSet, withDemo bool) {
-	fs.StringVar(&f.server, "server", "", "the hark server: `host:port`, or tls://host:port for one that speaks TLS (default: the config file's, else "+DefaultServer+")")
+	fs.StringVar(&f.server, "server", "", "the hark server: `host:port`, or tls://host:port for one that speaks TLS; or several servers of one store, separated by commas (default: the config file's, else "+DefaultServer+")")
 	fs.StringVar(&f.config, "config", "", "settings `file` (default $XDG_CONFIG_HOME/hark/config.toml)")
 	if withDemo {
 		fs.BoolVar(&f.demo, "demo", false, "run a demo server with sample items inside hark, and connect to it")
@@ -45,7 +45,7 @@ func (f *trayFlags) register(fs *flag.FlagSet, withDemo bool) {
 func (f *trayFlags) check() error {
 	if f.server != "" {
 		if err := tray.CheckServer(f.server); err != nil {
-			return usagef("--server takes host:port or tls://host:port: %v", err)
+			return usagef("--server takes host:port or tls://host:port, or a comma-separated list of them: %v", err)
 		}
 	}
 	if f.demo && f.server != "" {

@@ -20,7 +20,7 @@ const DefaultServer = "127.0.0.1:6789"
 // item, the same session the tray runs.
 func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("watch", "[flags]", stderr)
-	addr := fs.String("server", DefaultServer, "`address` of the hark server: host:port, or tls://host:port")
+	addr := fs.String("server", DefaultServer, "`address` of the hark server: host:port, or tls://host:port; or several servers of one store, separated by commas (a:6789,b:6789), tried in turn when one fails")
 	var sec clientSecurity
 	sec.register(fs, "subscribe")
 	asJSON := fs.Bool("json", false, "print one JSON object per item: kind, value, id (when known), time")
@@ -34,7 +34,7 @@ func Watch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q: watch takes only flags", fs.Arg(0))
 	}
-	if _, err := netclient.ParseAddr(*addr); err != nil {
+	if _, err := netclient.ParseAddrs(*addr); err != nil {
 		return usagef("--server: %v", err)
 	}
 	tlsConf, token, err := sec.load()

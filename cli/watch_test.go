@@ -229,3 +229,47 @@ func TestWatchServerNeverReached(t *testing.T) {
 		t.Errorf("hark watch --server %s logged:\n%s\nwant 2 lines: %s ..., then the count of repeats", addr, log, first)
 	}
 }
+
+// TestWatchFailsOver: `hark watch --server a,b` with nothing at a
+// connects to b, prints what is published there, and says that it
+// failed over.
+func TestWatchFailsOver(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close() // nobody listens there now
+	p := startHark(t, t.TempDir())
+	out, logs := newLines(), newLines()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cli.Watch(ctx, []string{"--server", gone + "," + p.proto}, out, logs) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("watch: %v", err)
+		}
+	}()
+	logs.next(t, `msg="failing over to `+p.proto+`"`)
+	logs.next(t, "msg=connected addr="+p.proto)
+	postItem(t, p.api, "classified", "via b")
+	out.next(t, "classified via b")
+}
+
+// TestWatchRefusesABadList: a list with a bad element is refused, naming
+// it.
+func TestWatchRefusesABadList(t *testing.T) {
+	for list, says := range map[string]string{
+		"127.0.0.1:6789,":                     "address 2 of the list is empty",
+		"127.0.0.1:6789,tls://127.0.0.1:6790": "either every address speaks TLS",
+		"127.0.0.1:6789,nohost":               `address 2 of the list: "nohost"`,
+	} {
+		var stdout, stderr bytes.Buffer
+		code := cli.Run(context.Background(), []string{"watch", "--v1", "--server", list}, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), says) {
+			t.Errorf("hark watch --server %q: exit status %d, stderr %q; want 2 and %q", list, code, stderr.String(), says)
+		}
+	}
+}

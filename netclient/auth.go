@@ -42,6 +42,11 @@ var (
 	// ErrServerNotTLS: a TLS client met a port that does not speak TLS.
 	ErrServerNotTLS = errors.New("the server does not speak TLS on this port: connect without tls://")
 
+	// ErrServerGoingAway: the server shuts down (wire.ErrGoingAway). A
+	// Session with several addresses moves to the next at once and takes
+	// this one for gone (docs/PROTOCOL.md, Going away).
+	ErrServerGoingAway = errors.New("the server is going away")
+
 	errAuthInClear error = &sentinel{"the server refused the token: tokens need TLS from this address", []error{ErrTokenInClear, ErrAuthFailed}}
 )
 
@@ -63,6 +68,8 @@ func farewell(line string) error {
 		err = ErrServerWantsTLS
 	case line == wire.ErrNoTLS:
 		err = ErrServerNotTLS
+	case line == wire.ErrGoingAway:
+		err = ErrServerGoingAway
 	}
 	return &ServerError{Line: line, err: err}
 }

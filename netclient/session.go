@@ -9,6 +9,7 @@ import (
 	mrand "math/rand/v2"
 	"time"
 
+	"github.com/harkapp/hark/internal/ratelog"
 	"github.com/harkapp/hark/wire"
 )
 
@@ -27,7 +28,10 @@ type Delivery struct {
 
 // State is what the session is doing, for a status line.
 type State struct {
-	Connected  bool
+	Connected bool
+	// Addr is the address connected to; while not connected, the one
+	// that just failed (Err says why). With several addresses, one of
+	// them, as written in SessionOptions.Addr.
 	Addr       string
 	Identified bool          // while connected: items published while away are kept for this client
 	RetryIn    time.Duration // while not connected: the wait before the next try
@@ -43,7 +47,12 @@ type Event struct {
 
 // SessionOptions configure a Session. Zero fields take the defaults.
 type SessionOptions struct {
-	Addr     string // the server: host:port, or tls://host:port (see ParseAddr)
+	// Addr is the server: host:port, or tls://host:port (see ParseAddr);
+	// or several servers of one store (gateways), separated by commas
+	// (see ParseAddrs), which the session fails over between as
+	// docs/PROTOCOL.md's Several addresses says. Marks are kept for the
+	// list as one server (MarksKey).
+	Addr     string
 	ClientID string // identification; "" speaks plain version 1
 	// Identity, when set, supplies ClientID and keeps, per server, the
 	// marks of the last items delivered, so that a restarted client
@@ -135,7 +144,11 @@ type Session struct {
 	opts      SessionOptions
 	log       *slog.Logger
 	book      markBook
-	key       string // the server, for book: its host:port, with or without TLS
+	key       string // the server, for book: MarksKey(opts.Addr)
+	members   []Addr // the addresses of a list (nil for one): their marks are taken over once
+	addrErr   error  // opts.Addr does not parse: every try fails with it
+	fo        *failover
+	moves     *ratelog.Logger // "failing over to X", once per move and window, then counted
 	reconnect chan struct{}
 	events    chan Event
 
@@ -148,7 +161,7 @@ type Session struct {
 	quiet   time.Duration  // the wait after a fetch cycle that brought nothing new
 	nagged  map[string]int // warnings said once per session, by reason
 	told    time.Duration  // the last idle timeout said to shorten the refresh, logged once
-	report  *connReport    // why it is not connected, logged once per kind with a count
+	reports []*connReport  // per address: why it is not connected, logged once per kind with a count
 	wasUp   bool           // the current connection was up (its Connected state emitted)
 }
 
@@ -181,12 +194,24 @@ func NewSession(opts SessionOptions) *Session {
 	s := &Session{
 		opts: opts, log: opts.Logger, book: memBook{},
 		reconnect: make(chan struct{}, 1), events: make(chan Event),
-		nagged: map[string]int{}, key: opts.Addr,
+		nagged: map[string]int{}, key: MarksKey(opts.Addr),
+		moves: ratelog.New(opts.Logger, reportEvery),
 	}
-	s.report = newConnReport(s.log, opts.Addr)
-	if a, err := ParseAddr(opts.Addr); err == nil {
-		// One server's marks, whether it is reached with TLS or not.
-		s.key = a.HostPort
+	addrs := []string{opts.Addr}
+	if as, err := ParseAddrs(opts.Addr); err != nil {
+		s.addrErr = err
+	} else {
+		addrs = make([]string, len(as))
+		for i, a := range as {
+			addrs[i] = a.String()
+		}
+		if len(as) > 1 {
+			s.members = as
+		}
+	}
+	s.fo = newFailover(addrs)
+	for _, a := range addrs {
+		s.reports = append(s.reports, newConnReport(s.log, a))
 	}
 	if opts.Identity != nil {
 		s.opts.ClientID = opts.Identity.ID()
@@ -222,36 +247,57 @@ var (
 // once; Events is closed when it returns.
 func (s *Session) Run(ctx context.Context) error {
 	defer close(s.events)
-	defer s.report.flush() // what was counted and not said yet
+	defer s.moves.Close()
+	defer func() { // what was counted and not said yet
+		for _, r := range s.reports {
+			r.flush()
+		}
+	}()
 	backoff := time.Duration(0)
 	for {
 		start := time.Now()
 		s.wasUp = false
+		at := s.fo.cur
 		err := s.runConn(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		slow := retryLater(err)
-		switch {
-		case errors.Is(err, errReconnect), errors.Is(err, errRetryNow):
-			backoff = 0 // at once
-		case slow:
-			backoff = 0 // once fixed, a failure of another kind starts over
-		case time.Since(start) > time.Minute:
-			backoff = s.opts.MinBackoff // it was healthy: start over
-		default:
-			backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
+		gone := errors.Is(err, ErrServerGoingAway)
+		var wait time.Duration
+		if errors.Is(err, errReconnect) || errors.Is(err, errRetryNow) {
+			backoff = 0 // at once, to the same address
+		} else {
+			switch over, allSlow := s.fo.fail(slow, gone); {
+			case over && allSlow:
+				// A setting or a token must change first: retry slowly
+				// instead of hammering the servers. Once fixed, a failure
+				// of another kind starts the backoff over.
+				backoff, wait = 0, s.opts.ConfigRetry
+			case over, s.wasUp && !gone:
+				// Every address failed in this round; or a connection
+				// that was up ended, which every client of that server
+				// sees at the same moment: the jitter spreads them over
+				// the others.
+				if time.Since(start) > time.Minute {
+					backoff = s.opts.MinBackoff // it was healthy: start over
+				} else {
+					backoff = min(max(2*backoff, s.opts.MinBackoff), s.opts.MaxBackoff)
+				}
+				// Full jitter around the step keeps many clients of a
+				// restarted server from reconnecting in lockstep.
+				wait = backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
+			}
 		}
-		// Full jitter around the step keeps many clients of a restarted
-		// server from reconnecting in lockstep.
-		wait := backoff/2 + time.Duration(mrand.Int64N(int64(backoff/2)+1))
-		if slow {
-			// A setting or a token must change first: retry slowly
-			// instead of hammering the server.
-			wait = s.opts.ConfigRetry
+		// Otherwise another address is tried at once: the server said it
+		// is going away, or this one could not be reached and that one
+		// has not failed in this round.
+		from := s.fo.addrs[at]
+		s.reports[at].failed(err, s.wasUp, slow, wait)
+		if to := s.fo.addr(); to != from {
+			s.moves.Info("failing over to "+to, "from", from, "err", errorText(err, from), "retry_in", wait.Round(time.Millisecond))
 		}
-		s.report.failed(err, s.wasUp, slow, wait)
-		if !s.emit(ctx, Event{State: &State{Addr: s.opts.Addr, RetryIn: wait, Err: err}}) {
+		if !s.emit(ctx, Event{State: &State{Addr: from, RetryIn: wait, Err: err}}) {
 			return nil
 		}
 		t := time.NewTimer(wait)
@@ -315,7 +361,10 @@ func (s *Session) runConn(ctx context.Context) error {
 		}
 		opts.Token = tok
 	}
-	c, err := Dial(dctx, s.opts.Addr, opts)
+	if s.addrErr != nil {
+		return s.addrErr
+	}
+	c, err := Dial(dctx, s.fo.addr(), opts)
 	cancel()
 	if err != nil {
 		return err
@@ -329,9 +378,16 @@ func (s *Session) runConn(ctx context.Context) error {
 		return err
 	}
 	s.wasUp = true
-	s.report.connected()
-	s.log.Info("connected", "addr", s.opts.Addr, "identified", l.ided, "authenticated", c.Authenticated())
-	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.opts.Addr, Identified: l.ided}}) {
+	s.fo.connected()
+	for i, r := range s.reports {
+		if i == s.fo.cur {
+			r.connected()
+		} else {
+			r.flush() // the others' counts, now that one works
+		}
+	}
+	s.log.Info("connected", "addr", s.fo.addr(), "identified", l.ided, "authenticated", c.Authenticated())
+	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.fo.addr(), Identified: l.ided}}) {
 		return ctx.Err()
 	}
 	return s.serve(ctx, l)
@@ -347,7 +403,7 @@ func (s *Session) identify(ctx context.Context, l *link) error {
 		if time.Since(s.v1Since) < s.opts.IdentifyRetry {
 			return nil
 		}
-		s.log.Info("trying identification again", "addr", s.opts.Addr)
+		s.log.Info("trying identification again", "addr", s.fo.addr())
 	}
 	h, err := l.c.Hello(ctx, s.opts.ClientID)
 	var se *ServerError
@@ -370,7 +426,7 @@ func (s *Session) identify(ctx context.Context, l *link) error {
 		return err // a full server, a lost connection: retry as usual
 	}
 	s.fails++
-	s.log.Warn("identification failed", "addr", s.opts.Addr, "err", err, "try", s.fails)
+	s.log.Warn("identification failed", "addr", s.fo.addr(), "err", err, "try", s.fails)
 	if s.fails >= identifyTries {
 		s.fallBack(fmt.Sprintf("identification failed %d times in a row", s.fails))
 	}
@@ -392,7 +448,7 @@ func identificationFailure(err error) bool {
 func (s *Session) fallBack(why string) {
 	s.fails, s.v1Since = 0, time.Now()
 	s.log.Warn(why+": speaking version 1 to it, so items published while this client is away will be missed; identification is tried again later",
-		"addr", s.opts.Addr, "retry_after", s.opts.IdentifyRetry)
+		"addr", s.fo.addr(), "retry_after", s.opts.IdentifyRetry)
 }
 
 // adopt takes the server's word on which of its items are news. Marks
@@ -401,7 +457,7 @@ func (s *Session) fallBack(why string) {
 // them. A client id the server does not know starts from now, so nothing
 // the server holds is news then.
 func (s *Session) adopt(h wire.Hello, l *link) {
-	old, known := s.book.Marks(s.key)
+	old, known := s.marksKept()
 	m := old
 	var why string
 	switch {
@@ -420,10 +476,10 @@ func (s *Session) adopt(h wire.Hello, l *link) {
 		why = fmt.Sprintf("the server's store is not the one this client saw last (epoch %s, was %s)", h.Epoch, orNone(old.Epoch))
 		m = Marks{}
 	case known && h.New && old.max() < h.Latest:
-		s.warnOnce("forgotten", "the server no longer knows this client (away longer than it keeps clients?): items published while it was away are missed", "addr", s.opts.Addr)
+		s.warnOnce("forgotten", "the server no longer knows this client (away longer than it keeps clients?): items published while it was away are missed", "addr", s.fo.addr())
 	}
 	if why != "" {
-		s.log.Warn(why+": earlier marks no longer apply, taking the server's position", "addr", s.opts.Addr)
+		s.log.Warn(why+": earlier marks no longer apply, taking the server's position", "addr", s.fo.addr())
 	}
 	m.Epoch = h.Epoch
 	if h.New {
@@ -437,6 +493,21 @@ func (s *Session) adopt(h wire.Hello, l *link) {
 	s.setMarks(m)
 }
 
+// marksKept are the marks kept for the server. A list kept none yet
+// takes those of the first of its addresses that has some, from when it
+// was used alone: the epoch then confirms them, or voids them.
+func (s *Session) marksKept() (Marks, bool) {
+	if m, ok := s.book.Marks(s.key); ok {
+		return m, true
+	}
+	for _, a := range s.members {
+		if m, ok := s.book.Marks(a.HostPort); ok {
+			return m, true
+		}
+	}
+	return Marks{}, false
+}
+
 // pace sets how often l re-enters notification mode, given the idle
 // timeout the server told (0: not told), and says once per timeout when
 // that is sooner than configured.
@@ -447,7 +518,7 @@ func (s *Session) pace(idle time.Duration, l *link) {
 	}
 	s.told = idle
 	s.log.Info(fmt.Sprintf("the server ends notification mode after %v idle: refreshing every %v", idle, l.refresh),
-		"addr", s.opts.Addr, "configured_refresh", s.opts.Refresh)
+		"addr", s.fo.addr(), "configured_refresh", s.opts.Refresh)
 }
 
 func orNone(s string) string {

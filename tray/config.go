@@ -5,19 +5,15 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/harkapp/hark/internal/hostport"
 	"github.com/harkapp/hark/internal/xdg"
 	"github.com/harkapp/hark/netclient"
 )
@@ -157,34 +153,48 @@ func (s Settings) tableConf(i int) serverConf {
 }
 
 // find is the index of the [[servers]] table that want names: by its
-// address first (the same server, as serverKey says), then by its name;
+// address first (the same server, as sameServer says), then by its name;
 // -1 when none does.
 func (s Settings) find(want string) int {
-	key := serverKey(want)
-	if i := slices.IndexFunc(s.Servers, func(v ServerSettings) bool { return serverKey(v.Address) == key }); i >= 0 {
+	if i := slices.IndexFunc(s.Servers, func(v ServerSettings) bool { return sameServer(v.Address, want) }); i >= 0 {
 		return i
 	}
 	return slices.IndexFunc(s.Servers, func(v ServerSettings) bool { return v.Name != "" && strings.EqualFold(v.Name, want) })
 }
 
-// serverKey is what makes two addresses the same server for the tray:
-// host:port with the host in lower case and an IP literal in its
-// canonical form, the port as a number, TLS or not. Two tables with one
-// key would be two sessions of one client id with one server, each
-// taking the other's place and every item popping up twice.
+// serverKey says which server an address is, for the tray: the
+// netclient.Addr.Key of each of its addresses (host:port with the host in
+// lower case and an IP literal in its canonical form, the port as a
+// number, TLS or not), sorted and joined with commas, so that a list
+// names one server (gateways of one store) whatever its order. Tables
+// never share an address (checkServers), so keys tell them apart.
 func serverKey(addr string) string {
-	a, err := netclient.ParseAddr(addr)
+	keys := addrKeys(addr)
+	slices.Sort(keys)
+	return strings.Join(keys, ",")
+}
+
+// addrKeys are the keys (netclient.Addr.Key) of addr's addresses; an
+// address that does not parse is its own.
+func addrKeys(addr string) []string {
+	addrs, err := netclient.ParseAddrs(addr)
 	if err != nil {
-		return addr
+		return []string{addr}
 	}
-	host, port, err := hostport.Parse(a.HostPort)
-	if err != nil {
-		return a.HostPort
+	keys := make([]string, len(addrs))
+	for i, a := range addrs {
+		keys[i] = a.Key()
 	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		host = ip.String()
-	}
-	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(int(port)))
+	return keys
+}
+
+// sameServer reports whether two addresses, or lists of them, share an
+// address: then they are one server. Two tables with one server would be
+// two sessions of one client id with one store, each taking the other's
+// place and every item popping up twice.
+func sameServer(a, b string) bool {
+	keys := addrKeys(b)
+	return slices.ContainsFunc(addrKeys(a), func(k string) bool { return slices.Contains(keys, k) })
 }
 
 // DefaultSettings is what a user without a config file gets.
@@ -329,11 +339,14 @@ func checkServers(s Settings) error {
 			return fmt.Errorf("%s has the name of number %d: give each server its own name", at, j+1)
 		}
 		names[name] = i
-		addr := serverKey(v.Address)
-		if j, ok := addrs[addr]; ok {
-			return fmt.Errorf("%s is the server of number %d (%s): list each server once", at, j+1, addr)
+		// A list is one server: two tables that share one of its
+		// addresses are the same.
+		for _, addr := range addrKeys(v.Address) {
+			if j, ok := addrs[addr]; ok {
+				return fmt.Errorf("%s is the server of number %d (%s): list each server once", at, j+1, addr)
+			}
+			addrs[addr] = i
 		}
-		addrs[addr] = i
 	}
 	return nil
 }
@@ -350,24 +363,22 @@ func checkName(n string) error {
 }
 
 // recentKey is a server's name for what hark keeps of it (its Recent ads,
-// and in the identity its marks): host:port, whether reached with TLS
-// or not.
-func recentKey(server string) string {
-	if addr, err := netclient.ParseAddr(server); err == nil {
-		return addr.HostPort
-	}
-	return server
-}
+// and in the identity its marks): the session's netclient.MarksKey,
+// host:port whether reached with TLS or not, or a list's sorted keys.
+func recentKey(server string) string { return netclient.MarksKey(server) }
 
 // CheckServer checks a server's address: HOST:PORT, or tls://HOST:PORT
-// for a server that speaks TLS (netclient.ParseAddr).
+// for a server that speaks TLS; or several servers of one store,
+// separated by commas, all with tls:// or none (netclient.ParseAddrs).
 func CheckServer(addr string) error {
-	a, err := netclient.ParseAddr(addr)
+	addrs, err := netclient.ParseAddrs(addr)
 	if err != nil {
 		return err
 	}
-	if a.Host() == "" {
-		return fmt.Errorf("%q: no host: write HOST:PORT (e.g. 127.0.0.1:6789), or tls://HOST:PORT", addr)
+	for _, a := range addrs {
+		if a.Host() == "" {
+			return fmt.Errorf("%q: no host: write HOST:PORT (e.g. 127.0.0.1:6789), or tls://HOST:PORT", a)
+		}
 	}
 	return nil
 }
@@ -376,14 +387,21 @@ func CheckServer(addr string) error {
 // keyring (and looked up by the tray): its address as netclient.ParseAddr
 // reads it and Addr.String writes it back, so "TLS://h:1" and "tls://h:1"
 // share one token. tls://h:1 and h:1 do not: a token kept for a TLS
-// server is not offered to the same host in plaintext. An address
-// ParseAddr refuses is returned as it is.
+// server is not offered to the same host in plaintext. A list (gateways
+// of one store, which share their tokens) is its addresses so written,
+// sorted and joined with commas. An address ParseAddrs refuses is
+// returned as it is.
 func KeyringServer(addr string) string {
-	a, err := netclient.ParseAddr(addr)
+	addrs, err := netclient.ParseAddrs(addr)
 	if err != nil {
 		return addr
 	}
-	return a.String()
+	names := make([]string, len(addrs))
+	for i, a := range addrs {
+		names[i] = a.String()
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
 }
 
 // checkPath checks a file name from the config file ("" is none).
@@ -415,7 +433,9 @@ const configHeader = `# hark's settings. hark rewrites this file when you change
 # its menu, and applies your own edits as soon as you save them.
 #
 # server = "host:port"   where hark serve runs (the --server flag beats this);
-#                        "tls://host:port" for a server that speaks TLS
+#                        "tls://host:port" for a server that speaks TLS;
+#                        "a:6789,b:6789" for several servers of one store,
+#                        tried in turn when one fails
 # random, classified     popups for random numbers / classified ads
 # do_not_disturb         no popups at all; the tray still collects items
 # ca_file = "ca.pem"     a private CA's certificate (PEM) to trust for tls://

@@ -413,6 +413,42 @@ func TestCheckServer(t *testing.T) {
 	}
 }
 
+// A list of servers of one store: every address checked, all with
+// tls:// or none, the bad one named.
+func TestCheckServerList(t *testing.T) {
+	for _, ok := range []string{"a:1,b:2", "tls://a:1, tls://b:2", "127.0.0.1:6789,[::1]:6789"} {
+		if err := CheckServer(ok); err != nil {
+			t.Errorf("CheckServer(%q) = %v", ok, err)
+		}
+	}
+	for addr, says := range map[string]string{
+		"a:1,b":              `address 2 of the list: "b"`,
+		"a:1,tls://b:2":      "either every address speaks TLS",
+		"a:1,,b:2":           "address 2 of the list is empty",
+		"a:1,A:1":            "addresses 1 and 2 are both a:1",
+		"tls://a:1,tls://:2": `"tls://:2": a TLS address needs the host name`,
+	} {
+		if err := CheckServer(addr); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("CheckServer(%q) = %v, want it to say %q", addr, err, says)
+		}
+	}
+}
+
+// A list is one server: its key and the name its marks and Recent ads
+// are kept under do not depend on its order or spelling; one address
+// keeps its host:port, as before lists.
+func TestServerKeyOfAList(t *testing.T) {
+	if a, b := serverKey("tls://B:2,tls://a:1"), serverKey("a:01, b:2"); a != b || a != "a:1,b:2" {
+		t.Errorf("serverKey: %q and %q, want both a:1,b:2", a, b)
+	}
+	if a, b := recentKey("b:2,a:1"), recentKey("a:1,b:2"); a != b || a != "a:1,b:2" {
+		t.Errorf("recentKey: %q and %q, want both a:1,b:2", a, b)
+	}
+	if k := recentKey("tls://Hark.example:6789"); k != "Hark.example:6789" {
+		t.Errorf("recentKey of one address = %q, want its host:port as written", k)
+	}
+}
+
 // Saving through a symlinked config file keeps the link and writes its
 // target.
 func TestSaveSettingsFollowsSymlink(t *testing.T) {
@@ -521,6 +557,12 @@ func TestLoadSettingsRefusesBadServers(t *testing.T) {
 		{"[[servers]]\naddress = \"h:6789\"\n[[servers]]\naddress = \"h:06789\"\n", "is the server of number 1 (h:6789)"},
 		{"[[servers]]\naddress = \"[::1]:1\"\n[[servers]]\naddress = \"[0::1]:1\"\n", "is the server of number 1 ([::1]:1)"},
 		{"[[servers]]\nname = \"a\"\naddress = \"Hark.example:1\"\n[[servers]]\nname = \"b\"\naddress = \"hark.example:1\"\n", "is the server of number 1 (hark.example:1)"},
+		// A list is one server: a table that shares one of its
+		// addresses is the same server.
+		{"[[servers]]\naddress = \"a:1,b:1\"\n[[servers]]\naddress = \"c:1,B:01\"\n", "number 2 is the server of number 1 (b:1)"},
+		{"[[servers]]\naddress = \"a:1,tls://b:1\"\n", "number 1: address: \"a:1,tls://b:1\": \"a:1\" and \"tls://b:1\": either every address speaks TLS"},
+		{"[[servers]]\naddress = \"a:1,a:1\"\n", "addresses 1 and 2 are both a:1"},
+		{"server = \"a:1,\"\n", "server: \"a:1,\": address 2 of the list is empty"},
 		{"[[servers]]\naddress = \"a:1\"\nclasified = true\n", `"servers.clasified" (known: in [[servers]]: name, address`},
 		{"[[servers]]\naddress = \"a:1\"\nrandom = \"yes\"\n", "line 3"},
 		{"[servers]\naddress = \"a:1\"\n", "servers"},
@@ -547,5 +589,12 @@ func TestSettingsFind(t *testing.T) {
 	}
 	if _, err := s.Find(""); !errors.Is(err, ErrWhichServer) || !strings.Contains(err.Error(), "(tls://b:1, bee)") {
 		t.Errorf("Find(\"\") = %v, want ErrWhichServer naming both", err)
+	}
+	// A table with a list is found by any of its addresses, or the list.
+	s = Settings{Servers: []ServerSettings{{Name: "work", Address: "a:1,b:1", TokenFile: "w"}, {Address: "c:1", TokenFile: "c"}}}
+	for want, file := range map[string]string{"b:1": "w", "b:1,a:1": "w", "A:1": "w", "c:1": "c", "d:1,c:1": "c", "d:1": ""} {
+		if got, err := s.Find(want); err != nil || got.TokenFile != file {
+			t.Errorf("Find(%q) = %+v, %v; want the token file %q", want, got, err, file)
+		}
 	}
 }

@@ -70,8 +70,8 @@ func loadCA(path string) (*tls.Config, error) {
 // The func is called from the session's goroutine only.
 func tokenSource(log *slog.Logger, server, tokenFile string, wanted *atomic.Bool, lookup lookupFunc) func(context.Context) (string, error) {
 	key := KeyringServer(server)
-	a, err := netclient.ParseAddr(server)
-	mayNeed := tokenFile != "" || err != nil || a.TLS
+	addrs, err := netclient.ParseAddrs(server)
+	mayNeed := tokenFile != "" || err != nil || addrs[0].TLS // a list is all TLS or none
 	last := ""
 	said := func(level slog.Level, what string, args ...any) {
 		if what != last {

@@ -45,6 +45,10 @@ func TestKeyringServer(t *testing.T) {
 			t.Errorf("KeyringServer(%q) = %q, want %q", in, got, want)
 		}
 	}
+	// Gateways of one store share one token, whatever the list's order.
+	if a, b := KeyringServer("TLS://b:2,tls://a:1"), KeyringServer("tls://a:1, tls://b:2"); a != b || a != "tls://a:1,tls://b:2" {
+		t.Errorf("KeyringServer of a list: %q and %q, want both tls://a:1,tls://b:2", a, b)
+	}
 	if KeyringServer("tls://h:1") == KeyringServer("h:1") {
 		t.Error("a TLS server and the same host in plaintext share a keyring entry")
 	}

@@ -129,7 +129,7 @@ func (s *remote) resolveFiles() {
 	if s.conf.CAFile == "" {
 		return
 	}
-	if addr, err := netclient.ParseAddr(s.conf.Addr); err == nil && !addr.TLS {
+	if addrs, err := netclient.ParseAddrs(s.conf.Addr); err == nil && !addrs[0].TLS { // a list is all TLS or none
 		s.log.Warn("ca_file is only used for a tls:// server: ignored for "+s.conf.Addr, "ca_file", s.conf.CAFile)
 		return
 	}

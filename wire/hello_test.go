@@ -110,7 +110,9 @@ func TestParseHelloRefuses(t *testing.T) {
 func TestIsFarewell(t *testing.T) {
 	for line, want := range map[string]bool{
 		ErrTooManyConns: true, ErrTooManyFromAddr: true, ErrLineTooLongLine: true,
+		ErrGoingAway:      true,
 		ErrUnknownCommand: false, "ERR line too long, really": false, OK: false,
+		"ERR server going away soon": false,
 	} {
 		if got := IsFarewell(line); got != want {
 			t.Errorf("IsFarewell(%q) = %v, want %v", line, got, want)

@@ -48,15 +48,21 @@ const (
 	ErrTooManyFromAddr = "ERR too many connections from your address"
 	ErrNotIdentified   = "ERR not identified"
 	ErrBadSeenID       = "ERR bad id"
+	// ErrGoingAway is a server's last line to a connection that said
+	// hello, when it shuts down on purpose: the client goes to another
+	// address of the same store, if it has one, and does not come back to
+	// this one soon. Never sent before hello, so version-1 clients never
+	// meet it.
+	ErrGoingAway = "ERR server going away"
 )
 
 // IsFarewell reports whether line is an error a server sends just before
 // it closes the connection (too many connections, a line too long, a
-// failed or missing auth, TLS spoken on one side only). A client ends the
-// connection on it, whatever it was waiting for.
+// failed or missing auth, TLS spoken on one side only, a server going
+// away). A client ends the connection on it, whatever it was waiting for.
 func IsFarewell(line string) bool {
 	return strings.HasPrefix(line, ErrTooManyConns) || line == ErrLineTooLongLine ||
-		IsAuthFarewell(line) || line == ErrTLSRequired || line == ErrNoTLS
+		IsAuthFarewell(line) || line == ErrTLSRequired || line == ErrNoTLS || line == ErrGoingAway
 }
 
 // Kind names what an item is.
