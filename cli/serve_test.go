@@ -19,6 +19,7 @@ import (
 	"github.com/harkapp/hark/cli"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/wire"
 )
 
 // inProcess is a cli.Serve running in a goroutine of the test.
@@ -97,7 +98,9 @@ func TestServeGracefulStop(t *testing.T) {
 			t.Errorf("the log does not say %q:\n%s", w, log)
 		}
 	}
-	// The connected client was let go.
+	// The connected client was let go, told (it said hello) that the
+	// server is going away.
+	c.Expect(wire.ErrGoingAway)
 	c.ExpectEOF()
 
 	// The store is closed and intact: another opener gets it, with the ad.

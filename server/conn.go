@@ -278,6 +278,13 @@ func (c *conn) finish(err error) {
 		c.reply(wire.ErrLineTooLongLine)
 	case errors.Is(err, os.ErrDeadlineExceeded): // Shutdown woke the reader
 		r = endShutdown
+		if c.cl != nil {
+			// It said hello: a client that can go to another server of
+			// this store does so at once (docs/PROTOCOL.md, Going away).
+			// Never before hello: a version-1 client would take the line
+			// for a reply.
+			c.reply(wire.ErrGoingAway)
+		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		r = endClientClosed
 	case errors.Is(err, net.ErrClosed): // ended by someone else, who said why

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -324,4 +325,32 @@ func dialWithBuffer(t *testing.T, s *Server, opt, size int) net.Conn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return nc
+}
+
+// A server shutting down tells each connection that said hello that it
+// is going away (its client then goes to another server of the store at
+// once), after what it was answering, as the last line; a connection
+// that did not say hello (a version-1 client) gets the close alone.
+func TestShutdownSaysGoingAwayAfterHello(t *testing.T) {
+	s := startServer(t, Config{})
+	id, _ := publish(t, s, "random", "77")
+	reply := fmt.Sprintf("%d 77", id)
+	v1 := dialNotifying(t, s)
+	v2 := dial(t, s)
+	v2.Send("hello laptop-1", "random?")
+	v2.Expect("OK", reply)
+	busy := dial(t, s)
+	busy.Send("hello laptop-2")
+	busy.Expect("OK")
+	busy.Write(strings.Repeat("random?\r\n", 20))
+	busy.Expect(reply)
+	stopServer(t, s)
+	for range 19 {
+		busy.Expect(reply)
+	}
+	busy.Expect(wire.ErrGoingAway)
+	busy.ExpectEOF()
+	v2.Expect(wire.ErrGoingAway)
+	v2.ExpectEOF()
+	v1.ExpectEOF()
 }
