@@ -189,6 +189,8 @@ type Server struct {
 	mu        sync.Mutex // the hub: guards everything below
 	ads       []store.Item
 	random    store.Item
+	fanned    [64]fanned // the last fan-outs, at fannedAt (mod 64)
+	fannedAt  int
 	conns     map[*conn]struct{}
 	perSource map[netip.Addr]int // connections by source (sourceOf), for MaxConnsPerAddr
 	notifying int                // connections in notification mode
@@ -285,6 +287,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	s.hosts = s.apiHosts()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	st.OnAppend(s.took)
 	st.OnCommitError(func(err error) {
 		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
 	})
@@ -536,10 +539,11 @@ func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string,
 	if closing {
 		return store.Item{}, 0, false, ErrClosed
 	}
-	it, replayed, err = s.st.AppendKeyed(kind, value, time.Now(), key, fp, func(a store.Appended) { n = s.took(a) })
+	it, replayed, err = s.st.AppendKeyed(kind, value, time.Now(), key, fp)
 	if err != nil || replayed {
 		return it, 0, replayed, err
 	}
+	n = s.notifiedFor(it.ID)
 	select {
 	case s.kwake <- struct{}{}:
 	default: // the pusher is awake already
@@ -550,11 +554,10 @@ func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string,
 
 // took puts an item the store has just appended in the server's copy of
 // the items, without the ads the store's retention dropped for it, and
-// fans it out; it returns how many connections it notified. It runs
-// within the append (AppendKeyed's then), so items are taken and fanned
-// out in id order under the store's lock, and no lock of the server's
-// own serialises publishes.
-func (s *Server) took(a store.Appended) int {
+// fans it out. The store calls it (OnAppend) for each item in id order,
+// one at a time, before the append returns: no lock of the server's own
+// serialises publishes.
+func (s *Server) took(a store.Appended) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a.Item.Kind == wire.KindClassified {
@@ -563,7 +566,30 @@ func (s *Server) took(a store.Appended) int {
 	} else {
 		s.random = a.Item
 	}
-	return s.fanout(a.Item.Kind)
+	n := s.fanout(a.Item.Kind)
+	s.fanned[s.fannedAt%len(s.fanned)] = fanned{a.Item.ID, n}
+	s.fannedAt++
+}
+
+// fanned is how many connections an item's fan-out notified, for the
+// publish that made it. The last few are kept (Server.fanned): enough for
+// the publishes in flight, whatever else the store tells of.
+type fanned struct {
+	id uint64
+	n  int
+}
+
+// notifiedFor is how many connections the fan-out of item id notified (0
+// when it is no longer known).
+func (s *Server) notifiedFor(id uint64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.fanned {
+		if f.id == id {
+			return f.n
+		}
+	}
+	return 0
 }
 
 // dropAds drops from the server's copy the ads the store dropped (their

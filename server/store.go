@@ -15,15 +15,17 @@ import (
 //
 // The server keeps its own copy of the retained items, for commands that
 // must not touch the disk: it loads them with Items at start, and follows
-// the store through what AppendKeyed's then and Prune report. That copy
+// the store through what OnAppend and Prune report. That copy
 // is the only one: the store holds none of its own.
 type Store interface {
 	Epoch() string
 	Items() (ads []store.Item, random store.Item)
-	// AppendKeyed calls then, for a new item, before any other append
-	// begins: the server fans out there, so that id order is fan-out order
-	// with the store's lock alone.
-	AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fp [32]byte, then func(store.Appended)) (store.Item, bool, error)
+	AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fp [32]byte) (store.Item, bool, error)
+	// OnAppend's f is told of every new item, whoever appended it, once,
+	// in id order, one at a time, and of an append's own item before
+	// AppendKeyed returns: the server takes items and fans them out
+	// there, so that id order is fan-out order with no lock of its own.
+	OnAppend(f func(store.Appended))
 	Client(id string) (store.Client, bool, error)
 	StageClient(id string, c store.Client) *store.Commit
 	Clients() int

@@ -42,7 +42,7 @@ type Appended struct {
 // Appending an ad also drops the oldest ads beyond the retention count;
 // appending a random number drops the previous one.
 func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error) {
-	it, _, err := s.append(kind, value, at, nil, [32]byte{}, nil)
+	it, _, err := s.append(kind, value, at, nil, [32]byte{})
 	return it, err
 }
 
@@ -57,13 +57,7 @@ func (s *Store) Append(kind wire.Kind, value string, at time.Time) (Item, error)
 // An empty key is a plain Append. A key is at most MaxKeyBytes (longer: an
 // error wrapping wire.ErrInvalid). Keys are kept Retention.KeyAge, and at
 // most Retention.Keys of them: the oldest go first.
-//
-// then, when not nil, is called with what a new item's append did, once
-// it is on disk, before AppendKeyed returns and before any other append
-// begins: a caller that keeps a copy of the items and fans them out in
-// then does so in id order, under the store's lock alone. It is not
-// called for a replay or a failure. then must not call the store.
-func (s *Store) AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fingerprint [32]byte, then func(Appended)) (it Item, replayed bool, err error) {
+func (s *Store) AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fingerprint [32]byte) (it Item, replayed bool, err error) {
 	if len(key) > MaxKeyBytes {
 		return Item{}, false, fmt.Errorf("append %s: %w", kind, invalid("an idempotency key is 1 to %d bytes, this one is %d", MaxKeyBytes, len(key)))
 	}
@@ -71,10 +65,18 @@ func (s *Store) AppendKeyed(kind wire.Kind, value string, at time.Time, key stri
 	if key != "" {
 		k = []byte(key)
 	}
-	return s.append(kind, value, at, k, fingerprint, then)
+	return s.append(kind, value, at, k, fingerprint)
 }
 
-func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, fp [32]byte, then func(Appended)) (Item, bool, error) {
+// OnAppend sets f to be told of every new item, once each, in id order,
+// one at a time: with its append's lock held, once the item is on disk,
+// before the append returns. A server that keeps a copy of the items and
+// fans them out in f does so in id order with the store's lock alone.
+// It is not told of a replay or a failure. f must not call the store.
+// Set it before the first append.
+func (s *Store) OnAppend(f func(Appended)) { s.onAppend.Store(&f) }
+
+func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, fp [32]byte) (Item, bool, error) {
 	if !kind.Valid() {
 		return Item{}, false, fmt.Errorf("append: %w", invalid("unknown kind %q", kind))
 	}
@@ -176,8 +178,8 @@ func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, f
 	}
 	s.nKeys = nKeys
 	s.latest.Store(it.ID)
-	if then != nil {
-		then(Appended{Item: it, Dropped: dropped})
+	if f := s.onAppend.Load(); f != nil {
+		(*f)(Appended{Item: it, Dropped: dropped})
 	}
 	return it, false, nil
 }

@@ -18,7 +18,7 @@ func fp(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 func mustAppendKeyed(t *testing.T, st *store.Store, value, key string, at time.Time) (store.Item, bool) {
 	t.Helper()
-	it, replayed, err := st.AppendKeyed(wire.KindClassified, value, at, key, fp(value), nil)
+	it, replayed, err := st.AppendKeyed(wire.KindClassified, value, at, key, fp(value))
 	if err != nil {
 		t.Fatalf("AppendKeyed(%q, key %q): %v", value, key, err)
 	}
@@ -54,7 +54,7 @@ func TestAppendKeyedReplays(t *testing.T) {
 func TestAppendKeyedReusedKey(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	first, _ := mustAppendKeyed(t, st, "Bike for sale", "k1", t0)
-	_, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"), nil)
+	_, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"))
 	if !errors.Is(err, store.ErrKeyReused) {
 		t.Fatalf("err = %v, want ErrKeyReused", err)
 	}
@@ -71,7 +71,7 @@ func TestAppendKeyedReusedKeyCommitsPositions(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
 	mustAppendKeyed(t, st, "Bike for sale", "k1", t0)
 	commit := st.StageClient("c", store.Client{Ad: 1, Seen: t0})
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"), nil); !errors.Is(err, store.ErrKeyReused) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano")); !errors.Is(err, store.ErrKeyReused) {
 		t.Fatalf("err = %v, want ErrKeyReused", err)
 	}
 	if err := commit.Wait(t.Context()); err != nil {
@@ -92,7 +92,7 @@ func TestAppendKeyedEmptyKeyIsPlainAppend(t *testing.T) {
 
 func TestAppendKeyedKeyLength(t *testing.T) {
 	st := open(t, t.TempDir(), store.Retention{})
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "ad", t0, strings.Repeat("k", store.MaxKeyBytes+1), fp("ad"), nil); !errors.Is(err, wire.ErrInvalid) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "ad", t0, strings.Repeat("k", store.MaxKeyBytes+1), fp("ad")); !errors.Is(err, wire.ErrInvalid) {
 		t.Errorf("a key of %d bytes: err = %v, want wire.ErrInvalid", store.MaxKeyBytes+1, err)
 	}
 	mustAppendKeyed(t, st, "ad", strings.Repeat("k", store.MaxKeyBytes), t0)
@@ -106,7 +106,7 @@ func TestAppendKeyedReplayAfterItemDropped(t *testing.T) {
 	st := open(t, t.TempDir(), keep)
 	first, _ := mustAppendKeyed(t, st, "first", "k1", t0)
 	mustAppend(t, st, wire.KindClassified, "second", t0)
-	num, _, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"), nil)
+	num, _, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestAppendKeyedReplayAfterItemDropped(t *testing.T) {
 	if again, replayed := mustAppendKeyed(t, st, "first", "k1", t0); !replayed || !sameItem(again, first) {
 		t.Errorf("retry = %+v, %v; want %+v, true", again, replayed, first)
 	}
-	again, replayed, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"), nil)
+	again, replayed, err := st.AppendKeyed(wire.KindRandom, "42", t0, "k2", fp("42"))
 	if err != nil || !replayed || !sameItem(again, num) {
 		t.Errorf("retry = %+v, %v, %v; want %+v, true", again, replayed, err, num)
 	}
@@ -184,7 +184,7 @@ func TestDamagedKeyRecord(t *testing.T) {
 	if l := logs.lines("damaged idempotency key records"); len(l) != 1 || !strings.Contains(l[0], "count=1") {
 		t.Errorf("want one report of one damaged key, got:\n%s", logs.String())
 	}
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "first", t0, "k1", fp("first"), nil); !errors.Is(err, store.ErrCorrupt) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "first", t0, "k1", fp("first")); !errors.Is(err, store.ErrCorrupt) {
 		t.Errorf("retry with the damaged key: err = %v, want ErrCorrupt", err)
 	}
 	if again, replayed := mustAppendKeyed(t, st, "second", "k2", t0); !replayed || !sameItem(again, second) {

@@ -158,6 +158,7 @@ type Store struct {
 	stop     chan struct{}
 	done     chan struct{}
 	onErr    atomic.Pointer[func(error)]
+	onAppend atomic.Pointer[func(Appended)]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -360,6 +361,16 @@ type Commit struct {
 }
 
 func newCommit() *Commit { return &Commit{done: make(chan struct{})} }
+
+// NewCommit is a commit not over yet, for another store's StageClient:
+// End says how it ended.
+func NewCommit() *Commit { return newCommit() }
+
+// End ends the commit with err (nil: on disk). Call it once.
+func (c *Commit) End(err error) {
+	c.err = err
+	close(c.done)
+}
 
 // Wait returns once the commit is on disk (nil) or has failed, or when ctx
 // ends first. A client id the store refused to remember (see StageClient)

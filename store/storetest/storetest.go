@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 type Store interface {
 	Epoch() string
 	Items() (ads []store.Item, random store.Item)
-	AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fp [32]byte, then func(store.Appended)) (store.Item, bool, error)
+	AppendKeyed(kind wire.Kind, value string, at time.Time, key string, fp [32]byte) (store.Item, bool, error)
+	OnAppend(f func(store.Appended))
 	Client(id string) (store.Client, bool, error)
 	StageClient(id string, c store.Client) *store.Commit
 	Clients() int
@@ -46,7 +48,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"NewStoreIsEmpty", newStoreIsEmpty},
 		{"IDsIncreaseAcrossKinds", idsIncreaseAcrossKinds},
-		{"ThenRunsInIDOrder", thenRunsInIDOrder},
+		{"OnAppendInIDOrder", onAppendInIDOrder},
 		{"RetentionCountReportsDrops", retentionCountReportsDrops},
 		{"IdempotencyKeys", idempotencyKeys},
 		{"PositionsOnlyMoveForward", positionsOnlyMoveForward},
@@ -81,7 +83,7 @@ func fp(s string) [32]byte {
 
 func mustAppend(t *testing.T, st Store, kind wire.Kind, value string, at time.Time) store.Item {
 	t.Helper()
-	it, replayed, err := st.AppendKeyed(kind, value, at, "", fp(value), nil)
+	it, replayed, err := st.AppendKeyed(kind, value, at, "", fp(value))
 	if err != nil || replayed {
 		t.Fatalf("append %s %q: %v (replayed %v)", kind, value, err, replayed)
 	}
@@ -133,13 +135,19 @@ func idsIncreaseAcrossKinds(t *testing.T, open func(store.Retention) (Store, str
 	}
 }
 
-// then runs for each new item in id order, before its append returns, one
-// at a time: the server fans out there without a lock of its own. (The
-// race detector checks "one at a time": got is not locked.)
-func thenRunsInIDOrder(t *testing.T, open func(store.Retention) (Store, string), _ func(string, store.Retention) Store) {
+// OnAppend's f is told of each new item in id order, one at a time, and
+// of an append's item before the append returns: the server fans out
+// there without a lock of its own. (The race detector checks "one at a
+// time": got is not locked.)
+func onAppendInIDOrder(t *testing.T, open func(store.Retention) (Store, string), _ func(string, store.Retention) Store) {
 	st, _ := open(store.Retention{})
-	const writers, each = 8, 25
 	var got []uint64
+	var last atomic.Uint64
+	st.OnAppend(func(a store.Appended) {
+		got = append(got, a.Item.ID)
+		last.Store(a.Item.ID)
+	})
+	const writers, each = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -147,7 +155,6 @@ func thenRunsInIDOrder(t *testing.T, open func(store.Retention) (Store, string),
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				var seen uint64
 				kind := wire.KindClassified
 				if i%3 == 0 {
 					kind = wire.KindRandom
@@ -156,16 +163,13 @@ func thenRunsInIDOrder(t *testing.T, open func(store.Retention) (Store, string),
 				if kind == wire.KindClassified {
 					value = "ad " + value
 				}
-				it, _, err := st.AppendKeyed(kind, value, t0, "", fp(value), func(a store.Appended) {
-					got = append(got, a.Item.ID)
-					seen = a.Item.ID
-				})
+				it, _, err := st.AppendKeyed(kind, value, t0, "", fp(value))
 				if err != nil {
 					errs <- err
 					return
 				}
-				if seen != it.ID {
-					errs <- fmt.Errorf("append of %d returned before its then ran (then saw %d)", it.ID, seen)
+				if seen := last.Load(); seen < it.ID {
+					errs <- fmt.Errorf("append of %d returned before OnAppend was told (it has seen up to %d)", it.ID, seen)
 					return
 				}
 			}
@@ -177,11 +181,11 @@ func thenRunsInIDOrder(t *testing.T, open func(store.Retention) (Store, string),
 		t.Fatal(err)
 	}
 	if len(got) != writers*each {
-		t.Fatalf("then ran %d times for %d appends", len(got), writers*each)
+		t.Fatalf("OnAppend told %d times of %d appends", len(got), writers*each)
 	}
 	for i := 1; i < len(got); i++ {
 		if got[i] <= got[i-1] {
-			t.Fatalf("then saw id %d after %d: not in id order", got[i], got[i-1])
+			t.Fatalf("OnAppend told of id %d after %d: not in id order", got[i], got[i-1])
 		}
 	}
 }
@@ -191,9 +195,10 @@ func thenRunsInIDOrder(t *testing.T, open func(store.Retention) (Store, string),
 func retentionCountReportsDrops(t *testing.T, open func(store.Retention) (Store, string), _ func(string, store.Retention) Store) {
 	st, _ := open(store.Retention{Ads: 3})
 	var all, dropped []uint64
+	st.OnAppend(func(a store.Appended) { dropped = append(dropped, a.Dropped...) })
 	for i := range 5 {
 		value := fmt.Sprint("ad ", i)
-		it, _, err := st.AppendKeyed(wire.KindClassified, value, t0, "", fp(value), func(a store.Appended) { dropped = append(dropped, a.Dropped...) })
+		it, _, err := st.AppendKeyed(wire.KindClassified, value, t0, "", fp(value))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,21 +215,21 @@ func retentionCountReportsDrops(t *testing.T, open func(store.Retention) (Store,
 
 func idempotencyKeys(t *testing.T, open func(store.Retention) (Store, string), _ func(string, store.Retention) Store) {
 	st, _ := open(store.Retention{})
-	calls := 0
-	then := func(store.Appended) { calls++ }
-	first, replayed, err := st.AppendKeyed(wire.KindClassified, "Bike", t0, "k1", fp("Bike"), then)
+	var calls atomic.Int32
+	st.OnAppend(func(store.Appended) { calls.Add(1) })
+	first, replayed, err := st.AppendKeyed(wire.KindClassified, "Bike", t0, "k1", fp("Bike"))
 	if err != nil || replayed {
 		t.Fatalf("first: %v, %v", replayed, err)
 	}
-	again, replayed, err := st.AppendKeyed(wire.KindClassified, "Bike", t0.Add(time.Second), "k1", fp("Bike"), then)
+	again, replayed, err := st.AppendKeyed(wire.KindClassified, "Bike", t0.Add(time.Second), "k1", fp("Bike"))
 	if err != nil || !replayed || again.ID != first.ID || again.Value != "Bike" {
 		t.Fatalf("the same request again: %v, replayed %v, %v; want the first item", again, replayed, err)
 	}
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano"), then); !errors.Is(err, store.ErrKeyReused) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "Piano", t0, "k1", fp("Piano")); !errors.Is(err, store.ErrKeyReused) {
 		t.Fatalf("the key for another request: %v, want ErrKeyReused", err)
 	}
-	if calls != 1 {
-		t.Errorf("then ran %d times, want once: a replay is not news", calls)
+	if n := calls.Load(); n != 1 {
+		t.Errorf("OnAppend told %d times, want once: a replay is not news", n)
 	}
 	if ads, _ := st.Items(); len(ads) != 1 {
 		t.Errorf("ads %v, want the first alone", ads)
@@ -305,7 +310,7 @@ func refusesBadItems(t *testing.T, open func(store.Retention) (Store, string), _
 		kind  wire.Kind
 		value string
 	}{{"weather", "rain"}, {wire.KindClassified, ""}, {wire.KindClassified, "a\r\nb"}, {wire.KindRandom, "forty-two"}} {
-		if _, _, err := st.AppendKeyed(c.kind, c.value, t0, "", fp(c.value), nil); !errors.Is(err, wire.ErrInvalid) {
+		if _, _, err := st.AppendKeyed(c.kind, c.value, t0, "", fp(c.value)); !errors.Is(err, wire.ErrInvalid) {
 			t.Errorf("append %s %q: %v, want wire.ErrInvalid", c.kind, c.value, err)
 		}
 	}
@@ -319,7 +324,7 @@ func closedRefusesWrites(t *testing.T, open func(store.Retention) (Store, string
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.AppendKeyed(wire.KindClassified, "late", t0, "", fp("late"), nil); !errors.Is(err, store.ErrClosed) {
+	if _, _, err := st.AppendKeyed(wire.KindClassified, "late", t0, "", fp("late")); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("append after Close: %v, want ErrClosed", err)
 	}
 	if err := st.Close(); err != nil {
