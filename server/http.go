@@ -230,13 +230,16 @@ func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
 		case errors.Is(err, store.ErrKeyReused):
 			writeError(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used for another item: use a new key for a new item")
 			return
+		case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrClosed):
+			// Nothing was stored: the publisher may send the same request
+			// again. Said once, then counted: an outage makes many.
+			s.rl.Warn("publish refused: the store is unavailable or the server is stopping", "err", err)
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "nothing was published: "+err.Error()+"; send the same request again later")
+			return
 		case err != nil:
-			status := http.StatusInternalServerError
-			if errors.Is(err, ErrClosed) {
-				status = http.StatusServiceUnavailable
-			}
 			s.log.Error("publish failed", "kind", kind, "err", err)
-			writeError(w, status, "publish failed: "+err.Error())
+			writeError(w, http.StatusInternalServerError, "publish failed: "+err.Error())
 			return
 		}
 		p := published(it, n)

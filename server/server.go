@@ -27,7 +27,12 @@ import (
 type Config struct {
 	Listen  string // protocol address (default 127.0.0.1:6789)
 	HTTP    string // publish API address; "" disables it
-	DataDir string // the store's directory (required)
+	DataDir string // the store's directory, and the tokens' (required)
+	// Store, when set, is the store to use instead of the bbolt store in
+	// DataDir: one shared by gateways (store/jetstream). Start owns it
+	// from the call: it closes it when it fails, and Shutdown closes it.
+	// Retention is then the store's own.
+	Store Store
 
 	IdleTimeout    time.Duration // notification mode ends after this long without a line (default 30m)
 	CommandTimeout time.Duration // a connection not in notification mode is closed after this long without a line (default 2m)
@@ -219,6 +224,14 @@ type cursor struct{ ad, random uint64 }
 // holds no random number yet it draws one, so random? always has an answer.
 // An address it cannot listen on fails before the store is touched.
 func Start(cfg Config) (*Server, error) {
+	s, err := start(cfg)
+	if err != nil && cfg.Store != nil {
+		_ = cfg.Store.Close() // Start owns it
+	}
+	return s, err
+}
+
+func start(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	cfg, err := cfg.secured()
 	if err != nil {
@@ -260,10 +273,14 @@ func Start(cfg Config) (*Server, error) {
 		closeListeners()
 		return nil, err
 	}
-	st, err := store.OpenWith(cfg.DataDir, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})
-	if err != nil {
-		closeListeners()
-		return nil, err
+	var st Store = cfg.Store
+	if st == nil {
+		bolt, err := store.OpenWith(cfg.DataDir, store.Options{Retention: cfg.Retention, Logger: cfg.Logger})
+		if err != nil {
+			closeListeners()
+			return nil, err
+		}
+		st = bolt
 	}
 	s := &Server{
 		ln:         ln,

@@ -55,6 +55,11 @@ var ErrLocked = errors.New("store is in use by another process")
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("store is closed")
 
+// ErrUnavailable is wrapped by a store shared over the network when it
+// cannot be reached: a publish fails (the publish API answers 503) and is
+// not lost, since nothing was stored; the caller may try again.
+var ErrUnavailable = errors.New("store unavailable")
+
 // ErrKeyReused is wrapped by AppendKeyed when its idempotency key was first
 // used for a different request.
 var ErrKeyReused = errors.New("idempotency key already used for a different request")
