@@ -308,7 +308,11 @@ func start(cfg Config) (*Server, error) {
 	st.OnCommitError(func(err error) {
 		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
 	})
+	// Under s.mu: a shared store's feed may tell of new items (took) from
+	// OnAppend on; took skips those Items already holds.
+	s.mu.Lock()
 	s.ads, s.random = st.Items()
+	s.mu.Unlock()
 	if s.random.ID == 0 {
 		n, err := drawRandom()
 		if err == nil {
@@ -561,10 +565,6 @@ func (s *Server) publish(ctx context.Context, kind wire.Kind, value, key string,
 		return it, 0, replayed, err
 	}
 	n = s.notifiedFor(it.ID)
-	select {
-	case s.kwake <- struct{}{}:
-	default: // the pusher is awake already
-	}
 	s.log.Info("published", "kind", kind, "id", it.ID, "notified", n)
 	return it, n, false, nil
 }
@@ -578,14 +578,26 @@ func (s *Server) took(a store.Appended) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a.Item.Kind == wire.KindClassified {
+		if n := len(s.ads); n > 0 && a.Item.ID <= s.ads[n-1].ID {
+			return // loaded with Items already, at start
+		}
 		s.ads = append(s.ads, a.Item)
 		s.dropAds(a.Dropped)
 	} else {
+		if a.Item.ID <= s.random.ID {
+			return
+		}
 		s.random = a.Item
 	}
 	n := s.fanout(a.Item.Kind)
 	s.fanned[s.fannedAt%len(s.fanned)] = fanned{a.Item.ID, n}
 	s.fannedAt++
+	// The pusher writes what fanout queued: whoever appended the item,
+	// this server or another over a shared store.
+	select {
+	case s.kwake <- struct{}{}:
+	default: // the pusher is awake already
+	}
 }
 
 // fanned is how many connections an item's fan-out notified, for the

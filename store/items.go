@@ -80,7 +80,7 @@ func (s *Store) append(kind wire.Kind, value string, at time.Time, key []byte, f
 	if !kind.Valid() {
 		return Item{}, false, fmt.Errorf("append: %w", invalid("unknown kind %q", kind))
 	}
-	if err := validValue(kind, value); err != nil {
+	if err := ValidValue(kind, value); err != nil {
 		return Item{}, false, fmt.Errorf("append %s: %w", kind, err)
 	}
 	s.mu.Lock()

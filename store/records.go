@@ -117,13 +117,16 @@ func checkItem(k, v []byte, want wire.Kind) (Item, error) {
 	if it.Kind != want {
 		return Item{}, fmt.Errorf("%w: a %s item among the %s items", errMalformed, it.Kind, want)
 	}
-	if err := validValue(want, it.Value); err != nil {
+	if err := ValidValue(want, it.Value); err != nil {
 		return Item{}, err
 	}
 	return it, nil
 }
 
-func validValue(kind wire.Kind, value string) error {
+// ValidValue checks what a store may hold as an item of kind: what
+// wire.ParseRandom or wire.ValidateAd accepts. Every store checks with it,
+// so that what one stores, a client can read.
+func ValidValue(kind wire.Kind, value string) error {
 	if kind == wire.KindRandom {
 		_, err := wire.ParseRandom(value)
 		return err

@@ -104,7 +104,8 @@ func DefaultRetention() Retention {
 	}
 }
 
-func (r Retention) withDefaults() Retention {
+// WithDefaults is r with its zero fields set to DefaultRetention's.
+func (r Retention) WithDefaults() Retention {
 	d := DefaultRetention()
 	pick := func(v *int, def int) {
 		if *v <= 0 {
@@ -247,7 +248,7 @@ func OpenWith(dir string, opts Options) (st *Store, err error) {
 	}
 
 	st = &Store{
-		db: db, path: path, keep: opts.Retention.withDefaults(),
+		db: db, path: path, keep: opts.Retention.WithDefaults(),
 		log: log, rl: rl, bySource: make(map[string]int),
 	}
 	if err := st.setup(damage); err != nil {

@@ -1,0 +1,65 @@
+// Package natstest runs a real NATS server with JetStream inside a test
+// (github.com/nats-io/nats-server/v2): on a loopback port the kernel
+// chose, its storage in the test's temporary directory, and able to stop
+// and start again on the same port and storage, as an outage does.
+package natstest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// readyTimeout bounds the wait for a server to take connections.
+const readyTimeout = 10 * time.Second
+
+// Server is one NATS server with JetStream. URL is its client URL
+// (nats://127.0.0.1:PORT), the same across Stop and Start.
+type Server struct {
+	t    testing.TB
+	opts server.Options
+	srv  *server.Server
+	URL  string
+}
+
+// Start starts a server that is stopped when the test ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	ns := &Server{t: t, opts: server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+	}}
+	ns.Start()
+	ns.URL = ns.srv.ClientURL()
+	ns.opts.Port = ns.srv.Addr().(*net.TCPAddr).Port
+	t.Cleanup(ns.Stop)
+	return ns
+}
+
+// Start starts the server again after Stop, on the same port and storage.
+func (ns *Server) Start() {
+	ns.t.Helper()
+	opts := ns.opts // the server keeps and changes what it is given
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		ns.t.Fatalf("NATS server: %v", err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(readyTimeout) {
+		srv.Shutdown()
+		ns.t.Fatal("NATS server not ready")
+	}
+	ns.srv = srv
+}
+
+// Stop shuts the server down and waits until it has (again: a no-op).
+func (ns *Server) Stop() {
+	if ns.srv == nil {
+		return
+	}
+	ns.srv.Shutdown()
+	ns.srv.WaitForShutdown()
+	ns.srv = nil
+}
