@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/harkapp/hark/internal/natstest"
+	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/store"
 	"github.com/harkapp/hark/store/jetstream"
+	"github.com/harkapp/hark/wire"
 )
 
 // openJetStream opens a JetStream store on ns, for one gateway; back is
@@ -87,4 +90,120 @@ func TestGatewaysOverJetStream(t *testing.T) {
 	c.Expect("notif: classified")
 	c.Send("stop_notif", "classified?", "notif")
 	c.Expect("OK", fmt.Sprintf("%d Lamp, 5 EUR", next), "OK")
+}
+
+// eventually retries f, bounded, while a cluster settles (a leader being
+// elected has no event a client can await).
+func eventually(t *testing.T, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(100 * time.Millisecond) // the cluster's own pace
+	}
+}
+
+// The whole of it on loopback: a 3-node JetStream cluster, two servers
+// over it (gateways), three clients given both addresses. Ads published
+// through the first reach every client; the first gateway shuts down
+// (clients move to the other at once, told it is going away) and one
+// NATS node dies; ads published through the second reach every client.
+// Every client has every ad exactly once.
+func TestGatewaysOverAJetStreamCluster(t *testing.T) {
+	nodes := natstest.StartCluster(t, 3)
+	urls := natstest.URLs(nodes)
+	open := func() Store {
+		var st Store
+		eventually(t, "open the store on the cluster", func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := jetstream.Open(ctx, jetstream.Options{URLs: urls, Replicas: 3})
+			st = s
+			return err
+		})
+		return st
+	}
+	a := startServer(t, Config{Store: open()})
+	b := startServer(t, Config{Store: open()})
+	addrs := a.Addr().String() + "," + b.Addr().String()
+
+	const clients, each = 3, 5
+	got := make([]chan string, clients)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := range clients {
+		got[i] = make(chan string, 4*each)
+		sess := netclient.NewSession(netclient.SessionOptions{Addr: addrs, ClientID: fmt.Sprintf("gw-client-%d", i),
+			MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+		wg.Add(2)
+		go func() { defer wg.Done(); _ = sess.Run(ctx) }()
+		go func() {
+			defer wg.Done()
+			for ev := range sess.Events() {
+				if ev.Item != nil && ev.Item.Kind == wire.KindClassified && !ev.Item.Current {
+					got[i] <- ev.Item.Value
+				}
+			}
+		}()
+	}
+	// Every client has connected (to a, the first address) when a count
+	// of them shows there.
+	eventually(t, "the clients connected", func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if len(a.clients) < clients {
+			return fmt.Errorf("%d clients on the first gateway", len(a.clients))
+		}
+		return nil
+	})
+	expect := func(from int) {
+		t.Helper()
+		for i := range clients {
+			seen := map[string]bool{}
+			for len(seen) < each {
+				select {
+				case v := <-got[i]:
+					if seen[v] {
+						t.Fatalf("client %d got %q twice", i, v)
+					}
+					seen[v] = true
+				case <-time.After(30 * time.Second):
+					t.Fatalf("client %d has %d of ads %d to %d", i, len(seen), from, from+each-1)
+				}
+			}
+			for n := from; n < from+each; n++ {
+				if !seen[fmt.Sprint("ad ", n)] {
+					t.Fatalf("client %d lacks ad %d: %v", i, n, seen)
+				}
+			}
+		}
+	}
+	for n := range each {
+		publish(t, a, wire.KindClassified, fmt.Sprint("ad ", n))
+	}
+	expect(0)
+
+	stopServer(t, a) // going away: the clients move to b at once
+	nodes[2].Stop()
+	for n := each; n < 2*each; n++ {
+		eventually(t, "publish through b with a node down", func() error {
+			_, _, err := b.Publish(context.Background(), wire.KindClassified, fmt.Sprint("ad ", n))
+			return err
+		})
+	}
+	expect(each)
+	for i := range clients {
+		select {
+		case v := <-got[i]:
+			t.Fatalf("client %d got %q beyond the %d ads", i, v, 2*each)
+		default:
+		}
+	}
 }

@@ -5,7 +5,11 @@
 package natstest
 
 import (
+	"fmt"
 	"net"
+	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,4 +66,62 @@ func (ns *Server) Stop() {
 	ns.srv.Shutdown()
 	ns.srv.WaitForShutdown()
 	ns.srv = nil
+}
+
+// StartCluster starts n servers that form one JetStream cluster on
+// loopback (each with its own storage), stopped when the test ends. It
+// returns once each takes connections; JetStream elects its leaders in
+// its own time after that.
+func StartCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	// Cluster ports must be known before the servers start: each names
+	// the others as routes.
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))})
+	}
+	servers := make([]*Server, n)
+	for i := range servers {
+		ns := &Server{t: t, opts: server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "hark-test", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		}}
+		opts := ns.opts
+		srv, err := server.NewServer(&opts)
+		if err != nil {
+			t.Fatalf("NATS server %d: %v", i+1, err)
+		}
+		go srv.Start()
+		ns.srv = srv
+		servers[i] = ns
+		t.Cleanup(ns.Stop)
+	}
+	for i, ns := range servers {
+		if !ns.srv.ReadyForConnections(readyTimeout) {
+			t.Fatalf("NATS server %d not ready", i+1)
+		}
+		ns.URL = ns.srv.ClientURL()
+		ns.opts.Port = ns.srv.Addr().(*net.TCPAddr).Port
+	}
+	return servers
+}
+
+// URLs is the client URLs of servers, joined with commas.
+func URLs(servers []*Server) string {
+	urls := make([]string, len(servers))
+	for i, ns := range servers {
+		urls[i] = ns.URL
+	}
+	return strings.Join(urls, ",")
 }
