@@ -83,14 +83,7 @@ func (a *app) watchConfig(ctx context.Context, start fileStamp, edited chan<- fi
 			timer.Reset(settle)
 		case <-timer.C:
 			rewatch()
-			cur := stampOf(path)
-			if cur.same(sent) {
-				continue
-			}
-			select {
-			case edited <- cur:
-				sent = cur
-			case <-ctx.Done():
+			if !sendStamp(ctx, edited, stampOf(path), &sent) {
 				return
 			}
 		}
@@ -136,15 +129,24 @@ func (a *app) pollConfig(ctx context.Context, start fileStamp, edited chan<- fil
 			prev = cur
 			continue
 		}
-		if cur.same(sent) {
-			continue
-		}
-		select {
-		case edited <- cur:
-			sent = cur
-		case <-ctx.Done():
+		if !sendStamp(ctx, edited, cur, &sent) {
 			return
 		}
+	}
+}
+
+// sendStamp sends cur to edited unless it is the one sent last (*sent),
+// and reports false when ctx ended first.
+func sendStamp(ctx context.Context, edited chan<- fileStamp, cur fileStamp, sent *fileStamp) bool {
+	if cur.same(*sent) {
+		return true
+	}
+	select {
+	case edited <- cur:
+		*sent = cur
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
