@@ -83,18 +83,6 @@ func scriptedGateway(t *testing.T, name string, tried chan<- string, plan ...str
 	})
 }
 
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func expectTried(t *testing.T, tried <-chan string, want ...string) {
 	t.Helper()
 	for i, w := range want {
@@ -177,7 +165,7 @@ func TestSessionConfigFailureTriesTheNextAddress(t *testing.T) {
 // round has one that has not failed; then the backoff, as for one
 // address. Each move is logged once at info level, its repeats counted.
 func TestSessionBacksOffAfterARound(t *testing.T) {
-	a, b := closedAddr(t), closedAddr(t)
+	a, b := linetest.ClosedAddr(t), linetest.ClosedAddr(t)
 	r := startSession(t, netclient.SessionOptions{Addr: a + "," + b, MinBackoff: time.Hour, MaxBackoff: time.Hour})
 	if st := awaitDown(t, r, "a"); st.Addr != a || st.RetryIn != 0 {
 		t.Fatalf("a: %+v; want b tried at once", st)

@@ -403,8 +403,8 @@ func TestStartBindsFirst(t *testing.T) {
 	}
 	defer busy.Close()
 	for _, tc := range []struct{ name, listen, http string }{
-		{"protocol", busy.Addr().String(), freeAddr(t)},
-		{"publish API", freeAddr(t), busy.Addr().String()},
+		{"protocol", busy.Addr().String(), linetest.ClosedAddr(t)},
+		{"publish API", linetest.ClosedAddr(t), busy.Addr().String()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -435,15 +435,4 @@ func TestStartBindsFirst(t *testing.T) {
 			ln.Close()
 		})
 	}
-}
-
-// freeAddr is a loopback address no one listens on (as of now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

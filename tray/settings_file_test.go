@@ -2,7 +2,6 @@ package tray
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/wire"
 )
 
@@ -311,22 +311,10 @@ func TestAppReloadServerFlagWins(t *testing.T) {
 	}
 }
 
-// deadAddr is a loopback address where nothing listens.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 func TestAppFirstRunHelp(t *testing.T) {
 	var dead string
 	f := newFixture(t, func(f *fixture, o *Options) {
-		dead = deadAddr(t)
+		dead = linetest.ClosedAddr(t)
 		o.Server = ""
 		o.DefaultServer = dead
 	})

@@ -157,3 +157,16 @@ func FrozenServer(t testing.TB) (addr string, frozen <-chan struct{}) {
 	})
 	return addr, ch
 }
+
+// ClosedAddr is a loopback address where nothing listens (as of now: the
+// kernel may hand the port out again later), for a connection that must
+// be refused.
+func ClosedAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
