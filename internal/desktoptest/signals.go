@@ -2,7 +2,6 @@ package desktoptest
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -26,50 +25,27 @@ type Signal struct {
 // whatever their destination, and no other client's match rules change.
 // Drain the channel: signals arriving while 1024 are queued are dropped.
 func (d *Desktop) WatchSignals(ctx context.Context, rules ...string) (<-chan Signal, error) {
-	conn, err := connect(ctx, d.busAddr)
+	out := make(chan Signal, 64)
+	err := d.monitor(ctx, rules, func(self string, m *dbus.Message) bool {
+		// The bus tells the monitor itself that it lost its name: that
+		// signal matched no rule.
+		if dest, _ := m.Headers[dbus.FieldDestination].Value().(string); m.Type != dbus.TypeSignal || dest == self {
+			return true
+		}
+		s := Signal{Body: m.Body, Seen: time.Now()}
+		s.Sender, _ = m.Headers[dbus.FieldSender].Value().(string)
+		s.Path, _ = m.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
+		s.Interface, _ = m.Headers[dbus.FieldInterface].Value().(string)
+		s.Member, _ = m.Headers[dbus.FieldMember].Value().(string)
+		select {
+		case out <- s:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}, func() { close(out) })
 	if err != nil {
 		return nil, err
 	}
-	self := conn.Names()[0]
-	if err := conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.Monitoring.BecomeMonitor", 0, rules, uint32(0)).Err; err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("become monitor: %w", err)
-	}
-	raw := make(chan *dbus.Message, 1024)
-	conn.Eavesdrop(raw)
-	out := make(chan Signal, 64)
-	go func() {
-		defer close(out)
-		defer func() {
-			conn.Eavesdrop(nil) // before Close: see WatchNotifications
-			conn.Close()
-		}()
-		for {
-			var m *dbus.Message
-			select {
-			case m = <-raw:
-				if m == nil {
-					return
-				}
-			case <-ctx.Done():
-				return
-			}
-			// The bus tells the monitor itself that it lost its name:
-			// that signal matched no rule.
-			if dest, _ := m.Headers[dbus.FieldDestination].Value().(string); m.Type != dbus.TypeSignal || dest == self {
-				continue
-			}
-			s := Signal{Body: m.Body, Seen: time.Now()}
-			s.Sender, _ = m.Headers[dbus.FieldSender].Value().(string)
-			s.Path, _ = m.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-			s.Interface, _ = m.Headers[dbus.FieldInterface].Value().(string)
-			s.Member, _ = m.Headers[dbus.FieldMember].Value().(string)
-			select {
-			case out <- s:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	return out, nil
 }
