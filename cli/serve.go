@@ -32,7 +32,12 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var pprofAddr string
 	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, "protocol `address` (host:port); loopback unless you mean to serve other machines")
 	fs.StringVar(&cfg.HTTP, "http", server.DefaultHTTP, "publish API `address`; empty disables it")
-	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server)")
+	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server); with --store nats://, where the tokens file is")
+	var sf storeFlags
+	fs.StringVar(&sf.spec, "store", "", "where items and read positions live: bolt:`DIR` (the default, one machine; as --data) or nats://HOST:PORT[,…] (NATS JetStream, shared by several hark serve)")
+	fs.StringVar(&sf.creds, "nats-creds", "", "NATS credentials `file` for --store nats://")
+	fs.StringVar(&sf.ca, "nats-ca", "", "CA certificate `file` (PEM) that NATS servers' certificates are verified against (tls:// URLs)")
+	fs.IntVar(&sf.replicas, "nats-replicas", 0, "JetStream replicas of hark's stream and buckets (default: 3 when the cluster has 3 servers or more, else 1)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "notification mode ends after this long without a line from the client")
 	fs.DurationVar(&cfg.CommandTimeout, "command-timeout", server.DefaultCommandTimeout, "close a connection not in notification mode after this long without a line from the client")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "drop a client whose socket accepts nothing for this long")
@@ -58,6 +63,9 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if err := checkServeFlags(&cfg, keep, set); err != nil {
+		return err
+	}
+	if err := sf.check(&cfg, set); err != nil {
 		return err
 	}
 	if pprofAddr != "" {
@@ -89,6 +97,11 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"idle_timeout", cfg.IdleTimeout)
 	}
 
+	st, err := sf.open(ctx, keep, log)
+	if err != nil {
+		return err
+	}
+	cfg.Store = st
 	srv, err := server.Start(cfg)
 	if errors.Is(err, server.ErrInsecure) {
 		return usagef("--listen %s / --http %s reach beyond loopback: give --tls-cert and --tls-key (see README, Running hark for others), or --insecure-listen for a TLS proxy in front", cfg.Listen, cfg.HTTP)
