@@ -18,6 +18,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 
 	"github.com/harkapp/hark/assets"
+	"github.com/harkapp/hark/internal/exepages"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/wire"
 )
@@ -39,6 +40,10 @@ const (
 	// configSettle: an edit is read once the file has not changed for
 	// this long.
 	configSettle = 300 * time.Millisecond
+	// quietRelease: once nothing happened for this long, the pages of
+	// the binary that start-up or the last burst touched are given back
+	// (internal/exepages): most of an idle tray's memory otherwise.
+	quietRelease = 30 * time.Second
 )
 
 // Options configure the tray.
@@ -142,6 +147,11 @@ type app struct {
 	// firstRun: there was no settings file at start.
 	firstRun bool
 
+	// release gives back the binary's pages once the tray is quiet
+	// (exepages.Release); quiet, when set (by tests), is quietRelease.
+	release func() (int, error)
+	quiet   time.Duration
+
 	// handled, when set (by tests), is called with each session event
 	// once the app has taken it in and rendered what it changed.
 	handled func(netclient.Event)
@@ -162,6 +172,7 @@ func newApp(opts Options, log *slog.Logger) *app {
 	a := &app{opts: opts, log: log, actions: make(chan action, 16), popups: make(chan Popup, popupQueue)}
 	a.openFile = xdgOpen(log)
 	a.newWatcher = fsnotify.NewWatcher
+	a.release, a.quiet = exepages.Release, quietRelease
 	// The stamp first: an edit while the file is read is seen after.
 	a.configStamp = stampOf(opts.ConfigPath)
 	a.firstRun = !a.configStamp.exists()
@@ -278,6 +289,10 @@ func (a *app) run(ctx context.Context) error {
 	// that a burst of ads costs one write, and when run ends.
 	save := time.NewTimer(time.Hour)
 	save.Stop()
+	// quiet fires once nothing came into the loop for a.quiet; each
+	// thing that does starts it again.
+	quiet := time.NewTimer(a.quiet)
+	defer quiet.Stop()
 	saving := false
 	defer func() {
 		for _, s := range a.servers {
@@ -293,6 +308,7 @@ func (a *app) run(ctx context.Context) error {
 		caseEdited
 		caseAction
 		caseFlush
+		caseQuiet
 		caseServers
 	)
 	cases := []reflect.SelectCase{
@@ -302,6 +318,7 @@ func (a *app) run(ctx context.Context) error {
 		caseEdited: {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(edited)},
 		caseAction: {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(a.actions)},
 		caseFlush:  {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(flush.C)},
+		caseQuiet:  {Dir: reflect.SelectRecv, Chan: reflect.ValueOf(quiet.C)},
 	}
 	for {
 		cases = cases[:caseServers]
@@ -343,6 +360,14 @@ func (a *app) run(ctx context.Context) error {
 			for _, p := range a.pres.flush(recv.Interface().(time.Time)) {
 				a.popup(p)
 			}
+		case caseQuiet:
+			n, err := a.release()
+			if err != nil {
+				a.log.Debug("cannot give back the binary's pages", "err", err)
+			} else {
+				a.log.Debug("quiet: gave back the binary's pages", "mapped_bytes", n)
+			}
+			continue
 		default:
 			s := a.servers[chosen-caseServers]
 			if !ok {
@@ -359,6 +384,7 @@ func (a *app) run(ctx context.Context) error {
 		if at, ok := a.pres.due(); ok {
 			flush.Reset(time.Until(at))
 		}
+		quiet.Reset(a.quiet)
 		a.render()
 		if took != nil && a.handled != nil {
 			a.handled(*took)

@@ -1,0 +1,127 @@
+package exepages
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Only the executable's private read-only mappings are released: a
+// writable one (its data, written at start-up) or another file's never.
+func TestReadOnlyPicksTheExecutablesReadOnlyMappings(t *testing.T) {
+	maps := `00400000-0092f000 r-xp 00000000 fd:01 1234 /usr/bin/hark
+0092f000-00eb5000 r--p 0052f000 fd:01 1234 /usr/bin/hark
+00eb5000-00f1b000 rw-p 00ab5000 fd:01 1234 /usr/bin/hark
+00f1b000-02f5f000 rw-p 00000000 00:00 0
+7f0000000000-7f0000001000 r--p 00000000 fd:01 99 /usr/lib/locale/C.utf8/LC_CTYPE
+7f0000001000-7f0000002000 r--s 00000000 fd:01 1234 /usr/bin/hark
+7f0000002000-7f0000003000 r-xp 00000000 fd:02 1234 /mnt/other
+7f0000003000-7f0000004000 r-xp 00000000 00:00 0 [vdso]
+7f0000004000-7f0000005000 r-xp 00000000 fd:01 1234 /usr/bin/hark (deleted)
+`
+	got := readOnly([]byte(maps), 0xfd, 0x01, 1234)
+	want := []span{{0x400000, 0x92f000}, {0x92f000, 0xeb5000}, {0x7f0000004000, 0x7f0000005000}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("readOnly = %x, want %x", got, want)
+	}
+}
+
+// Release gives back the executable's pages: in a process that then
+// waits (this test binary again, as a helper), the resident part of its
+// read-only mappings falls well below what it was (the helper runs some code after, which comes back).
+func TestReleaseShrinksTheResidentSet(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "EXEPAGES_HELPER=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer in.Close()
+	lines := bufio.NewScanner(out)
+	next := func(want string) {
+		t.Helper()
+		if !lines.Scan() || lines.Text() != want {
+			t.Fatalf("helper said %q (%v), want %q", lines.Text(), lines.Err(), want)
+		}
+	}
+	next("ready")
+	before := exeRssKiB(t, cmd.Process.Pid)
+	fmt.Fprintln(in, "release")
+	next("released")
+	after := exeRssKiB(t, cmd.Process.Pid)
+	if after > before*3/4 {
+		t.Fatalf("the executable's read-only mappings: %d KiB resident before Release, %d KiB after; want less than three quarters: the helper touches little after it", before, after)
+	}
+	t.Logf("%d KiB -> %d KiB resident", before, after)
+}
+
+// helper is TestReleaseShrinksTheResidentSet's other process (this test
+// binary again): told to, it releases and says so, then waits for its
+// input to end.
+func helper() {
+	r := bufio.NewReader(os.Stdin)
+	fmt.Println("ready")
+	if _, err := r.ReadString('\n'); err != nil {
+		return
+	}
+	n, err := Release()
+	if err != nil || n == 0 {
+		fmt.Printf("Release: %d bytes, %v\n", n, err)
+		return
+	}
+	fmt.Println("released")
+	r.ReadString('\n')
+}
+
+// exeRssKiB sums the resident sizes of the mappings Release would advise,
+// from /proc/PID/smaps.
+func exeRssKiB(t *testing.T, pid int) int {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/exe", pid), &st); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []byte
+	total, found := 0, 0
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok {
+			if len(readOnly(header, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)) == 0 {
+				continue
+			}
+			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				t.Fatalf("Rss %q: %v", v, err)
+			}
+			total += n
+			found++
+			continue
+		}
+		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
+			header = []byte(line)
+		}
+	}
+	if found == 0 {
+		t.Fatal("no mapping of the executable in /proc/self/smaps")
+	}
+	return total
+}
