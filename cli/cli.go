@@ -29,7 +29,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the reference server (protocol, publish API, durable store)", Serve},
-		{"token", "create, list or revoke API tokens (on the server's data directory)", Token},
+		{"token", "create, list or revoke API tokens (in the server's data directory, or a NATS store)", Token},
+		{"store", "move a server's store into NATS JetStream for gateways (hark store migrate)", Store},
 		{"publish", "publish a random number or a classified ad through a server's API", Publish},
 		{"watch", "print each new item as it arrives (a headless subscriber)", Watch},
 		{"login", "check a subscribe token against a server and keep it for the tray (keyring, else a 0600 file)", Login},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -32,7 +33,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	var pprofAddr string
 	fs.StringVar(&cfg.Listen, "listen", server.DefaultListen, "protocol `address` (host:port); loopback unless you mean to serve other machines")
 	fs.StringVar(&cfg.HTTP, "http", server.DefaultHTTP, "publish API `address`; empty disables it")
-	fs.StringVar(&cfg.DataDir, "data", "", "store `directory` (default $XDG_DATA_HOME/hark/server); with --store nats://, where the tokens file is")
+	fs.StringVar(&cfg.DataDir, "data", "", "store `directory`, for hark.db and tokens.json (default $XDG_DATA_HOME/hark/server); unused with --store nats://")
 	var sf storeFlags
 	fs.StringVar(&sf.spec, "store", "", "where items and read positions live: bolt:`DIR` (the default, one machine; as --data) or nats://HOST:PORT[,…] (NATS JetStream, shared by several hark serve)")
 	fs.StringVar(&sf.creds, "nats-creds", "", "NATS credentials `file` for --store nats://")
@@ -77,7 +78,7 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	cfg.Retention = keep
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" && !sf.nats() {
 		dir, err := defaultDataDir()
 		if err != nil {
 			return err
@@ -86,6 +87,9 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log := newLogger(stderr, &level)
 	cfg.Logger = log
+	if sf.nats() {
+		warnUnusedTokens(log, cfg.DataDir)
+	}
 	beyond := !hostport.IsLoopback(cfg.Listen) || (cfg.HTTP != "" && !hostport.IsLoopback(cfg.HTTP))
 	if beyond && cfg.CertFile == "" && cfg.InsecureListen {
 		log.Warn("listening beyond loopback without TLS (--insecure-listen): nothing is encrypted, and tokens from other machines are refused")
@@ -97,11 +101,11 @@ func Serve(ctx context.Context, args []string, _, stderr io.Writer) error {
 			"idle_timeout", cfg.IdleTimeout)
 	}
 
-	st, err := sf.open(ctx, keep, log)
+	st, toks, err := sf.open(ctx, keep, log)
 	if err != nil {
 		return err
 	}
-	cfg.Store = st
+	cfg.Store, cfg.Tokens = st, toks
 	srv, err := server.Start(cfg)
 	if errors.Is(err, server.ErrInsecure) {
 		return usagef("--listen %s / --http %s reach beyond loopback: give --tls-cert and --tls-key (see README, Running hark for others), or --insecure-listen for a TLS proxy in front", cfg.Listen, cfg.HTTP)
@@ -199,6 +203,25 @@ func checkServeFlags(cfg *server.Config, keep store.Retention, set map[string]bo
 		cfg.MaxConnsPerAddr = server.DefaultMaxConnsPerAddr(cfg.MaxConns)
 	}
 	return nil
+}
+
+// warnUnusedTokens warns when a gateway's data directory (dir, or the
+// default) holds tokens: with --store nats:// the tokens are the store's,
+// and a token file left from a single server would otherwise be dropped
+// without a word, every client refused.
+func warnUnusedTokens(log *slog.Logger, dir string) {
+	if dir == "" {
+		var err error
+		if dir, err = defaultDataDir(); err != nil {
+			return
+		}
+	}
+	toks, err := store.ListTokens(dir)
+	if err != nil || len(toks) == 0 {
+		return
+	}
+	log.Warn("the data directory holds tokens that --store nats:// does not use: the store's own are used; add them there with 'hark token add --store …' (see hark token -h)",
+		"file", filepath.Join(dir, store.TokensFileName), "tokens", len(toks))
 }
 
 // defaultDataDir follows the XDG base directory spec: the store is data

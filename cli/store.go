@@ -60,15 +60,24 @@ func (f storeFlags) check(cfg *server.Config, set map[string]bool) error {
 	return nil
 }
 
-// open opens the JetStream store the flags name, for server.Config.Store;
-// nil for the bbolt store, which the server opens itself.
-func (f storeFlags) open(ctx context.Context, keep store.Retention, log *slog.Logger) (server.Store, error) {
+// options are the JetStream options the flags give.
+func (f storeFlags) options() jetstream.Options {
+	return jetstream.Options{URLs: f.spec, CredsFile: f.creds, CAFile: f.ca, Replicas: f.replicas}
+}
+
+// open opens the JetStream store the flags name, for server.Config.Store,
+// with its tokens, for server.Config.Tokens: gateways share both. Both
+// are nil for the bbolt store, which the server opens itself, with the
+// token file beside it.
+func (f storeFlags) open(ctx context.Context, keep store.Retention, log *slog.Logger) (server.Store, server.Tokens, error) {
 	if !f.nats() {
-		return nil, nil
+		return nil, nil, nil
 	}
-	st, err := jetstream.Open(ctx, jetstream.Options{URLs: f.spec, CredsFile: f.creds, CAFile: f.ca, Replicas: f.replicas, Retention: keep, Logger: log})
+	opts := f.options()
+	opts.Retention, opts.Logger = keep, log
+	st, err := jetstream.Open(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("--store %s: %w", f.spec, err)
+		return nil, nil, fmt.Errorf("--store %s: %w", f.spec, err)
 	}
-	return st, nil
+	return st, st.Tokens(), nil
 }

@@ -11,23 +11,27 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/store/jetstream"
 )
 
 const tokenUsage = `Usage:
-  hark token add [--data DIR] --scope publish|subscribe [--label TEXT] [--expires DURATION]
-  hark token list [--data DIR]
-  hark token revoke [--data DIR] ID
+  hark token add [--data DIR | --store nats://HOST:PORT[,…]] --scope publish|subscribe [--label TEXT] [--expires DURATION]
+  hark token list [--data DIR | --store nats://HOST:PORT[,…]]
+  hark token revoke [--data DIR | --store nats://HOST:PORT[,…]] ID
 
-Tokens are kept (hashed) in the server's data directory; a running hark serve
+Tokens are kept (hashed) in the server's data directory, or with --store
+nats://… in the NATS JetStream store that hark serve gateways share (give
+--nats-creds FILE and --nats-ca FILE as to hark serve). A running hark serve
 sees additions and revocations within a second. Run 'hark token add -h' for
 a subcommand's flags.
 `
 
-// Token runs `hark token`: the tokens are changed in the data directory's
-// file, not through a running server, so that they can be managed whether
-// or not it runs and without any network access.
-func Token(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// Token runs `hark token`: the tokens are changed where they are kept (the
+// data directory's file, or the JetStream store's bucket), not through a
+// running server, so that they can be managed whether or not one runs.
+func Token(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usagef("say add, list or revoke")
 	}
@@ -37,17 +41,90 @@ func Token(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch args[0] {
 	case "add":
-		return tokenAdd(args[1:], stdout, stderr)
+		return tokenAdd(ctx, args[1:], stdout, stderr)
 	case "list":
-		return tokenList(args[1:], stdout, stderr)
+		return tokenList(ctx, args[1:], stdout, stderr)
 	case "revoke":
-		return tokenRevoke(args[1:], stdout, stderr)
+		return tokenRevoke(ctx, args[1:], stdout, stderr)
 	}
 	return usagef("unknown subcommand %q: say add, list or revoke", args[0])
 }
 
-func dataFlag(fs *flag.FlagSet) *string {
-	return fs.String("data", "", "the server's data `directory` (default $XDG_DATA_HOME/hark/server)")
+// tokenFlags are where `hark token` finds the tokens: --data, or --store
+// and its NATS flags as hark serve takes them.
+type tokenFlags struct {
+	data string
+	sf   storeFlags
+}
+
+// addTokenFlags adds the flags; replicas adds --nats-replicas, for add,
+// which may create the JetStream store's tokens bucket.
+func addTokenFlags(fs *flag.FlagSet, replicas bool) *tokenFlags {
+	f := &tokenFlags{}
+	fs.StringVar(&f.data, "data", "", "the server's data `directory` (default $XDG_DATA_HOME/hark/server)")
+	fs.StringVar(&f.sf.spec, "store", "", "the `store` of hark serve gateways, whose tokens they share: nats://HOST:PORT[,…] (NATS JetStream); or bolt:DIR, as --data")
+	fs.StringVar(&f.sf.creds, "nats-creds", "", "NATS credentials `file` for --store nats://")
+	fs.StringVar(&f.sf.ca, "nats-ca", "", "CA certificate `file` (PEM) that NATS servers' certificates are verified against (tls:// URLs)")
+	if replicas {
+		fs.IntVar(&f.sf.replicas, "nats-replicas", 0, "JetStream replicas of the tokens bucket when this creates it (default: 3 when the cluster has 3 servers or more, else 1)")
+	}
+	return f
+}
+
+// tokenPlace is where the tokens are: a data directory, or a JetStream
+// store.
+type tokenPlace struct {
+	dir  string // the token file's directory, unless nats
+	nats *jetstream.Options
+}
+
+// place checks the flags given (fs, once parsed) and says where the
+// tokens are.
+func (f *tokenFlags) place(fs *flag.FlagSet) (tokenPlace, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	cfg := server.Config{DataDir: f.data}
+	if err := f.sf.check(&cfg, set); err != nil {
+		return tokenPlace{}, err
+	}
+	if f.sf.nats() {
+		if set["data"] {
+			return tokenPlace{}, usagef("--store %s and --data %s name two stores: give one (the tokens of hark serve --store nats:// are in JetStream)", f.sf.spec, f.data)
+		}
+		opts := f.sf.options()
+		return tokenPlace{nats: &opts}, nil
+	}
+	dir, err := dataDir(cfg.DataDir)
+	return tokenPlace{dir: dir}, err
+}
+
+// String names the place for messages (without NATS credentials).
+func (p tokenPlace) String() string {
+	if p.nats != nil {
+		return jetstream.DescribeTokens(*p.nats)
+	}
+	return p.dir
+}
+
+func (p tokenPlace) add(ctx context.Context, scope store.Scope, label string, expires time.Time) (string, store.Token, error) {
+	if p.nats != nil {
+		return jetstream.AddToken(ctx, *p.nats, scope, label, expires)
+	}
+	return store.AddToken(p.dir, scope, label, expires)
+}
+
+func (p tokenPlace) list(ctx context.Context) ([]store.Token, error) {
+	if p.nats != nil {
+		return jetstream.ListTokens(ctx, *p.nats)
+	}
+	return store.ListTokens(p.dir)
+}
+
+func (p tokenPlace) revoke(ctx context.Context, id string) (store.Token, error) {
+	if p.nats != nil {
+		return jetstream.RevokeToken(ctx, *p.nats, id)
+	}
+	return store.RevokeToken(p.dir, id)
 }
 
 // dataDir is --data, or the default hark serve uses.
@@ -58,9 +135,11 @@ func dataDir(flagValue string) (string, error) {
 	return defaultDataDir()
 }
 
-func tokenAdd(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token add", "[--data DIR] --scope publish|subscribe [--label TEXT] [--expires DURATION]", stderr)
-	data := dataFlag(fs)
+const storeUsage = "[--data DIR | --store nats://HOST:PORT[,…] [--nats-creds FILE] [--nats-ca FILE]]"
+
+func tokenAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token add", storeUsage+" --scope publish|subscribe [--label TEXT] [--expires DURATION]", stderr)
+	where := addTokenFlags(fs, true)
 	scope := fs.String("scope", "", "what the token may do: publish (the publish API) or subscribe (the protocol); required")
 	label := fs.String("label", "", "what or who the token is for, shown by 'hark token list'")
 	var exp expiryFlag
@@ -81,7 +160,7 @@ func tokenAdd(args []string, stdout, stderr io.Writer) error {
 	if err := store.CheckTokenLabel(*label); err != nil {
 		return usagef("--label: %s", strings.TrimPrefix(err.Error(), store.ErrBadTokenLabel.Error()+": "))
 	}
-	dir, err := dataDir(*data)
+	place, err := where.place(fs)
 	if err != nil {
 		return err
 	}
@@ -89,7 +168,7 @@ func tokenAdd(args []string, stdout, stderr io.Writer) error {
 	if exp.d > 0 {
 		expires = time.Now().Add(exp.d)
 	}
-	secret, tok, err := store.AddToken(dir, sc, *label, expires)
+	secret, tok, err := place.add(ctx, sc, *label, expires)
 	if err != nil {
 		return err
 	}
@@ -102,7 +181,7 @@ func tokenAdd(args []string, stdout, stderr io.Writer) error {
 	if !tok.Expires.IsZero() {
 		until = "expires " + tok.Expires.Local().Format(tokenTimeLayout)
 	}
-	fmt.Fprintf(stderr, "hark token: created %s token %s (%s) in %s\n", tok.Scope, tok.ID, until, dir)
+	fmt.Fprintf(stderr, "hark token: created %s token %s (%s) in %s\n", tok.Scope, tok.ID, until, place)
 	fmt.Fprintln(stderr, "This is the only time the token is shown: hark keeps only its hash. Store it now.")
 	switch tok.Scope {
 	case store.ScopePublish:
@@ -110,7 +189,11 @@ func tokenAdd(args []string, stdout, stderr io.Writer) error {
 	case store.ScopeSubscribe:
 		fmt.Fprintln(stderr, "Use it on a subscriber: 'hark login' asks for it.")
 	}
-	fmt.Fprintf(stderr, "Revoke it with 'hark token revoke %s'.\n", tok.ID)
+	revoke := "hark token revoke"
+	if place.nats != nil {
+		revoke += " --store …"
+	}
+	fmt.Fprintf(stderr, "Revoke it with '%s %s'.\n", revoke, tok.ID)
 	return nil
 }
 
@@ -118,25 +201,25 @@ func tokenAdd(args []string, stdout, stderr io.Writer) error {
 // the minute, which is what a person checking a token wants.
 const tokenTimeLayout = "2006-01-02 15:04 MST"
 
-func tokenList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token list", "[--data DIR]", stderr)
-	data := dataFlag(fs)
+func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token list", storeUsage, stderr)
+	where := addTokenFlags(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q: list takes only flags", fs.Arg(0))
 	}
-	dir, err := dataDir(*data)
+	place, err := where.place(fs)
 	if err != nil {
 		return err
 	}
-	toks, err := store.ListTokens(dir)
+	toks, err := place.list(ctx)
 	if err != nil {
 		return err
 	}
 	if len(toks) == 0 {
-		_, err := fmt.Fprintf(stdout, "no tokens in %s: create one with 'hark token add --scope publish|subscribe'\n", dir)
+		_, err := fmt.Fprintf(stdout, "no tokens in %s: create one with 'hark token add --scope publish|subscribe'\n", place)
 		return err
 	}
 	now := time.Now()
@@ -167,9 +250,9 @@ func orNever(t time.Time) string {
 	return t.Local().Format(tokenTimeLayout)
 }
 
-func tokenRevoke(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("token revoke", "[--data DIR] ID", stderr)
-	data := dataFlag(fs)
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token revoke", storeUsage+" ID", stderr)
+	where := addTokenFlags(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -182,11 +265,11 @@ func tokenRevoke(args []string, stdout, stderr io.Writer) error {
 		// Not echoed: it is a secret, and this is a terminal or a log.
 		return usagef("give the token's ID, not the token itself ('hark token list' shows the ids)")
 	}
-	dir, err := dataDir(*data)
+	place, err := where.place(fs)
 	if err != nil {
 		return err
 	}
-	tok, err := store.RevokeToken(dir, fs.Arg(0))
+	tok, err := place.revoke(ctx, fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -194,7 +277,15 @@ func tokenRevoke(args []string, stdout, stderr io.Writer) error {
 	if tok.Label != "" {
 		label = fmt.Sprintf(" %q", tok.Label)
 	}
-	_, err = fmt.Fprintf(stdout, "revoked %s token %s%s; a running hark serve refuses it and drops its connections within a second\n", tok.Scope, tok.ID, label)
+	who := "a running hark serve refuses it"
+	if place.nats != nil {
+		who = "every hark serve of the store refuses it"
+	}
+	what := "token"
+	if tok.Scope != "" { // "": a damaged record in JetStream, removed all the same
+		what = string(tok.Scope) + " token"
+	}
+	_, err = fmt.Fprintf(stdout, "revoked %s %s%s; %s and drops its connections within a second\n", what, tok.ID, label, who)
 	return err
 }
 

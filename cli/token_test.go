@@ -134,6 +134,11 @@ func TestTokenUsageErrors(t *testing.T) {
 		{"revoke no id", []string{"token", "revoke", "--data", dir}, []string{"ID"}},
 		{"revoke two ids", []string{"token", "revoke", "--data", dir, "aaaaaaaaaa", "bbbbbbbbbb"}, []string{`"bbbbbbbbbb"`}},
 		{"revoke a secret", []string{"token", "revoke", "--data", dir, "hark_" + strings.Repeat("a", 52)}, []string{"ID, not the token"}},
+		{"store and data", []string{"token", "list", "--data", dir, "--store", "nats://127.0.0.1:1"}, []string{"name two stores"}},
+		{"bad store", []string{"token", "add", "--store", "redis://h:1", "--scope", "publish"}, []string{"want bolt:DIRECTORY"}},
+		{"nats flag without nats", []string{"token", "list", "--data", dir, "--nats-creds", "x.creds"}, []string{"--nats-creds is for --store nats://"}},
+		{"replicas on list", []string{"token", "list", "--store", "nats://127.0.0.1:1", "--nats-replicas", "3"}, []string{"nats-replicas"}},
+		{"replicas out of range", []string{"token", "add", "--store", "nats://127.0.0.1:1", "--scope", "publish", "--nats-replicas", "9"}, []string{"--nats-replicas 9"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

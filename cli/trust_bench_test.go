@@ -435,7 +435,7 @@ type watchProc struct {
 	done chan struct{}
 }
 
-func startWatch(b *testing.B, stateDir string, args ...string) *watchProc {
+func startWatch(b testing.TB, stateDir string, args ...string) *watchProc {
 	b.Helper()
 	w := &watchProc{out: newLines(), logs: newLines(), done: make(chan struct{})}
 	w.cmd = exec.Command(harkExe(b), append([]string{"watch"}, args...)...)

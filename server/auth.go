@@ -14,16 +14,21 @@ import (
 	"github.com/harkapp/hark/wire"
 )
 
-// tokens is what the server needs of the token store (store.TokenSet):
-// checking a secret, seeing changes made by `hark token` in another
-// process, and recording use.
-type tokens interface {
+// Tokens is what the server needs of its API tokens: checking a secret,
+// seeing changes made elsewhere (by `hark token` in another process, or
+// through another gateway), and recording use. store.TokenSet, a file in
+// the data directory, is the default; store/jetstream's Store.Tokens is
+// one that gateways share.
+type Tokens interface {
 	Check(secret string, scope store.Scope, now time.Time) (store.Token, error)
 	Refresh() (changed bool, err error)
 	Valid(id string, now time.Time) bool
 	Used(id string, now time.Time)
 	FlushUsage() error
 }
+
+// The one the server opens.
+var _ Tokens = (*store.TokenSet)(nil)
 
 // Failed attempts to authenticate are answered more slowly, per source
 // (sourceOf): the first few at once (a typo), then after a delay that
@@ -203,7 +208,7 @@ func isLoopbackAddr(a net.Addr) bool {
 	return ok && hostport.IsLoopbackIP(ta.AddrPort().Addr())
 }
 
-// The watcher's periods: the token file is checked often enough that a
+// The watcher's periods: the tokens are checked often enough that a
 // revocation takes effect within a second; the certificate files once a
 // second; last-use times are written once a minute.
 const (
@@ -213,9 +218,9 @@ const (
 	usageFlushTicks = 240 // × tokenCheckEvery
 )
 
-// watcher notices what other processes change: the token file (`hark
-// token add/revoke` on the running server's data directory) and the
-// certificate files (a renewal).
+// watcher notices what other processes change: the tokens (`hark token
+// add/revoke` on the running server's data directory, or on the store
+// gateways share) and the certificate files (a renewal).
 func (s *Server) watcher() {
 	t := time.NewTicker(tokenCheckEvery)
 	defer t.Stop()
@@ -228,7 +233,7 @@ func (s *Server) watcher() {
 		now := time.Now()
 		changed, err := s.tokens.Refresh()
 		if err != nil {
-			s.rl.Error("reading the token file failed: the tokens read before stay in force", "err", err)
+			s.rl.Error("reading the tokens failed: the tokens read before stay in force", "err", err)
 		}
 		if changed || tick%expiryTicks == 0 {
 			s.dropRevoked(now)

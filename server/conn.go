@@ -109,6 +109,7 @@ const (
 	endAuthRequired
 	endAuthFailed
 	endTokenRevoked
+	endStoreUnavailable
 )
 
 // reasons are the log line and level of each endReason. Levels: what a
@@ -134,6 +135,9 @@ var reasons = [...]struct {
 	endAuthRequired:   {"connection closed: no token (auth required)", slog.LevelInfo},
 	endAuthFailed:     {"connection closed: auth failed", slog.LevelDebug}, // logged, counted, where it failed
 	endTokenRevoked:   {"connection closed: its token was revoked or expired", slog.LevelInfo},
+	// Logged once per reason by ratelog, with the store's error where
+	// it failed.
+	endStoreUnavailable: {"connection closed: the store could not tell the client's position; told to come back", slog.LevelInfo},
 }
 
 // notifying reports whether c is in notification mode.
@@ -388,7 +392,7 @@ func (c *conn) handle(line []byte) endReason {
 	case bytes.HasPrefix(line, []byte(wire.CmdSeen+" ")):
 		c.cmdSeen(string(line[len(wire.CmdSeen)+1:]))
 	case string(line) == wire.CmdHello || bytes.HasPrefix(line, []byte(wire.CmdHello+" ")):
-		c.cmdHello(string(bytes.TrimPrefix(line, []byte(wire.CmdHello))))
+		return c.cmdHello(string(bytes.TrimPrefix(line, []byte(wire.CmdHello))))
 	default:
 		c.reply(wire.ErrUnknownCommand)
 	}
@@ -493,23 +497,37 @@ func (c *conn) cmdNotify() {
 // of them, and the store keeps it only once the id acknowledges (seen).
 // A million strangers' hellos thus write nothing, while a client that
 // acknowledged once keeps its position however many come after it.
-func (c *conn) cmdHello(arg string) {
+//
+// When the store cannot say where the client is (JetStream unavailable),
+// the connection ends with wire.ErrStoreUnavailable: starting the client
+// from now would lose what it has not read, and a client told to come
+// back loses nothing.
+func (c *conn) cmdHello(arg string) endReason {
 	s := c.s
 	id, v2, ok := parseHello(arg)
 	if !ok || wire.ValidateClientID(id) != nil {
 		c.reply(wire.ErrBadClientID)
-		return
+		return notEnded
 	}
 	s.mu.Lock()
-	already := c.cl != nil
+	already, live := c.cl != nil, s.clients[id] != nil
 	s.mu.Unlock()
 	if already {
 		c.reply(wire.ErrAlreadyHello)
-		return
+		return notEnded
 	}
-	rec, found, err := s.st.Client(id)
-	if err != nil {
-		s.rl.Error("identification: reading the client's position failed; it starts from now", "client", id, "err", err)
+	// A client with another connection here has its position in memory:
+	// the store is read only for one that has none.
+	var rec store.Client
+	var found bool
+	if !live {
+		var err error
+		rec, found, err = s.st.Client(id)
+		if err != nil {
+			s.rl.Warn("identification: cannot read the client's position; it is told to come back", "client", id, "err", err)
+			c.reply(wire.ErrStoreUnavailable)
+			return endStoreUnavailable
+		}
 	}
 	s.mu.Lock()
 	cl := s.clients[id]
@@ -533,12 +551,13 @@ func (c *conn) cmdHello(arg string) {
 	}
 	if !v2 {
 		c.reply(wire.OK)
-		return
+		return notEnded
 	}
 	c.omu.Lock()
 	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known, Idle: s.cfg.IdleTimeout})
 	c.out = append(c.out, '\r', '\n')
 	c.omu.Unlock()
+	return notEnded
 }
 
 // parseHello splits hello's argument: " <id>", or " <id> v2".

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/internal/natstest"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/store"
@@ -79,6 +80,16 @@ func TestGatewaysOverJetStream(t *testing.T) {
 	}
 	c.Send("stop_notif", "classified?", "notif") // b answers from its copy
 	c.Expect("OK", fmt.Sprintf("%d Desk, 20 EUR", id), "OK")
+	// A client b has in memory identifies on a second connection; one it
+	// would have to read from the store is told to come back, not started
+	// from now (which would lose what it has not read).
+	again := dial(t, b)
+	again.Send("hello gw-client")
+	again.Expect("OK")
+	other := dial(t, b)
+	other.Send("hello gw-other v2")
+	other.Expect(wire.ErrStoreUnavailable)
+	other.ExpectEOF()
 
 	ns.Start()
 	select {
@@ -205,5 +216,67 @@ func TestGatewaysOverAJetStreamCluster(t *testing.T) {
 			t.Fatalf("client %d got %q beyond the %d ads", i, v, 2*each)
 		default:
 		}
+	}
+}
+
+// Gateways given their JetStream store's tokens (Config.Tokens, with no
+// data directory) share them: a token added once is accepted by both, on
+// the protocol and the publish API; revoked once, the connections it
+// authenticated end on each gateway.
+func TestGatewaysShareTokens(t *testing.T) {
+	ns := natstest.Start(t)
+	hook, waitFor := watched()
+	gateway := func() *Server {
+		t.Helper()
+		st, _ := openJetStream(t, ns)
+		toks := st.(*jetstream.Store).Tokens()
+		s, err := Start(Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Store: st, Tokens: toks, Auth: true, onWatch: hook})
+		if err != nil {
+			t.Fatalf("start gateway: %v", err)
+		}
+		t.Cleanup(func() { stopServer(t, s) })
+		return s
+	}
+	a, b := gateway(), gateway()
+	opts := jetstream.Options{URLs: ns.URL}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	sub, tok, err := jetstream.AddToken(ctx, opts, store.ScopeSubscribe, "desk", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := jetstream.AddToken(ctx, opts, store.ScopePublish, "ci", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []*linetest.Conn
+	for _, s := range []*Server{a, b} {
+		waitFor(t, "a gateway to see the tokens", func() bool {
+			_, e1 := s.tokens.Check(sub, store.ScopeSubscribe, time.Now())
+			_, e2 := s.tokens.Check(pub, store.ScopePublish, time.Now())
+			return e1 == nil && e2 == nil
+		})
+		c := dial(t, s)
+		c.Send("auth " + sub)
+		c.Expect("OK")
+		conns = append(conns, c)
+		if ans := apiOf(t, s).do(http.MethodPost, "/v1/classified", "for token holders", "Authorization", "Bearer "+pub); ans.status != http.StatusCreated {
+			t.Fatalf("publish with the shared token: %d %s", ans.status, ans.body)
+		}
+		if ans := apiOf(t, s).post("/v1/classified", "no token"); ans.status != http.StatusUnauthorized {
+			t.Fatalf("publish without a token: %d %s, want 401", ans.status, ans.body)
+		}
+	}
+	if _, err := jetstream.RevokeToken(ctx, opts, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		c.ExpectEOF() // ended by the revocation, without a line
+	}
+	for _, s := range []*Server{a, b} {
+		c := dial(t, s)
+		c.Send("auth " + sub)
+		c.Expect(wire.ErrAuthFailed)
+		c.ExpectEOF()
 	}
 }

@@ -25,14 +25,22 @@ import (
 // Config is what a server needs to run. Zero fields take the defaults
 // documented on each.
 type Config struct {
-	Listen  string // protocol address (default 127.0.0.1:6789)
-	HTTP    string // publish API address; "" disables it
-	DataDir string // the store's directory, and the tokens' (required)
+	Listen string // protocol address (default 127.0.0.1:6789)
+	HTTP   string // publish API address; "" disables it
+	// DataDir is the bbolt store's directory and the token file's
+	// (store.OpenTokens): required unless Store and Tokens are both set.
+	DataDir string
 	// Store, when set, is the store to use instead of the bbolt store in
 	// DataDir: one shared by gateways (store/jetstream). Start owns it
 	// from the call: it closes it when it fails, and Shutdown closes it.
 	// Retention is then the store's own.
 	Store Store
+	// Tokens, when set, are the API tokens to use instead of the token
+	// file in DataDir: the ones gateways share (store/jetstream's
+	// Store.Tokens). Start does not close them: they end with whatever
+	// holds them (Store, for a JetStream store's); Shutdown flushes their
+	// last uses before it closes Store.
+	Tokens Tokens
 
 	IdleTimeout    time.Duration // notification mode ends after this long without a line (default 30m)
 	CommandTimeout time.Duration // a connection not in notification mode is closed after this long without a line (default 2m)
@@ -173,7 +181,7 @@ type Server struct {
 	// Tokens, checked by auth and the publish API; tokenConns are the
 	// connections that authenticated, with their token's id, so that a
 	// revocation ends them. authFails slows down guessing.
-	tokens     tokens
+	tokens     Tokens
 	tokenConns map[*conn]string // guarded by mu
 	authFails  authFailures
 	hosts      map[string]bool // Host names the publish API answers to, besides IP literals
@@ -268,10 +276,14 @@ func start(cfg Config) (*Server, error) {
 			_ = hln.Close()
 		}
 	}
-	toks, err := store.OpenTokens(cfg.DataDir)
-	if err != nil {
-		closeListeners()
-		return nil, err
+	toks := cfg.Tokens
+	if toks == nil {
+		set, err := store.OpenTokens(cfg.DataDir)
+		if err != nil {
+			closeListeners()
+			return nil, err
+		}
+		toks = set
 	}
 	var st Store = cfg.Store
 	if st == nil {

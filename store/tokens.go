@@ -175,15 +175,9 @@ func (r tokenRecord) token() Token {
 // returns its secret, which is not stored anywhere: the caller shows it
 // once. expires is when it stops working; zero: never.
 func AddToken(dir string, scope Scope, label string, expires time.Time) (secret string, tok Token, err error) {
-	if _, err := ParseScope(string(scope)); err != nil {
+	secret, tok, sum, err := MintToken(scope, label, expires)
+	if err != nil {
 		return "", Token{}, fmt.Errorf("add token: %w", err)
-	}
-	if err := CheckTokenLabel(label); err != nil {
-		return "", Token{}, fmt.Errorf("add token: %w", err)
-	}
-	now := time.Now().UTC()
-	if !expires.IsZero() && !expires.After(now) {
-		return "", Token{}, fmt.Errorf("add token: expiry %s is not in the future", expires.UTC().Format(time.RFC3339))
 	}
 	if dir == "" {
 		return "", Token{}, errors.New("add token: no data directory given")
@@ -191,16 +185,7 @@ func AddToken(dir string, scope Scope, label string, expires time.Time) (secret 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", Token{}, fmt.Errorf("add token: create data directory: %w", err)
 	}
-	raw := make([]byte, tokenSecretBytes)
-	if _, err := rand.Read(raw); err != nil {
-		return "", Token{}, fmt.Errorf("add token: %w", err)
-	}
-	secret = TokenPrefix + tokenEncoding.EncodeToString(raw)
-	sum := sha256.Sum256([]byte(secret))
-	rec := tokenRecord{Scope: scope, Label: label, SHA256: hex.EncodeToString(sum[:]), Created: now}
-	if !expires.IsZero() {
-		rec.Expires = expires.UTC()
-	}
+	rec := recordOf(tok, sum)
 	err = updateTokens(dir, func(f *tokenFile) (bool, error) {
 		if len(f.Tokens) >= MaxTokens {
 			return false, fmt.Errorf("%w: %s holds %d, the most hark allows: revoke unused ones first ('hark token list', 'hark token revoke ID')",
@@ -210,7 +195,7 @@ func AddToken(dir string, scope Scope, label string, expires time.Time) (secret 
 		for _, r := range f.Tokens {
 			ids[r.ID] = true
 		}
-		for rec.ID == "" || ids[rec.ID] {
+		for ids[rec.ID] {
 			rec.ID = newTokenID()
 		}
 		f.Tokens = append(f.Tokens, rec)
@@ -220,6 +205,99 @@ func AddToken(dir string, scope Scope, label string, expires time.Time) (secret 
 		return "", Token{}, fmt.Errorf("add token: %w", err)
 	}
 	return secret, rec.token(), nil
+}
+
+// MintToken makes a new token of scope: its secret, which no store keeps
+// (the caller shows it once), and the token, with a fresh ID and the
+// creation time, and the secret's SHA-256, which are all a store keeps.
+// It checks scope, label and expiry (zero: never; else in the future) as
+// AddToken does, which uses it; so does any other store of tokens
+// (store/jetstream), so that a token is the same wherever it is kept.
+func MintToken(scope Scope, label string, expires time.Time) (secret string, tok Token, sum [sha256.Size]byte, err error) {
+	if _, err := ParseScope(string(scope)); err != nil {
+		return "", Token{}, sum, err
+	}
+	if err := CheckTokenLabel(label); err != nil {
+		return "", Token{}, sum, err
+	}
+	now := time.Now().UTC()
+	if !expires.IsZero() && !expires.After(now) {
+		return "", Token{}, sum, fmt.Errorf("expiry %s is not in the future", expires.UTC().Format(time.RFC3339))
+	}
+	raw := make([]byte, tokenSecretBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return "", Token{}, sum, err
+	}
+	secret = TokenPrefix + tokenEncoding.EncodeToString(raw)
+	tok = Token{ID: newTokenID(), Scope: scope, Label: label, Created: now}
+	if !expires.IsZero() {
+		tok.Expires = expires.UTC()
+	}
+	return secret, tok, sha256.Sum256([]byte(secret)), nil
+}
+
+// TokenSum is the SHA-256 by which a store finds secret, or false when
+// secret does not look like a token MintToken made: garbage is refused
+// before it is hashed.
+func TokenSum(secret string) (sum [sha256.Size]byte, ok bool) {
+	if !wellFormedToken(secret) {
+		return sum, false
+	}
+	return sha256.Sum256([]byte(secret)), true
+}
+
+// MaxTokenRecordBytes bounds one token's record (EncodeTokenRecord): the
+// longest label, with every byte escaped in JSON, and the other fields fit
+// with room to spare. A store that keeps records apart (a key-value bucket)
+// refuses larger ones.
+const MaxTokenRecordBytes = 4096
+
+// EncodeTokenRecord is tok, with the SHA-256 of its secret and never the
+// secret, in the token file's record format (JSON): how a store that
+// keeps each token apart (store/jetstream's bucket) keeps one.
+func EncodeTokenRecord(tok Token, sum [sha256.Size]byte) []byte {
+	b, _ := json.Marshal(recordOf(tok, sum)) // cannot fail: no field of it fails
+	return b
+}
+
+// DecodeTokenRecord reads a record EncodeTokenRecord wrote and checks it as
+// a record of the token file is checked (fields, id, scope, hash, label).
+// Its errors wrap ErrTokensCorrupt.
+func DecodeTokenRecord(data []byte) (Token, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if len(data) > MaxTokenRecordBytes {
+		return Token{}, sum, fmt.Errorf("%w: a token record of %d bytes, at most %d", ErrTokensCorrupt, len(data), MaxTokenRecordBytes)
+	}
+	var r tokenRecord
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Token{}, sum, fmt.Errorf("%w: a token record: %w", ErrTokensCorrupt, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Token{}, sum, fmt.Errorf("%w: a token record: data after the JSON object", ErrTokensCorrupt)
+	}
+	if !validTokenID(r.ID) {
+		return Token{}, sum, fmt.Errorf("%w: a token record: id %q is not %d characters of a-z, 2-7", ErrTokensCorrupt, r.ID, tokenIDLen)
+	}
+	if err := checkTokenRecord(r); err != nil {
+		return Token{}, sum, fmt.Errorf("%w: token %s: %w", ErrTokensCorrupt, r.ID, err)
+	}
+	_, _ = hex.Decode(sum[:], []byte(r.SHA256)) // checkTokenRecord checked it is 64 hex digits
+	return r.token(), sum, nil
+}
+
+// recordOf is the record of tok whose secret hashes to sum.
+func recordOf(tok Token, sum [sha256.Size]byte) tokenRecord {
+	return tokenRecord{ID: tok.ID, Scope: tok.Scope, Label: tok.Label, SHA256: hex.EncodeToString(sum[:]),
+		Created: tok.Created.UTC(), Expires: utcOrZero(tok.Expires), LastUsed: utcOrZero(tok.LastUsed)}
+}
+
+func utcOrZero(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
 }
 
 // newTokenID returns tokenIDLen random characters of tokenAlphabet. 256 is
@@ -410,21 +488,30 @@ func parseTokenFile(path string, data []byte) (*tokenFile, error) {
 			return nil, bad("token %d: id %q is not %d characters of a-z, 2-7", n, r.ID, tokenIDLen)
 		case ids[r.ID]:
 			return nil, bad("token %d: id %q appears twice", n, r.ID)
-		case r.Scope != ScopePublish && r.Scope != ScopeSubscribe:
-			return nil, bad("token %s: scope %q is not publish or subscribe", r.ID, r.Scope)
-		case !validSHA256Hex(r.SHA256):
-			return nil, bad("token %s: sha256 is not 64 lowercase hex digits", r.ID)
-		case sums[r.SHA256]:
-			return nil, bad("token %s: its sha256 appears twice", r.ID)
-		case r.Created.IsZero():
-			return nil, bad("token %s: no \"created\" time", r.ID)
 		}
-		if err := CheckTokenLabel(r.Label); err != nil {
+		if err := checkTokenRecord(r); err != nil {
 			return nil, bad("token %s: %v", r.ID, err)
+		}
+		if sums[r.SHA256] {
+			return nil, bad("token %s: its sha256 appears twice", r.ID)
 		}
 		ids[r.ID], sums[r.SHA256] = true, true
 	}
 	return &f, nil
+}
+
+// checkTokenRecord checks the fields of one record but its id, which the
+// caller checks and names the record by.
+func checkTokenRecord(r tokenRecord) error {
+	switch {
+	case r.Scope != ScopePublish && r.Scope != ScopeSubscribe:
+		return fmt.Errorf("scope %q is not publish or subscribe", r.Scope)
+	case !validSHA256Hex(r.SHA256):
+		return errors.New("sha256 is not 64 lowercase hex digits")
+	case r.Created.IsZero():
+		return errors.New("no \"created\" time")
+	}
+	return CheckTokenLabel(r.Label)
 }
 
 // jsonError adds the line to a JSON syntax error, which only has an offset.

@@ -624,3 +624,51 @@ func TestTokenFileFIFO(t *testing.T) {
 		t.Fatalf("OpenTokens over a FIFO: %v", err)
 	}
 }
+
+// A token kept apart from the file (store/jetstream's bucket) is the same
+// token: MintToken makes it as AddToken does, its record is the file's
+// format, and a record is checked as the file's are.
+func TestTokenRecord(t *testing.T) {
+	expires := time.Now().Add(time.Hour)
+	secret, tok, sum, err := store.MintToken(store.ScopeSubscribe, "desk", expires)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := store.TokenSum(secret); !ok || got != sum || len(secret) != store.TokenLen {
+		t.Errorf("TokenSum of a minted secret: %x, %v; want %x", got, ok, sum)
+	}
+	if _, ok := store.TokenSum("hark_" + strings.Repeat("A", 52)); ok {
+		t.Error("TokenSum took a malformed secret")
+	}
+	if tok.ID == "" || tok.Created.IsZero() || tok.Created.Location() != time.UTC || !tok.Expires.Equal(expires) {
+		t.Errorf("minted %+v", tok)
+	}
+	rec := store.EncodeTokenRecord(tok, sum)
+	if strings.Contains(string(rec), secret[len(store.TokenPrefix):]) {
+		t.Errorf("the record holds the secret: %s", rec)
+	}
+	got, gotSum, err := store.DecodeTokenRecord(rec)
+	if err != nil || got != tok || gotSum != sum {
+		t.Errorf("DecodeTokenRecord(EncodeTokenRecord) = %+v, %x, %v; want %+v, %x", got, gotSum, err, tok, sum)
+	}
+	for _, tc := range []struct{ name, rec string }{
+		{"not JSON", "{oops"},
+		{"a field more", strings.Replace(string(rec), `"id"`, `"secret":"x","id"`, 1)},
+		{"data after it", string(rec) + "{}"},
+		{"a bad id", strings.Replace(string(rec), tok.ID, "AAAAAAAAAA", 1)},
+		{"a bad scope", strings.Replace(string(rec), `"subscribe"`, `"admin"`, 1)},
+		{"a bad hash", strings.Replace(string(rec), fmt.Sprintf("%x", sum), strings.Repeat("z", 64), 1)},
+		{"no created", `{"id":"` + tok.ID + `","scope":"publish","label":"","sha256":"` + fmt.Sprintf("%x", sum) + `"}`},
+		{"too large", `{"id":"` + tok.ID + `","label":"` + strings.Repeat("x", store.MaxTokenRecordBytes) + `"}`},
+	} {
+		if _, _, err := store.DecodeTokenRecord([]byte(tc.rec)); !errors.Is(err, store.ErrTokensCorrupt) {
+			t.Errorf("%s: DecodeTokenRecord: %v, want ErrTokensCorrupt", tc.name, err)
+		}
+	}
+	if _, _, _, err := store.MintToken("admin", "", time.Time{}); !errors.Is(err, store.ErrBadScope) {
+		t.Errorf("MintToken of a bad scope: %v", err)
+	}
+	if _, _, _, err := store.MintToken(store.ScopePublish, "", time.Now().Add(-time.Second)); err == nil {
+		t.Error("MintToken of a token expired already: no error")
+	}
+}

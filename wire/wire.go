@@ -54,6 +54,12 @@ const (
 	// this one soon. Never sent before hello, so version-1 clients never
 	// meet it.
 	ErrGoingAway = "ERR server going away"
+	// ErrStoreUnavailable answers hello when the server cannot read the
+	// client's position from its store (a gateway whose NATS cluster is
+	// electing a leader): starting the client from now would lose what it
+	// has not read, so the server closes the connection and the client
+	// comes back later, or tries another address of its list.
+	ErrStoreUnavailable = "ERR store unavailable, try again later"
 )
 
 // IsFarewell reports whether line is an error a server sends just before
@@ -62,7 +68,8 @@ const (
 // away). A client ends the connection on it, whatever it was waiting for.
 func IsFarewell(line string) bool {
 	return strings.HasPrefix(line, ErrTooManyConns) || line == ErrLineTooLongLine ||
-		IsAuthFarewell(line) || line == ErrTLSRequired || line == ErrNoTLS || line == ErrGoingAway
+		IsAuthFarewell(line) || line == ErrTLSRequired || line == ErrNoTLS || line == ErrGoingAway ||
+		line == ErrStoreUnavailable
 }
 
 // Kind names what an item is.

@@ -184,10 +184,19 @@ func later(a, b store.Client) store.Client {
 // what is left, then stops.
 func (s *Store) commitClients() {
 	defer close(s.done)
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.wake:
-			s.commitStaged()
+			if s.commitStaged() {
+				retry.Reset(reconnectWait)
+			}
+		case <-retry.C:
+			if s.commitStaged() {
+				retry.Reset(reconnectWait)
+			}
 		case <-s.stop:
 			s.smu.Lock()
 			s.pclosed = true // what is staged now is all there will be
@@ -198,11 +207,16 @@ func (s *Store) commitClients() {
 	}
 }
 
-func (s *Store) commitStaged() {
+// A position JetStream could not take (store.ErrUnavailable: the cluster
+// is electing a leader, or out of reach) is staged again, merged with any
+// later one, and commitStaged reports that it should be tried again soon:
+// dropping it would make another gateway offer the client what it has
+// already acknowledged. Its waiters are still told of the failure.
+func (s *Store) commitStaged() (again bool) {
 	s.smu.Lock()
 	if len(s.staged) == 0 {
 		s.smu.Unlock()
-		return
+		return false
 	}
 	staged, commit := s.staged, s.commit
 	s.inflight = staged
@@ -213,6 +227,7 @@ func (s *Store) commitStaged() {
 		wg      sync.WaitGroup
 		emu     sync.Mutex
 		first   error
+		retry   = make(map[string]store.Client) // guarded by emu
 		created atomic.Bool
 		slots   = make(chan struct{}, commitWorkers)
 	)
@@ -228,6 +243,9 @@ func (s *Store) commitStaged() {
 			if err != nil {
 				emu.Lock()
 				first = cmp.Or(first, err)
+				if errors.Is(err, store.ErrUnavailable) {
+					retry[id] = c
+				}
 				emu.Unlock()
 			}
 		}()
@@ -242,15 +260,28 @@ func (s *Store) commitStaged() {
 	}
 	s.smu.Lock()
 	s.inflight = nil
+	again = len(retry) > 0 && !s.pclosed
+	if again {
+		for id, c := range retry {
+			if newer, ok := s.staged[id]; ok {
+				c = later(c, newer)
+			}
+			s.staged[id] = c
+		}
+	}
 	s.smu.Unlock()
 	var err error
 	if first != nil {
 		err = fmt.Errorf("save client positions: %w", first)
+		if again {
+			err = fmt.Errorf("%w (%d kept, tried again)", err, len(retry))
+		}
 		if f := s.onErr.Load(); f != nil && !errors.Is(first, store.ErrClosed) {
 			(*f)(err)
 		}
 	}
 	commit.End(err)
+	return again
 }
 
 // writeClient merges c into the stored record of id with compare-and-set,

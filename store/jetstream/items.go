@@ -142,6 +142,7 @@ func (s *Store) waitTold(seq uint64) {
 		case <-s.closed:
 			return
 		case <-timer.C:
+			s.lagging()
 			s.rl.Warn("NATS store: an item is stored but not yet followed; it is fanned out when the store is back",
 				"id", seq, "waited", tellWait)
 			return

@@ -46,6 +46,23 @@
 //     first gateway (the others read it), with the items stream's creation
 //     time: when the stream was created again since (its sequence restarts),
 //     the next Open mints a new epoch with compare-and-set.
+//   - API tokens are the key-value bucket P_TOKENS (Store.Tokens, and
+//     AddToken, ListTokens and RevokeToken for `hark token --store`): key
+//     the token's id, value its record in the token file's JSON
+//     (store.EncodeTokenRecord), which holds the SHA-256 of the secret and
+//     never the secret. Adding creates the key (create-only); revoking
+//     deletes it with compare-and-set on the record read; a gateway records
+//     last uses in batches with compare-and-set. Each handle reads the
+//     bucket at Open and follows it (an ordered consumer of its stream, from
+//     the latest record of each key), so that Check answers from memory,
+//     also while NATS is down, and a change made through any gateway or
+//     `hark token` is seen at once; after each reconnection it reads the
+//     bucket anew, so that a revocation made meanwhile is not missed even
+//     when its delete marker was purged since.
+//     Values are at most store.MaxTokenRecordBytes, the bucket at most
+//     tokensBucketBytes, and a handle holds at most store.MaxTokens tokens
+//     (AddToken refuses more; a handle refuses, and reports through
+//     Refresh, the records it cannot take).
 //
 // Durability is JetStream's: an append returns once the stream's leader
 // and a quorum of its replicas hold the item. JetStream syncs its files to
@@ -72,10 +89,12 @@
 // bound of idempotency keys (Retention.Keys) is not either, only their age;
 // a replay whose first item the retention has already dropped is answered
 // with the id of that item and the replayed request's own value, its
-// fingerprint unchecked; tokens stay in the gateway's own store.
+// fingerprint unchecked; the delete markers of revoked tokens are never
+// purged (one small message per revocation).
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -108,8 +127,15 @@ const (
 	// tellWait bounds how long AppendKeyed waits for the ordered consumer to
 	// tell OnAppend of its stored item. Only an outage right after the
 	// publish makes it wait that long; the item is then told when the
-	// consumer resumes.
-	tellWait = 10 * time.Second
+	// consumer resumes. With opTimeout, it stays below the publish API's
+	// 10 s write timeout: a publisher is answered (201, notified 0), not
+	// cut off, for an item that is stored.
+	tellWait = 5 * time.Second
+	// followHeartbeat is the ordered consumer's idle heartbeat: two missed
+	// and nats.go recreates the consumer, on a node that is still there.
+	// Its default, 5 s, made a gateway fan out nothing for 10 s after the
+	// node holding its consumer died.
+	followHeartbeat = time.Second
 	// pingInterval is how often an idle connection checks that NATS is
 	// still there.
 	pingInterval = 10 * time.Second
@@ -151,6 +177,9 @@ type Store struct {
 	closing  atomic.Bool   // Close began: writes fail with ErrClosed
 	closed   chan struct{} // Close began
 	connDone chan struct{} // the connection is closed for good
+	// reconnected tells the token watcher of each reconnection (capacity
+	// 1), after which it reads the tokens bucket again.
+	reconnected chan struct{}
 
 	// dmu is held while the follower takes an item, by Items and by Prune:
 	// it guards what follows.
@@ -168,7 +197,9 @@ type Store struct {
 	// nats.go's Stream.Info updates the handle's cached info unguarded.
 	infoMu sync.Mutex
 
-	positions // read positions: clients.go
+	positions         // read positions: clients.go
+	tokens    *Tokens // API tokens: tokens.go; set by setup
+	watch             // the follower's watchdog: follow.go
 
 	closeOnce sync.Once
 	closeErr  error
@@ -183,26 +214,22 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	prefix := opts.Prefix
-	if prefix == "" {
-		prefix = DefaultPrefix
-	}
-	if !prefixRe.MatchString(prefix) {
-		return nil, fmt.Errorf("open NATS store: prefix %q: use 1 to 64 letters, digits, _ or -", prefix)
-	}
-	if strings.TrimSpace(opts.URLs) == "" {
-		return nil, errors.New("open NATS store: no NATS server given")
+	prefix, err := checkOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open NATS store: %w", err)
 	}
 	s := &Store{
-		keep:       opts.Retention.WithDefaults(),
-		log:        log,
-		rl:         ratelog.New(log, 0),
-		streamName: prefix + "_ITEMS",
-		subjRandom: prefix + ".items.random",
-		subjAds:    prefix + ".items.classified",
-		closed:     make(chan struct{}),
-		connDone:   make(chan struct{}),
-		advanced:   make(chan struct{}),
+		keep:        opts.Retention.WithDefaults(),
+		log:         log,
+		rl:          ratelog.New(log, 0),
+		streamName:  prefix + "_ITEMS",
+		subjRandom:  prefix + ".items.random",
+		subjAds:     prefix + ".items.classified",
+		closed:      make(chan struct{}),
+		connDone:    make(chan struct{}),
+		reconnected: make(chan struct{}, 1),
+		watch:       watch{behind: make(chan struct{}, 1), watchDone: make(chan struct{})},
+		advanced:    make(chan struct{}),
 	}
 	s.path = fmt.Sprintf("%s stream %s", redact(opts.URLs), s.streamName)
 	defer func() {
@@ -230,6 +257,11 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("NATS store reconnected", "store", s.path, "server", redact(nc.ConnectedUrl()))
+			s.lagging() // its consumer may have been on a server that is gone
+			select {
+			case s.reconnected <- struct{}{}:
+			default: // the token watcher has yet to take the last one
+			}
 		}),
 		nats.ClosedHandler(func(*nats.Conn) {
 			if !s.closing.Load() {
@@ -238,12 +270,7 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 			close(s.connDone)
 		}),
 	}
-	if opts.CredsFile != "" {
-		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
-	}
-	if opts.CAFile != "" {
-		nopts = append(nopts, nats.RootCAs(opts.CAFile))
-	}
+	nopts = append(nopts, authOptions(opts)...)
 	s.nc, err = nats.Connect(opts.URLs, nopts...)
 	if err != nil {
 		close(s.connDone) // no connection, no ClosedHandler
@@ -254,21 +281,53 @@ func Open(ctx context.Context, opts Options) (_ *Store, err error) {
 	}
 	replicas := opts.Replicas
 	if replicas <= 0 {
-		replicas = 1
-		if len(s.nc.Servers()) >= 3 {
-			replicas = 3
-		}
+		replicas = defaultReplicas(s.nc)
 	}
 	if err := s.setup(ctx, prefix, replicas); err != nil {
 		return nil, unavailable(err)
 	}
 	s.initPositions()
 	go s.commitClients()
+	go s.watchFollower()
 	return s, nil
 }
 
+// checkOptions checks what Open and the token functions need of opts,
+// and returns the prefix.
+func checkOptions(opts Options) (prefix string, err error) {
+	prefix = cmp.Or(opts.Prefix, DefaultPrefix)
+	if !prefixRe.MatchString(prefix) {
+		return "", fmt.Errorf("prefix %q: use 1 to 64 letters, digits, _ or -", prefix)
+	}
+	if strings.TrimSpace(opts.URLs) == "" {
+		return "", errors.New("no NATS server given")
+	}
+	return prefix, nil
+}
+
+// authOptions are the connection options of opts' credentials and CA.
+func authOptions(opts Options) []nats.Option {
+	var nopts []nats.Option
+	if opts.CredsFile != "" {
+		nopts = append(nopts, nats.UserCredentials(opts.CredsFile))
+	}
+	if opts.CAFile != "" {
+		nopts = append(nopts, nats.RootCAs(opts.CAFile))
+	}
+	return nopts
+}
+
+// defaultReplicas is Options.Replicas' default: 3 when the cluster has 3
+// servers or more (as the connection learns them), else 1.
+func defaultReplicas(nc *nats.Conn) int {
+	if len(nc.Servers()) >= 3 {
+		return 3
+	}
+	return 1
+}
+
 // setup creates or opens the stream and buckets, reads the epoch, what the
-// stream holds, and starts the follower.
+// stream holds and the tokens, and starts the follower.
 func (s *Store) setup(ctx context.Context, prefix string, replicas int) error {
 	ctx, cancel := context.WithTimeout(ctx, 4*opTimeout)
 	defer cancel()
@@ -324,36 +383,30 @@ func (s *Store) setup(ctx context.Context, prefix string, replicas int) error {
 	}
 	s.nClients.Store(int64(s.cstream.CachedInfo().State.Msgs))
 
+	if err := s.openTokens(ctx, prefix, replicas); err != nil {
+		return err
+	}
+
 	last, err := s.load(ctx)
 	if err != nil {
 		return err
 	}
 	s.told.Store(last)
-	cons, err := s.items.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   last + 1,
-	})
-	if err != nil {
-		return fmt.Errorf("follow the items: %w", err)
-	}
-	s.follow, err = cons.Consume(s.take, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// The ordered consumer recovers by itself (it recreates its
-		// server-side consumer); a disconnection is logged once above.
-		s.log.Debug("NATS store: following the items", "err", err)
-	}))
-	if err != nil {
-		return fmt.Errorf("follow the items: %w", err)
-	}
-	return nil
+	s.follow, err = s.followFrom(ctx, last+1)
+	return err
 }
 
 // bucket opens the key-value bucket of cfg, creating it when missing.
 func (s *Store) bucket(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := s.js.KeyValue(ctx, cfg.Bucket)
+	return openBucket(ctx, s.js, cfg)
+}
+
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = s.js.CreateKeyValue(ctx, cfg)
+		kv, err = js.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) { // another gateway was first
-			kv, err = s.js.KeyValue(ctx, cfg.Bucket)
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
@@ -432,6 +485,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.closed)
+		<-s.watchDone
 		s.stopPositions()
 		s.shut()
 	})
@@ -448,6 +502,9 @@ func (s *Store) shut() {
 	if follow != nil {
 		follow.Stop()
 		<-follow.Closed()
+	}
+	if s.tokens != nil {
+		s.tokens.stop()
 	}
 	if s.nc != nil {
 		s.nc.Close()

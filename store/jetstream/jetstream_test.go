@@ -297,3 +297,36 @@ func BenchmarkSavePosition(b *testing.B) {
 		}
 	}
 }
+
+// A position acknowledged while NATS is away is not dropped: it is kept
+// and written once NATS is back, where another gateway reads it (else
+// that gateway would offer the client what it has already read).
+func TestPositionStagedDuringAnOutageIsWrittenAfter(t *testing.T) {
+	ns := startNATS(t)
+	logs := newLogWatch()
+	a := openStore(t, ns, "KEPT", store.Retention{}, logs.logger())
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	ns.Stop()
+	logs.await(t, "disconnected", 1)
+	if err := a.StageClient("c1", store.Client{Ad: 7, Seen: t0}).Wait(ctx); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("a position staged during the outage: %v, want ErrUnavailable", err)
+	}
+	ns.Start()
+	logs.await(t, "reconnected", 1)
+	b := openStore(t, ns, "KEPT", store.Retention{}, nil)
+	defer b.Close()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		c, found, err := b.Client("c1")
+		if err == nil && found && c.Ad == 7 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("another handle reads c1 as %+v, found %v, %v: the position staged during the outage was lost", c, found, err)
+		}
+		time.Sleep(50 * time.Millisecond) // the retry's own pace (reconnectWait)
+	}
+}
