@@ -317,8 +317,14 @@ func start(cfg Config) (*Server, error) {
 	s.hosts = s.apiHosts()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.OnAppend(s.took)
+	// Commits start with connections, after s.rl is set below. Both
+	// lines are rate-limited: a store that is down fails every commit.
 	st.OnCommitError(func(err error) {
-		s.log.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
+		if errors.Is(err, store.ErrUnavailable) {
+			s.rl.Warn("saving read positions: the store is unavailable; they are kept and tried again", "err", err)
+			return
+		}
+		s.rl.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
 	})
 	// Under s.mu: a shared store's feed may tell of new items (took) from
 	// OnAppend on; took skips those Items already holds.
