@@ -44,6 +44,44 @@ type positions struct {
 	done     chan struct{}
 	onErr    atomic.Pointer[func(error)]
 	nClients atomic.Int64 // keys of the positions bucket, as last counted
+
+	// srcMu guards the ids this handle stored per source (Client.Source)
+	// since srcSince: the per-source bound. It is this gateway's count,
+	// not the store's (a gateway cannot count another's without a scan),
+	// and it starts again every Retention.ClientIdle, as ids expire then:
+	// one source holds at most about 2 × ClientsPerSource ids per gateway.
+	srcMu    sync.Mutex
+	bySource map[string]int
+	srcSince time.Time
+}
+
+// reserveSource counts a new id of src against the per-source bound, and
+// reports whether it is within it; unreserveSource takes it back.
+func (s *Store) reserveSource(src string, now time.Time) bool {
+	if src == "" {
+		return true
+	}
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	if s.bySource == nil || now.Sub(s.srcSince) >= s.keep.ClientIdle {
+		s.bySource, s.srcSince = make(map[string]int), now
+	}
+	if s.bySource[src] >= s.keep.ClientsPerSource {
+		return false
+	}
+	s.bySource[src]++
+	return true
+}
+
+func (s *Store) unreserveSource(src string) {
+	if src == "" {
+		return
+	}
+	s.srcMu.Lock()
+	defer s.srcMu.Unlock()
+	if s.bySource[src] > 0 {
+		s.bySource[src]--
+	}
 }
 
 func (s *Store) initPositions() {
@@ -293,7 +331,15 @@ func (s *Store) writeClient(id string, c store.Client) (created bool, err error)
 	for range casTries {
 		e, err := s.clients.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if !s.reserveSource(c.Source, time.Now()) {
+				s.rl.Warn("client id not remembered: its source established the most client ids it may",
+					"limit", s.keep.ClientsPerSource, "source", c.Source, "id", id)
+				return false, nil
+			}
 			_, err := s.clients.Create(ctx, key, encodeClient(c))
+			if err != nil {
+				s.unreserveSource(c.Source)
+			}
 			switch {
 			case err == nil:
 				return true, nil

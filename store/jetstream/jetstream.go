@@ -40,8 +40,12 @@
 //     not seen for that long expire with no scan. Its stream's MaxMsgs is
 //     Retention.Clients with JetStream's discard-new policy: once full, a new
 //     id is refused (not stored, logged, not an error) and a stored one is
-//     never evicted for it. Positions staged together are written together,
-//     up to commitWorkers at a time.
+//     never evicted for it. A source (Client.Source) establishes at most
+//     Retention.ClientsPerSource new ids through one gateway per
+//     Retention.ClientIdle: counted by the gateway, which cannot count
+//     another's without a scan, so the store's bound is that times the
+//     gateways (and twice it across a window's turn). Positions staged
+//     together are written together, up to commitWorkers at a time.
 //   - The epoch is the key "epoch" of the bucket P_META, created once by the
 //     first gateway (the others read it), with the items stream's creation
 //     time: when the stream was created again since (its sequence restarts),
@@ -84,9 +88,9 @@
 // wins in JetStream; each keeps its own in memory). Open fails, wrapping
 // store.ErrUnavailable, when NATS cannot be reached at start.
 //
-// Not done (yet): the per-source bound of client ids
-// (Retention.ClientsPerSource) is not applied, only the total; the count
-// bound of idempotency keys (Retention.Keys) is not either, only their age;
+// Not done (yet): the count bound of idempotency keys (Retention.Keys) is
+// not applied, only their age (JetStream's duplicate window; only holders
+// of a publish token can add keys beyond loopback);
 // a replay whose first item the retention has already dropped is answered
 // with the id of that item and the replayed request's own value, its
 // fingerprint unchecked; the delete markers of revoked tokens are never

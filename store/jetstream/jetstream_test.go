@@ -330,3 +330,32 @@ func TestPositionStagedDuringAnOutageIsWrittenAfter(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // the retry's own pace (reconnectWait)
 	}
 }
+
+// One source establishes at most ClientsPerSource ids through a gateway;
+// another source, and a stored id of the full one, are not held back.
+func TestClientsPerSource(t *testing.T) {
+	ns := startNATS(t)
+	st := openStore(t, ns, "PERSRC", store.Retention{ClientsPerSource: 2}, nil)
+	defer st.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	stage := func(id, src string, ad uint64) {
+		t.Helper()
+		if err := st.StageClient(id, store.Client{Ad: ad, Seen: t0, Source: src}).Wait(ctx); err != nil {
+			t.Fatalf("stage %s: %v", id, err)
+		}
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		stage(id, "203.0.113.0/24", 1)
+	}
+	stage("d", "198.51.100.0/24", 1)
+	for id, want := range map[string]bool{"a": true, "b": true, "c": false, "d": true} {
+		if _, found, err := st.Client(id); found != want || err != nil {
+			t.Errorf("client %s: found %v (%v), want %v", id, found, err, want)
+		}
+	}
+	stage("a", "203.0.113.0/24", 9)
+	if c, _, err := st.Client("a"); err != nil || c.Ad != 9 {
+		t.Errorf("a stored id of a full source: %+v, %v; want ad 9", c, err)
+	}
+}
