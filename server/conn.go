@@ -578,8 +578,10 @@ func parseHello(arg string) (id string, v2, ok bool) {
 // handed out.
 func (c *conn) cmdSeen(arg string) {
 	s := c.s
+	// Decimal without a sign or a leading zero: ParseUint takes no sign,
+	// so the first byte tells the rest (no string made to compare).
 	n, err := strconv.ParseUint(arg, 10, 64)
-	if err != nil || n == 0 || strconv.FormatUint(n, 10) != arg {
+	if err != nil || n == 0 || arg[0] == '0' {
 		c.reply(wire.ErrBadSeenID)
 		return
 	}
@@ -621,6 +623,9 @@ func cutSpace(arg string) (string, bool) {
 // A failed commit is logged through the store's OnCommitError handler.
 // The store keeps a new id only within its budgets (per source, in all);
 // beyond them the id keeps its position in memory while it is connected.
+// The source goes with every write, not only the first: a store that
+// refused a new id (its source's budget spent) must be able to refuse it
+// again.
 func (c *conn) persist(id string, p cursor) {
 	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())})
 }
