@@ -509,36 +509,51 @@ func (c *conn) cmdHello(arg string) endReason {
 		c.reply(wire.ErrBadClientID)
 		return notEnded
 	}
-	s.mu.Lock()
-	already, live := c.cl != nil, s.clients[id] != nil
-	s.mu.Unlock()
-	if already {
-		c.reply(wire.ErrAlreadyHello)
-		return notEnded
-	}
 	// A client with another connection here has its position in memory:
-	// the store is read only for one that has none.
-	var rec store.Client
-	var found bool
-	if !live {
-		var err error
-		rec, found, err = s.st.Client(id)
-		if err != nil {
-			s.rl.Warn("identification: cannot read the client's position; it is told to come back", "client", id, "err", err)
-			c.reply(wire.ErrStoreUnavailable)
-			return endStoreUnavailable
+	// the store is read only for one that has none, and read after all
+	// when that connection ended meanwhile.
+	var cl *client
+	var known bool
+	for cl == nil {
+		s.mu.Lock()
+		already, live := c.cl != nil, s.clients[id] != nil
+		s.mu.Unlock()
+		if already {
+			c.reply(wire.ErrAlreadyHello)
+			return notEnded
 		}
-	}
-	s.mu.Lock()
-	cl := s.clients[id]
-	known := cl != nil || found
-	if cl == nil {
-		cl = &client{id: id, pos: c.own, acked: c.own} // a new client: unread is what came since it connected
-		if found {
-			cl.pos = cursor{ad: rec.Ad, random: rec.Random}
-			cl.acked, cl.stored = cl.pos, true
+		var rec store.Client
+		var found bool
+		if !live {
+			var err error
+			rec, found, err = s.st.Client(id)
+			switch {
+			case errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrClosed):
+				s.rl.Warn("identification: cannot read the client's position; it is told to come back", "client", id, "err", err)
+				c.reply(wire.ErrStoreUnavailable)
+				return endStoreUnavailable
+			case err != nil:
+				// A damaged record: telling the client to come back would
+				// refuse it for ever; it starts from now, and its next
+				// seen writes a sound record.
+				s.rl.Error("identification: reading the client's position failed; it starts from now", "client", id, "err", err)
+			}
 		}
-		s.clients[id] = cl
+		s.mu.Lock()
+		cl = s.clients[id]
+		if cl == nil && live {
+			s.mu.Unlock()
+			continue // its other connection ended meanwhile: read the store
+		}
+		known = cl != nil || found
+		if cl == nil {
+			cl = &client{id: id, pos: c.own, acked: c.own} // a new client: unread is what came since it connected
+			if found {
+				cl.pos = cursor{ad: rec.Ad, random: rec.Random}
+				cl.acked, cl.stored = cl.pos, true
+			}
+			s.clients[id] = cl
+		}
 	}
 	cl.refs++
 	c.cl = cl

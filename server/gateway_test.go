@@ -75,8 +75,8 @@ func TestGatewaysOverJetStream(t *testing.T) {
 
 	ns.Stop()
 	ans := api.post("/v1/classified", "during the outage")
-	if ans.status != http.StatusServiceUnavailable || !strings.Contains(string(ans.body), "nothing was published") {
-		t.Fatalf("publish while NATS is down: %d %s; want 503 saying nothing was published", ans.status, ans.body)
+	if ans.status != http.StatusServiceUnavailable || !strings.Contains(string(ans.body), "send the same request again later") {
+		t.Fatalf("publish while NATS is down: %d %s; want 503 saying to send it again", ans.status, ans.body)
 	}
 	c.Send("stop_notif", "classified?", "notif") // b answers from its copy
 	c.Expect("OK", fmt.Sprintf("%d Desk, 20 EUR", id), "OK")

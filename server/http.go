@@ -231,11 +231,14 @@ func (s *Server) handlePublish(kind wire.Kind) http.HandlerFunc {
 			writeError(w, http.StatusUnprocessableEntity, "this Idempotency-Key was used for another item: use a new key for a new item")
 			return
 		case errors.Is(err, store.ErrUnavailable), errors.Is(err, ErrClosed):
-			// Nothing was stored: the publisher may send the same request
-			// again. Said once, then counted: an outage makes many.
+			// Not stored, or (a shared store that did not answer in time)
+			// not confirmed: the same request again, with the same
+			// Idempotency-Key, publishes it once either way. Said once,
+			// then counted: an outage makes many.
 			s.rl.Warn("publish refused: the store is unavailable or the server is stopping", "err", err)
 			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, "nothing was published: "+err.Error()+"; send the same request again later")
+			writeError(w, http.StatusServiceUnavailable, "not published (or, if the store did not answer in time, not confirmed): "+err.Error()+
+				"; send the same request again later, with the same Idempotency-Key so that it is published once")
 			return
 		case err != nil:
 			s.log.Error("publish failed", "kind", kind, "err", err)

@@ -326,10 +326,26 @@ func start(cfg Config) (*Server, error) {
 		}
 		s.rl.Error("saving read positions failed; clients may be offered items again after a restart", "err", err)
 	})
-	// Under s.mu: a shared store's feed may tell of new items (took) from
-	// OnAppend on; took skips those Items already holds.
+	// Not under s.mu: a shared store tells of new items (took, which
+	// takes s.mu) holding a lock of its own, which Items takes too. What
+	// took took meanwhile is merged: it comes after what Items read, or
+	// is in it. (An ad it dropped for the retention stays until the next
+	// prune.)
+	ads, random := st.Items()
 	s.mu.Lock()
-	s.ads, s.random = st.Items()
+	var last uint64
+	if len(ads) > 0 {
+		last = ads[len(ads)-1].ID
+	}
+	for _, it := range s.ads {
+		if it.ID > last {
+			ads = append(ads, it)
+		}
+	}
+	s.ads = ads
+	if random.ID > s.random.ID {
+		s.random = random
+	}
 	s.mu.Unlock()
 	if s.random.ID == 0 {
 		n, err := drawRandom()

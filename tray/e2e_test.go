@@ -40,8 +40,10 @@ var harkBinary = sync.OnceValues(func() (string, error) {
 	if raceEnabled {
 		args = append(args, "-race")
 	} else {
-		// As released: a static binary, without libc's pages in memory.
+		// As released (Makefile): without cgo, position-independent.
+		// exepages.Release once crashed only such a binary.
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
+		args = append(args, "-trimpath", "-buildmode=pie")
 	}
 	cmd.Args = append(cmd.Args, append(args, "github.com/harkapp/hark")...)
 	out, err := cmd.CombinedOutput()

@@ -79,8 +79,8 @@ func (s *Store) unreserveSource(src string) {
 	}
 	s.srcMu.Lock()
 	defer s.srcMu.Unlock()
-	if s.bySource[src] > 0 {
-		s.bySource[src]--
+	if s.bySource[src]--; s.bySource[src] <= 0 {
+		delete(s.bySource, src) // a refused source leaves no entry behind
 	}
 }
 
@@ -266,6 +266,7 @@ func (s *Store) commitStaged() (again bool) {
 		emu     sync.Mutex
 		first   error
 		retry   = make(map[string]store.Client) // guarded by emu
+		down    atomic.Bool                     // a write failed as unavailable
 		created atomic.Bool
 		slots   = make(chan struct{}, commitWorkers)
 	)
@@ -274,6 +275,14 @@ func (s *Store) commitStaged() (again bool) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
+			if down.Load() {
+				// JetStream failed this round already: the rest wait for
+				// the next, rather than each its own opTimeout.
+				emu.Lock()
+				retry[id] = c
+				emu.Unlock()
+				return
+			}
 			made, err := s.writeClient(id, c)
 			if made {
 				created.Store(true)
@@ -281,8 +290,11 @@ func (s *Store) commitStaged() (again bool) {
 			if err != nil {
 				emu.Lock()
 				first = cmp.Or(first, err)
-				if errors.Is(err, store.ErrUnavailable) {
+				if errors.Is(err, store.ErrUnavailable) || errors.Is(err, errContended) {
 					retry[id] = c
+				}
+				if errors.Is(err, store.ErrUnavailable) {
+					down.Store(true)
 				}
 				emu.Unlock()
 			}
@@ -328,7 +340,7 @@ func (s *Store) writeClient(id string, c store.Client) (created bool, err error)
 	key := clientKey(id)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	for range casTries {
+	for try := range casTries {
 		e, err := s.clients.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			if !s.reserveSource(c.Source, time.Now()) {
@@ -369,15 +381,23 @@ func (s *Store) writeClient(id string, c store.Client) (created bool, err error)
 		}
 		_, err = s.clients.Update(ctx, key, encodeClient(next), e.Revision())
 		if conflict(err) {
-			continue // another gateway moved it: merge again
+			// Another gateway moved it, or the read came from a replica
+			// that lags: merge again, after a pause that grows.
+			time.Sleep(time.Duration(try+1) * 5 * time.Millisecond)
+			continue
 		}
 		if err != nil {
 			return false, s.fail(err)
 		}
 		return false, nil
 	}
-	return false, fmt.Errorf("client %q: %d writes of other gateways in a row", id, casTries)
+	return false, fmt.Errorf("client %q: %d writes of other gateways in a row: %w", id, casTries, errContended)
 }
+
+// errContended: a position lost its compare-and-set casTries times in a
+// row (other gateways, or reads from a replica that lags): it is kept and
+// tried again, as when JetStream is unavailable.
+var errContended = errors.New("contended")
 
 // full reports a new key refused because the bucket holds its most.
 func full(err error) bool {

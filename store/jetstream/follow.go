@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,10 @@ const refollowEvery = 2 * time.Second
 type watch struct {
 	behind    chan struct{} // capacity 1: a sign of trouble
 	watchDone chan struct{} // closed when watchFollower returns
+	// retired are the followers refollow replaced, being stopped: Stop
+	// waits for nats.go's own reset of that consumer to give up, so it
+	// is not waited for by the watchdog, only by Close.
+	retired sync.WaitGroup
 }
 
 // lagging tells the watchdog that the follower may be behind.
@@ -41,6 +46,10 @@ func (s *Store) followFrom(ctx context.Context, seq uint64) (jetstream.ConsumeCo
 	cons, err := s.items.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   seq,
+		// One try of its own (nats.go's default is to retry without end,
+		// holding the lock its Stop needs): past it, the watchdog
+		// replaces the consumer.
+		MaxResetAttempts: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("follow the items: %w", err)
@@ -105,9 +114,14 @@ func (s *Store) refollow(seq uint64) error {
 	}
 	old := s.follow
 	s.follow = cc
+	s.retired.Add(1)
 	s.dmu.Unlock()
-	// Outside dmu: its handler may be waiting for it.
-	old.Stop()
-	<-old.Closed()
+	// Outside dmu (its handler may be waiting for it), and not waited
+	// for here: take skips what it might still deliver.
+	go func() {
+		defer s.retired.Done()
+		old.Stop()
+		<-old.Closed()
+	}()
 	return nil
 }

@@ -27,6 +27,8 @@
 //     time, and never twice (it skips what it already told, should the
 //     consumer restart from an earlier point). AppendKeyed waits until its own
 //     item was told, so that a gateway fans an item out once, in id order.
+//     A watchdog (follow.go) replaces that consumer on any sign of trouble,
+//     since nats.go's own recovery may stall for long after a node died.
 //     The ids and times of the retained ads (no values: the server holds the
 //     only copy of those) are kept in memory to report what the count
 //     retention drops (Appended.Dropped) and what Prune drops; Items reads
@@ -514,6 +516,7 @@ func (s *Store) shut() {
 		s.nc.Close()
 	}
 	<-s.connDone
+	s.retired.Wait() // their reset tries fail at once on a closed connection
 	s.rl.Close()
 }
 

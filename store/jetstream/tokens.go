@@ -65,8 +65,9 @@ type Tokens struct {
 	usedMu sync.Mutex
 	used   map[string]time.Time // uses since the last FlushUsage, by id
 
-	quit chan struct{} // closed by stop
-	done chan struct{} // closed when the watcher's goroutine is gone
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when the watcher's goroutine is gone
+	trouble chan struct{} // capacity 1: the watch's consumer reported an error
 
 	onApply atomic.Pointer[func()] // tests: called after each record applied
 }
@@ -98,11 +99,12 @@ func (s *Store) openTokens(ctx context.Context, prefix string, replicas int) err
 	}
 	t := &Tokens{
 		st: s, kv: kv, log: s.log,
-		byID:   make(map[string]*tokenEntry),
-		byHash: make(map[[sha256.Size]byte]*tokenEntry),
-		bad:    make(map[string]error),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
+		byID:    make(map[string]*tokenEntry),
+		byHash:  make(map[[sha256.Size]byte]*tokenEntry),
+		bad:     make(map[string]error),
+		quit:    make(chan struct{}),
+		done:    make(chan struct{}),
+		trouble: make(chan struct{}, 1),
 	}
 	w, err := t.watch(ctx)
 	if err != nil {
@@ -154,6 +156,9 @@ func (t *Tokens) watch(ctx context.Context) (*tokenWatch, error) {
 	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{"$KV." + bucket + ".>"},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		// One try of its own: past it, follow watches anew (trouble), as
+		// the items' watchdog does (follow.go).
+		MaxResetAttempts: 1,
 	})
 	if err != nil {
 		return nil, t.st.fail(err)
@@ -175,9 +180,14 @@ func (t *Tokens) watch(ctx context.Context) (*tokenWatch, error) {
 		case <-w.stop:
 		}
 	}, jetstream.PullHeartbeat(tokensHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		// The ordered consumer recovers by itself; a disconnection is
-		// logged once by the handle.
+		// nats.go's ordered consumer may stall for long after the node
+		// holding it died (follow.go): follow watches anew soon. A
+		// disconnection is logged once by the handle.
 		t.log.Debug("NATS store: following the tokens", "err", err)
+		select {
+		case t.trouble <- struct{}{}:
+		default:
+		}
 	}))
 	if err != nil {
 		return nil, t.st.fail(err)
@@ -256,6 +266,11 @@ func (t *Tokens) follow(cur *tokenWatch, ready chan struct{}) {
 			retry = time.After(rewatchEvery)
 			continue
 		case <-t.st.reconnected:
+		case <-t.trouble:
+			if retry == nil {
+				retry = time.After(refollowEvery) // not at every report: soon
+			}
+			continue
 		case <-retry:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
