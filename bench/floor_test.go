@@ -30,14 +30,23 @@ import (
 // Reported: the p50 and p99, over every client and iteration, of the time
 // from the start of the fan-out to the client having read its replies,
 // and the CPU time of both processes per cycle.
+//
+// The server process works in one of two ways: server=goroutines, a
+// goroutine per connection blocked in Read, as hark serve does today; and
+// server=epoll, no goroutine per connection, one epoll instance per core
+// (GOMAXPROCS) whose goroutine reads each ready connection's batch and
+// writes its replies with raw non-blocking system calls, as an event loop
+// does (issue 15's yardstick: what giving up goroutines can win).
 func BenchmarkLoopbackFloor(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprint("clients=", n), func(b *testing.B) {
-			if err := raiseFileLimit(n, func(string) {}); err != nil {
-				b.Fatal(err)
-			}
-			floor(b, n)
-		})
+	for _, mode := range []string{"goroutines", "epoll"} {
+		for _, n := range []int{1000, 10000} {
+			b.Run(fmt.Sprintf("server=%s/clients=%d", mode, n), func(b *testing.B) {
+				if err := raiseFileLimit(n, func(string) {}); err != nil {
+					b.Fatal(err)
+				}
+				floor(b, n, mode)
+			})
+		}
 	}
 }
 
@@ -46,11 +55,12 @@ const (
 	floorBatch = "seen 4181\r\nstop_notif\r\nclassified?\r\nnotif\r\n"
 	floorReply = "OK\r\nOK\r\n4182 Nice appart in the 11e.\r\nOK\r\n"
 	floorEnv   = "HARK_FLOOR_SERVER" // set (to N clients): this test binary is the floor's server
+	floorMode  = "HARK_FLOOR_MODE"   // goroutines or epoll
 )
 
-func floor(b *testing.B, n int) {
+func floor(b *testing.B, n int, mode string) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$") // TestMain runs floorChild
-	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(n))
+	cmd.Env = append(os.Environ(), floorEnv+"="+strconv.Itoa(n), floorMode+"="+mode)
 	cmd.Stderr = os.Stderr
 	ctl, err := cmd.StdinPipe()
 	if err != nil {
@@ -156,7 +166,11 @@ func floorChild() (code int, child bool) {
 	}
 	n, err := strconv.Atoi(v)
 	if err == nil {
-		err = floorServer(n)
+		if os.Getenv(floorMode) == "epoll" {
+			err = floorServerEpoll(n)
+		} else {
+			err = floorServer(n)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "floor server:", err)
