@@ -633,7 +633,7 @@ func cutSpace(arg string) (string, bool) {
 
 // persist stages an identified client's position for the store's next
 // group commit, without waiting for the disk: the reply goes out at once.
-// Until the commit lands (about a disk sync later; an Append carries it
+// Until the commit lands (within a tenth of a second; an Append carries it
 // too) a crash can only cost a repeat, which the client drops by id.
 // A failed commit is logged through the store's OnCommitError handler.
 // The store keeps a new id only within its budgets (per source, in all);

@@ -293,23 +293,44 @@ func (s *Store) writeClients(tx *bolt.Tx, staged map[string]Client) (clientDelta
 }
 
 // commitClients writes staged positions, one transaction and one disk sync
-// for all that were staged while the previous one was being written. On
-// Close it writes what is left, then stops.
+// for all that were staged meanwhile, at most once per commitEvery (an
+// Append carries what is staged sooner). On Close it writes what is left,
+// then stops.
 func (s *Store) commitClients() {
 	defer close(s.done)
+	last := func() {
+		s.smu.Lock()
+		s.closed = true // what is staged now is all there will be
+		s.smu.Unlock()
+		s.commitStaged()
+	}
+	pause := time.NewTimer(0)
+	defer pause.Stop()
 	for {
 		select {
 		case <-s.wake:
 		case <-s.stop:
-			s.smu.Lock()
-			s.closed = true // what is staged now is all there will be
-			s.smu.Unlock()
-			s.commitStaged()
+			last()
 			return
 		}
+		began := time.Now()
 		s.commitStaged()
+		pause.Reset(commitEvery - time.Since(began))
+		select {
+		case <-pause.C:
+		case <-s.stop:
+			last()
+			return
+		}
 	}
 }
+
+// commitEvery paces the commits of positions alone: a client that acks
+// every fetch cycle is written at most this often, not once per cycle.
+// At 20 ads/s to 1,000 identified clients it saved 6% of the server's CPU
+// and 10% of the fetch p99 (docs/PERFORMANCE.md). A crash within it can
+// only cost a repeat, which the client drops by id.
+const commitEvery = 100 * time.Millisecond
 
 func (s *Store) commitStaged() {
 	s.mu.Lock()

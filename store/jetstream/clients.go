@@ -29,6 +29,9 @@ const (
 	// casTries bounds the tries of one compare-and-set write that keeps
 	// losing to other gateways.
 	casTries = 16
+	// commitEvery paces the rounds of position writes, as the bbolt
+	// store's commits.
+	commitEvery = 100 * time.Millisecond
 )
 
 // positions is the group commit of read positions, as the bbolt store's:
@@ -225,9 +228,24 @@ func (s *Store) commitClients() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	pace := time.NewTimer(0)
+	defer pace.Stop()
 	for {
 		select {
 		case <-s.wake:
+			// At most one round per commitEvery: a client that acks every
+			// fetch cycle costs a key-value write per commitEvery, not
+			// per cycle.
+			select {
+			case <-pace.C:
+			case <-s.stop:
+				s.smu.Lock()
+				s.pclosed = true
+				s.smu.Unlock()
+				s.commitStaged()
+				return
+			}
+			pace.Reset(commitEvery)
 			if s.commitStaged() {
 				retry.Reset(reconnectWait)
 			}
