@@ -2,6 +2,8 @@ package natstest
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,10 +102,12 @@ cluster {
 	return procs
 }
 
-// healthy waits, bounded, until the node's /healthz answers 200.
+// healthy waits, bounded, until the node's /healthz answers 200 and its
+// /jsz names the cluster's meta leader: only then does it create streams
+// promptly (a 2.9 node says healthy before it knows the leader).
 func healthy(t testing.TB, p *Proc, port int) {
 	t.Helper()
-	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", port)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cl := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -112,19 +116,45 @@ func healthy(t testing.TB, p *Proc, port int) {
 			t.Fatalf("nats-server %s exited at start:\n%s", p.Name, p.log)
 		default:
 		}
-		resp, err := cl.Get(url)
+		err := ready(cl, base)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nats-server %s not healthy within 30 s (%v):\n%s", p.Name, err, p.log)
+			t.Fatalf("nats-server %s not ready within 30 s (%v):\n%s", p.Name, err, p.log)
 		}
 		time.Sleep(100 * time.Millisecond) // the cluster's own pace: nothing to await
 	}
+}
+
+// ready checks a node's monitoring endpoint once.
+func ready(cl *http.Client, base string) error {
+	resp, err := cl.Get(base + "/healthz")
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/healthz: %s", resp.Status)
+	}
+	resp, err = cl.Get(base + "/jsz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var jsz struct {
+		Meta *struct {
+			Leader string `json:"leader"`
+		} `json:"meta_cluster"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&jsz); err != nil {
+		return fmt.Errorf("/jsz: %w", err)
+	}
+	if jsz.Meta == nil || jsz.Meta.Leader == "" {
+		return errors.New("/jsz: no meta leader yet")
+	}
+	return nil
 }
 
 // Kill kills the node with SIGKILL, as a crash, and waits until it has
