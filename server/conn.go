@@ -284,9 +284,11 @@ func (c *conn) finish(err error) {
 		r = endShutdown
 		if c.cl != nil {
 			// It said hello: a client that can go to another server of
-			// this store does so at once (docs/PROTOCOL.md, Going away).
-			// Never before hello: a version-1 client would take the line
-			// for a reply.
+			// this store does so at once (docs/PROTOCOL.md, Going away),
+			// once what it acknowledged here is in the store, where that
+			// server reads it. Never before hello: a version-1 client
+			// would take the line for a reply.
+			c.commitPosition()
 			c.reply(wire.ErrGoingAway)
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -630,6 +632,28 @@ func cutSpace(arg string) (string, bool) {
 	}
 	return arg[1:], true
 }
+
+// commitPosition writes the identified client's acknowledged position to
+// the store and waits, at most goingAwayWait, until it is there: the
+// client is about to be told to go to another server of the store.
+func (c *conn) commitPosition() {
+	s := c.s
+	s.mu.Lock()
+	id, snap, stored := c.cl.id, c.cl.acked, c.cl.stored
+	s.mu.Unlock()
+	if !stored {
+		return // nothing acknowledged: nothing to write
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), goingAwayWait)
+	defer cancel()
+	if err := s.st.StageClient(id, store.Client{Ad: snap.ad, Random: snap.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())}).Wait(ctx); err != nil {
+		s.rl.Warn("going away: a client's position is not written; another server may offer it items again", "err", err)
+	}
+}
+
+// goingAwayWait bounds commitPosition: the connections of a shutdown wait
+// together, for one group commit.
+const goingAwayWait = 2 * time.Second
 
 // persist stages an identified client's position for the store's next
 // group commit, without waiting for the disk: the reply goes out at once.
