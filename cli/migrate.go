@@ -20,8 +20,9 @@ const migrateAbout = `
 migrate moves the store of one hark serve (bolt:DIR, its --data directory)
 into a new NATS JetStream store for hark serve --store nats://… gateways:
 item ids, the epoch and every client's read position are kept, so that
-clients neither miss nor repeat an item. Stop the hark serve first; its
-store is read, not changed. Idempotency keys and API tokens are not moved.
+clients neither miss nor repeat an item, and the API tokens (their
+hashes: the same secrets work on the gateways). Stop the hark serve
+first; its store is read, not changed. Idempotency keys are not moved.
 `
 
 // Store runs `hark store`. migrate is its only subcommand; hark store -h
@@ -93,6 +94,12 @@ func storeMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		i, _ := slices.BinarySearchFunc(items, random.ID, func(it store.Item, id uint64) int { return cmp.Compare(it.ID, id) })
 		items = slices.Insert(items, i, random)
 	}
+	// The tokens are read first: a broken tokens file stops the move
+	// before anything reaches NATS.
+	toks, err := store.ExportTokens(filepath.Dir(snap.Path()))
+	if err != nil {
+		return fmt.Errorf("%w (nothing was moved)", err)
+	}
 	opts := jetstream.Options{URLs: sf.spec, CredsFile: sf.creds, CAFile: sf.ca, Replicas: sf.replicas}
 	rep, err := jetstream.Import(ctx, opts, jetstream.Source{
 		Epoch: snap.Epoch(), Latest: snap.Latest(), Items: items, EachClient: snap.EachClient,
@@ -104,6 +111,10 @@ func storeMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("%w (the store of --from is as it was)", err)
 	}
 
+	moved, err := jetstream.ImportTokens(ctx, opts, toks)
+	if err != nil {
+		return fmt.Errorf("items, epoch and positions were moved, the API tokens not: %w; make new ones with 'hark token add --store %s' (the store of --from is as it was)", err, rep.Servers)
+	}
 	w := &errWriter{w: stdout}
 	w.printf("moved %s to %s (stream %s):\n", snap.Path(), rep.Servers, rep.Stream)
 	w.printf("  epoch     %s, kept: clients keep their marks\n", rep.Epoch)
@@ -122,16 +133,9 @@ func storeMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		w.printf(" (%d earlier ids whose items the retention dropped stay unused)", rep.Gaps)
 	}
 	w.printf("\n  clients   %d, with their read positions\n", rep.Clients)
+	w.printf("  tokens    %d moved (their hashes: the same secrets work on the gateways), %d there already\n", moved, len(toks)-moved)
 	w.printf("not moved:\n")
 	w.printf("  idempotency keys: %d; a publish retried across the move is appended again\n", snap.Keys())
-	tokens := "none"
-	if toks, err := store.ListTokens(filepath.Dir(snap.Path())); err != nil {
-		tokens = fmt.Sprintf("unknown (%v)", err)
-	} else if len(toks) > 0 {
-		tokens = fmt.Sprintf("%d, in %s", len(toks), filepath.Join(filepath.Dir(snap.Path()), store.TokensFileName))
-	}
-	w.printf("  API tokens: %s; gateways use the NATS store's own: make them with 'hark token add --store %s --scope …' and hand them out (hark keeps only their hashes: the old secrets cannot be read back)\n",
-		tokens, rep.Servers)
 	if n := snap.Skipped(); n > 0 {
 		w.printf("  damaged items: %d, which hark serve skipped too\n", n)
 	}

@@ -2,15 +2,18 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/internal/natstest"
 	"github.com/harkapp/hark/store"
+	"github.com/harkapp/hark/store/jetstream"
 	"github.com/harkapp/hark/wire"
 )
 
@@ -39,6 +42,11 @@ func TestStoreMigrateKeepsPositions(t *testing.T) {
 	if err := single.stop(t); err != nil {
 		t.Fatalf("stop the single server: %v", err)
 	}
+	code, secret, stderr := run(t, "token", "add", "--data", dir, "--scope", "publish", "--label", "ci")
+	if code != 0 {
+		t.Fatalf("token add: exit status %d: %s", code, stderr)
+	}
+	secret = strings.TrimSpace(secret)
 	file := filepath.Join(dir, store.FileName)
 	was, err := os.ReadFile(file)
 	if err != nil {
@@ -50,12 +58,12 @@ func TestStoreMigrateKeepsPositions(t *testing.T) {
 		t.Fatalf("migrate: exit status %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 	for _, want := range []string{
+		"tokens    1 moved",
 		"epoch     " + before.Epoch + ", kept",
 		fmt.Sprintf("items     5 (4 ads and the latest random number), ids %d to %d", ad1.ID, ad4.ID),
 		fmt.Sprintf("last id   %d: the next item gets %d", ad4.ID, ad4.ID+1),
 		"clients   1, with their read positions",
 		"idempotency keys: 0",
-		"API tokens: none",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("migrate's output does not say %q:\n%s", want, stdout)
@@ -64,6 +72,18 @@ func TestStoreMigrateKeepsPositions(t *testing.T) {
 	if is, err := os.ReadFile(file); err != nil || !bytes.Equal(was, is) {
 		t.Errorf("the bbolt store changed in the migration (%v)", err)
 	}
+
+	// The token's secret works against the gateways' store.
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	js, err := jetstream.Open(ctx, jetstream.Options{URLs: ns.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := js.Tokens().Check(secret, store.ScopePublish, time.Now()); err != nil || tok.Label != "ci" {
+		t.Errorf("the moved token on the gateways' store: %+v, %v", tok, err)
+	}
+	js.Close()
 
 	gw := startServe(t, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir(), "--store", ns.URL)
 	back := linetest.Dial(t, gw.proto)

@@ -328,6 +328,28 @@ func ListTokens(dir string) ([]Token, error) {
 	return toks, nil
 }
 
+// HashedToken is a token with the SHA-256 of its secret: all a store keeps
+// of one, and all that moving it to another store needs.
+type HashedToken struct {
+	Token
+	Sum [sha256.Size]byte
+}
+
+// ExportTokens returns the tokens of dir with their hashes, for a move to
+// another store (hark store migrate): the same secrets then work there.
+func ExportTokens(dir string) ([]HashedToken, error) {
+	f, err := readTokenFile(filepath.Join(dir, TokensFileName))
+	if err != nil {
+		return nil, fmt.Errorf("export tokens: %w", err)
+	}
+	out := make([]HashedToken, len(f.Tokens))
+	for i, r := range f.Tokens {
+		out[i].Token = r.token()
+		_, _ = hex.Decode(out[i].Sum[:], []byte(r.SHA256)) // parseTokenFile checked it
+	}
+	return out, nil
+}
+
 // RevokeToken removes the token with id from dir, and returns what it was.
 // A running server stops accepting it, and ends the connections it
 // authenticated, when its TokenSet next refreshes.

@@ -654,6 +654,49 @@ func AddToken(ctx context.Context, opts Options, scope store.Scope, label string
 	return "", store.Token{}, fmt.Errorf("add token: %s: no free id in %d tries", a.name, casTries)
 }
 
+// ImportTokens writes toks (another store's, with their hashes) into the
+// tokens bucket of the store opts names, creating it when missing, so that
+// the same secrets work on its gateways. A token already there with the
+// same record is left as it is (a migrate run again); one whose id is
+// there with another hash is an error, and nothing of it is overwritten.
+// It returns how many it wrote.
+func ImportTokens(ctx context.Context, opts Options, toks []store.HashedToken) (int, error) {
+	if len(toks) == 0 {
+		return 0, nil
+	}
+	a, err := openTokenAdmin(ctx, opts, true)
+	if err != nil {
+		return 0, fmt.Errorf("import tokens: %w", err)
+	}
+	defer a.close()
+	have, err := a.entries(ctx, true)
+	if err != nil {
+		return 0, fmt.Errorf("import tokens: %s: %w", a.name, err)
+	}
+	if len(have)+len(toks) > store.MaxTokens {
+		return 0, fmt.Errorf("import tokens: %w: %s holds %d, and %d more would pass %d", store.ErrTooManyTokens, a.name, len(have), len(toks), store.MaxTokens)
+	}
+	n := 0
+	for _, t := range toks {
+		_, err := a.kv.Create(ctx, t.ID, store.EncodeTokenRecord(t.Token, t.Sum))
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			e, gerr := a.kv.Get(ctx, t.ID)
+			if gerr != nil {
+				return n, fmt.Errorf("import tokens: %s: token %s: %w", a.name, t.ID, unavailable(gerr))
+			}
+			if _, sum, derr := store.DecodeTokenRecord(e.Value()); derr != nil || sum != t.Sum {
+				return n, fmt.Errorf("import tokens: %s already holds a token %s with another secret: revoke one of them ('hark token revoke') and run it again", a.name, t.ID)
+			}
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("import tokens: %s: token %s: %w", a.name, t.ID, unavailable(err))
+		}
+		n++
+	}
+	return n, nil
+}
+
 // ListTokens returns the tokens of the store opts names, oldest first (by
 // Created, then ID), as store.ListTokens does. A store without a tokens
 // bucket has none. A record that is not a token's is an error that names

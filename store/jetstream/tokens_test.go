@@ -590,3 +590,38 @@ func (p *cutProxy) restore() {
 	p.down = false
 	p.mu.Unlock()
 }
+
+// Tokens moved from a bbolt store's file keep their secrets: imported
+// again they are left as they are, and an id already there with another
+// secret is refused, not overwritten.
+func TestImportTokens(t *testing.T) {
+	ns := startNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	dir := t.TempDir()
+	secret, tok, err := store.AddToken(dir, store.ScopeSubscribe, "alice", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := store.ExportTokens(dir)
+	if err != nil || len(toks) != 1 {
+		t.Fatalf("export: %v, %v", toks, err)
+	}
+	opts := jetstream.Options{URLs: ns.URL, Prefix: "MOVED"}
+	if n, err := jetstream.ImportTokens(ctx, opts, toks); n != 1 || err != nil {
+		t.Fatalf("import: %d, %v; want 1", n, err)
+	}
+	if n, err := jetstream.ImportTokens(ctx, opts, toks); n != 0 || err != nil {
+		t.Fatalf("import again: %d, %v; want 0 and no error", n, err)
+	}
+	other := toks[0]
+	other.Sum[0] ^= 1
+	if _, err := jetstream.ImportTokens(ctx, opts, []store.HashedToken{other}); err == nil || !strings.Contains(err.Error(), "another secret") {
+		t.Fatalf("import of another secret under the same id: %v", err)
+	}
+	st := openStore(t, ns, "MOVED", store.Retention{}, nil)
+	defer st.Close()
+	if got, err := st.Tokens().Check(secret, store.ScopeSubscribe, time.Now()); err != nil || got.ID != tok.ID {
+		t.Fatalf("the moved token: %+v, %v; want %s", got, err, tok.ID)
+	}
+}
