@@ -634,17 +634,22 @@ func cutSpace(arg string) (string, bool) {
 }
 
 // commitPosition writes the identified client's acknowledged position to
-// the store and waits, at most goingAwayWait, until it is there: the
-// client is about to be told to go to another server of the store.
+// the store and waits, at most goingAwayWait and no longer than Shutdown's
+// context, until it is there: the client is about to be told to go to
+// another server of the store.
 func (c *conn) commitPosition() {
 	s := c.s
 	s.mu.Lock()
 	id, snap, stored := c.cl.id, c.cl.acked, c.cl.stored
+	parent := s.shutCtx
 	s.mu.Unlock()
 	if !stored {
 		return // nothing acknowledged: nothing to write
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), goingAwayWait)
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, goingAwayWait)
 	defer cancel()
 	if err := s.st.StageClient(id, store.Client{Ad: snap.ad, Random: snap.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())}).Wait(ctx); err != nil {
 		s.rl.Warn("going away: a client's position is not written; another server may offer it items again", "err", err)

@@ -209,6 +209,9 @@ type Server struct {
 	notifying int                // connections in notification mode
 	clients   map[string]*client // identified clients with a live connection
 	closing   bool
+	// shutCtx is Shutdown's context, set with closing: what a connection
+	// waits for as it goes away ends with it.
+	shutCtx context.Context
 }
 
 // client is an identified client's read positions, shared by all of its
@@ -346,8 +349,9 @@ func start(cfg Config) (*Server, error) {
 	if random.ID > s.random.ID {
 		s.random = random
 	}
+	noRandom := s.random.ID == 0 // read under s.mu: took may write it
 	s.mu.Unlock()
-	if s.random.ID == 0 {
+	if noRandom {
 		n, err := drawRandom()
 		if err == nil {
 			_, _, err = s.Publish(s.ctx, wire.KindRandom, n)
@@ -851,6 +855,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// clients catch up on their next connection, as from any drop.
 	s.mu.Lock()
 	s.closing = true
+	s.shutCtx = ctx // bounds what connections wait for as they go (commitPosition)
 	for c := range s.conns {
 		// Wake each reader: it answers the lines it already has, flushes
 		// and closes.

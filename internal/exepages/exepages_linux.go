@@ -45,34 +45,45 @@ type span struct{ start, end uintptr }
 
 // readOnly returns the ranges of /proc/self/smaps (smaps) that map the
 // file with that device and inode privately and read-only, and hold no
-// page of their own (Anonymous: 0 kB). The file is named by device and
+// page of their own, in memory or in swap (Anonymous and Swap: 0 kB). The file is named by device and
 // inode, not path: a binary replaced by an upgrade while it runs is still
 // mapped, as "PATH (deleted)".
 func readOnly(smaps []byte, major, minor uint32, ino uint64) []span {
 	var spans []span
 	var cur *span // the mapping whose fields follow, if a candidate
+	// A candidate is taken only once both fields said 0: a page of its
+	// own may be resident (Anonymous) or swapped out (Swap), and a
+	// kernel that tells neither is not trusted.
+	var anonZero, swapZero bool
+	take := func() {
+		if cur != nil && anonZero && swapZero {
+			spans = append(spans, *cur)
+		}
+	}
 	sc := bufio.NewScanner(bytes.NewReader(smaps))
 	sc.Buffer(nil, 64<<10)
 	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
+		f := strings.Fields(sc.Text())
 		if len(f) == 0 {
 			continue
 		}
 		if !strings.HasSuffix(f[0], ":") { // a mapping's first line
-			if cur != nil {
-				spans = append(spans, *cur)
-			}
-			cur = candidate(f, major, minor, ino)
+			take()
+			cur, anonZero, swapZero = candidate(f, major, minor, ino), false, false
 			continue
 		}
-		if cur != nil && f[0] == "Anonymous:" && (len(f) < 2 || f[1] != "0") {
-			cur = nil // holds pages of its own: leave it
+		switch {
+		case cur == nil:
+		case f[0] == "Anonymous:":
+			anonZero = len(f) >= 2 && f[1] == "0"
+		case f[0] == "Swap:":
+			swapZero = len(f) >= 2 && f[1] == "0"
 		}
 	}
-	if cur != nil {
-		spans = append(spans, *cur)
+	if sc.Err() != nil {
+		return nil // a partial read: release nothing
 	}
+	take()
 	return spans
 }
 

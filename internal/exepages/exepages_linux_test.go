@@ -18,18 +18,28 @@ import (
 // their own are released: not a writable one, another file's, a shared
 // one, or the relocated read-only data of a position-independent binary
 // (its pages are the loader's copies: dropping them would bring back the
-// file's unrelocated bytes).
+// file's unrelocated bytes), whether those copies are in memory or
+// swapped out, nor one whose fields do not say.
 func TestReadOnlyPicksTheExecutablesReadOnlyMappings(t *testing.T) {
 	smaps := `00400000-0092f000 r-xp 00000000 fd:01 1234 /usr/bin/hark
 Size:               5308 kB
 Rss:                4348 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 0092f000-00eb5000 r--p 0052f000 fd:01 1234 /usr/bin/hark
 Rss:                5144 kB
 Anonymous:             0 kB
+Swap:                  0 kB
 00eb5000-00eb7000 r--p 00ab5000 fd:01 1234 /usr/bin/hark
 Rss:                   8 kB
 Anonymous:             8 kB
+Swap:                  0 kB
+00eb7000-00eb8000 r--p 00ab7000 fd:01 1234 /usr/bin/hark
+Rss:                   0 kB
+Anonymous:             0 kB
+Swap:                  4 kB
+00eb8000-00eb9000 r--p 00ab8000 fd:01 1234 /usr/bin/hark
+Rss:                   0 kB
 00eb7000-00f1b000 rw-p 00ab7000 fd:01 1234 /usr/bin/hark
 Anonymous:            12 kB
 00f1b000-02f5f000 rw-p 00000000 00:00 0
@@ -44,6 +54,7 @@ Anonymous:             0 kB
 Anonymous:             0 kB
 7f0000004000-7f0000005000 r-xp 00000000 fd:01 1234 /usr/bin/hark (deleted)
 Anonymous:             0 kB
+Swap:                  0 kB
 `
 	got := readOnly([]byte(smaps), 0xfd, 0x01, 1234)
 	want := []span{{0x400000, 0x92f000}, {0x92f000, 0xeb5000}, {0x7f0000004000, 0x7f0000005000}}
@@ -141,23 +152,29 @@ func exeRssKiB(t *testing.T, pid int) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var header []byte
-	total, found := 0, 0
+	starts := map[uintptr]bool{}
+	for _, sp := range readOnly(data, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino) {
+		starts[sp.start] = true
+	}
+	total, found, in := 0, 0, false
 	for line := range strings.Lines(string(data)) {
-		if v, ok := strings.CutPrefix(line, "Rss:"); ok {
-			if len(readOnly(header, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)) == 0 {
-				continue
-			}
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if !strings.HasSuffix(f[0], ":") {
+			lo, _, _ := strings.Cut(f[0], "-")
+			a, _ := strconv.ParseUint(lo, 16, 64)
+			in = starts[uintptr(a)]
+			continue
+		}
+		if in && f[0] == "Rss:" {
+			n, err := strconv.Atoi(f[1])
 			if err != nil {
-				t.Fatalf("Rss %q: %v", v, err)
+				t.Fatalf("Rss %q: %v", line, err)
 			}
 			total += n
 			found++
-			continue
-		}
-		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":") {
-			header = []byte(line)
 		}
 	}
 	if found == 0 {

@@ -311,7 +311,9 @@ func (s *Store) commitStaged() (again bool) {
 				if errors.Is(err, store.ErrUnavailable) || errors.Is(err, errContended) {
 					retry[id] = c
 				}
-				if errors.Is(err, store.ErrUnavailable) {
+				if errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrClosed) {
+					// The rest of the round would each wait out its own
+					// opTimeout (at Close, failures read ErrClosed).
 					down.Store(true)
 				}
 				emu.Unlock()

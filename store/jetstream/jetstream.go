@@ -505,6 +505,9 @@ func (s *Store) shut() {
 	s.stopped = true
 	follow := s.follow
 	s.dmu.Unlock()
+	// The consumers before the connection: a consumer stopped after its
+	// connection closed may never report itself closed. (Stop may wait
+	// for one reset try of nats.go's, up to 10 s during an outage.)
 	if follow != nil {
 		follow.Stop()
 		<-follow.Closed()
@@ -512,11 +515,11 @@ func (s *Store) shut() {
 	if s.tokens != nil {
 		s.tokens.stop()
 	}
+	s.retired.Wait() // before the connection closes, for the same reason
 	if s.nc != nil {
 		s.nc.Close()
 	}
 	<-s.connDone
-	s.retired.Wait() // their reset tries fail at once on a closed connection
 	s.rl.Close()
 }
 
