@@ -5,9 +5,6 @@ import (
 	"encoding/base64"
 	"testing"
 
-	"github.com/nats-io/nats.go"
-	natsjs "github.com/nats-io/nats.go/jetstream"
-
 	"github.com/harkapp/hark/internal/natstest"
 )
 
@@ -20,15 +17,7 @@ func TestHelloWithADamagedRecord(t *testing.T) {
 	st, _ := openJetStream(t, ns)
 	s := startServer(t, Config{Store: st})
 
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := natsjs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ns.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "HARK_CLIENTS")

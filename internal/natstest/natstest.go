@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // readyTimeout bounds the wait for a server to take connections.
@@ -124,4 +126,21 @@ func URLs(servers []*Server) string {
 		urls[i] = ns.URL
 	}
 	return strings.Join(urls, ",")
+}
+
+// JetStream connects a JetStream client to the server, for a test that
+// looks at or changes the streams and buckets directly; the connection
+// closes when the test ends.
+func (ns *Server) JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(ns.URL)
+	if err != nil {
+		t.Fatalf("connect to NATS: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("JetStream: %v", err)
+	}
+	return js
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	njs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/harkapp/hark/store"
@@ -69,14 +68,7 @@ func TestImportKeepsIDsEpochAndPositions(t *testing.T) {
 		t.Errorf("report %+v, want %+v", rep, want)
 	}
 	// The stream is left as Open makes it: no subject of placeholders.
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := njs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ns.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	if st, err := js.Stream(ctx, "IMP_ITEMS"); err != nil || !slices.Equal(st.CachedInfo().Config.Subjects, []string{"IMP.items.random", "IMP.items.classified"}) {
@@ -84,7 +76,6 @@ func TestImportKeepsIDsEpochAndPositions(t *testing.T) {
 	} else if s := st.CachedInfo().State; s.Msgs != 5 || s.FirstSeq != 3 || s.LastSeq != 12 {
 		t.Errorf("the stream after the import holds %d messages, %d to %d; want 5, 3 to 12", s.Msgs, s.FirstSeq, s.LastSeq)
 	}
-	nc.Close()
 	// The ids must outlive a restart of NATS: those of trailing gaps too.
 	ns.Stop()
 	ns.Start()
@@ -186,15 +177,7 @@ func TestImportRefusesNonEmpty(t *testing.T) {
 	// held any more (purged): ids were handed out all the same.
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := njs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ns.JetStream(t)
 	for _, prefix := range []string{"OLD", "PURGED"} {
 		old, err := js.CreateStream(ctx, njs.StreamConfig{Name: prefix + "_ITEMS", Subjects: []string{prefix + ".items.random", prefix + ".items.classified"}})
 		if err != nil {

@@ -202,15 +202,7 @@ func TestTokensStoredHashed(t *testing.T) {
 	w := watchTokens(st)
 	secret, tok := addToken(t, tokenOpts(ns, "TOKHASH"), store.ScopeSubscribe, "desk", time.Time{})
 
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := njs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ns.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, "TOKHASH_TOKENS")
@@ -478,15 +470,7 @@ func TestTokensReadAgainAfterReconnecting(t *testing.T) {
 	px.cut()
 	logs.await(t, "disconnected", 1)
 	revokeToken(t, opts, tok.ID)
-	nc, err := nats.Connect(ns.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := njs.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := ns.JetStream(t)
 	kv, err := js.KeyValue(ctx, "TOKCUT_TOKENS")
 	if err != nil {
 		t.Fatal(err)
