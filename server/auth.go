@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -169,11 +168,10 @@ func (c *conn) cmdAuth(arg string) endReason {
 	if !ok || len(secret) > wire.MaxTokenBytes {
 		secret = "" // fails as an unknown token
 	}
-	_, overTLS := c.nc.(*tls.Conn)
-	res := s.checkToken(secret, store.ScopeSubscribe, c.nc.RemoteAddr(), overTLS)
+	res := s.checkToken(secret, store.ScopeSubscribe, c.sk.remote(), c.sk.overTLS())
 	if res.reply != "" {
-		s.slowDown(context.Background(), c.nc.RemoteAddr(), maxAuthDelay)
-		s.rl.Warn("auth failed: "+res.why, "remote", c.nc.RemoteAddr())
+		s.slowDown(context.Background(), c.sk.remote(), maxAuthDelay)
+		s.rl.Warn("auth failed: "+res.why, "remote", c.sk.remote())
 		c.reply(res.reply)
 		return endAuthFailed
 	}

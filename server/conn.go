@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -38,23 +37,25 @@ const (
 	refuseBudget  = 16 << 10    // what a refused connection may already have sent that is dropped
 )
 
-// conn is one protocol connection. One goroutine at a time (serve, or
-// wait while idle), the connection's owner, reads and answers commands;
-// fan-out appends notifications to out, and the server's pusher writes
-// them without waiting (kick), leaving a goroutine to wait only for a
-// full socket.
+// conn is one protocol connection. One owner at a time reads and
+// answers commands (serve): a goroutine while there is input, and while
+// idle, a goroutine parked in the runtime's poller or a slot in the
+// server's event loop (sock.go). Fan-out appends notifications to out,
+// and the server's pusher writes them without waiting (kick), leaving a
+// goroutine to wait only for a full socket.
 //
 // Lifecycle (as net/http's conn): state says, in one word, whether the
 // connection is in notification mode and whether, and why, it has ended.
-// Anyone may end it (end: the first reason wins, the socket is closed,
+// Anyone may end it (end: the first reason wins, the socket is aborted,
 // which wakes the owner); only the owner tears it down (teardown:
-// unregister, one log line), exactly once, when it leaves.
+// unregister, one log line, the socket released), exactly once, when it
+// leaves.
 //
 // Lock order: conn.wmu, then Server.mu, then conn.omu; fan-out, which
 // runs under Server.mu, therefore never waits for a socket.
 type conn struct {
 	s  *Server
-	nc net.Conn
+	sk sock // how its bytes move: the one thing that differs by path (sock.go)
 	r  *wire.Reader
 
 	lastLine atomic.Int64 // Server.since() when the last line arrived
@@ -164,45 +165,45 @@ func (c *conn) mark(r endReason, err error) bool {
 }
 
 // end ends c from anywhere: it records why (the first reason wins) and
-// closes the socket, which wakes the owner to tear the connection down.
-// It is idempotent and takes no lock, so it is safe to call with
-// Server.mu held. Closing again is harmless, and needed: the owner
+// aborts the socket, which wakes the owner to tear the connection down.
+// It is idempotent and never waits, so it is safe to call with
+// Server.mu held. Aborting again is harmless, and needed: the owner
 // records its reason before it lingers (finish), and a shutdown that
 // runs out of time must still be able to cut the linger short.
 func (c *conn) end(r endReason, err error) {
 	c.mark(r, err)
-	// The raw socket, never the TLS layer: tls.Conn.Close first sends a
-	// close_notify alert, which waits up to 5 s on a client that reads
-	// nothing, and end is called with Server.mu held. The owner, woken
-	// by the closed socket, does the rest.
-	if tc, ok := c.nc.(*tls.Conn); ok {
-		_ = tc.NetConn().Close()
-		return
-	}
-	_ = c.nc.Close()
+	c.sk.abort()
 }
 
-// run is the entry of the owner's goroutine. A panic while serving ends
-// this connection only: it is logged with its stack, and the server and
-// every other connection carry on. (Code that panics holding Server.mu
-// would still leave it locked: those sections are kept short and
-// free of I/O.)
-func (c *conn) run() {
-	defer func() {
-		if v := recover(); v != nil {
-			c.end(endPanic, nil)
-			c.teardown("panic", v, "stack", string(debug.Stack()))
-		}
-	}()
-	c.wait()
+// recoverOwner is deferred by every owner's goroutine. A panic while
+// serving ends this connection only: it is logged with its stack, and the
+// server and every other connection carry on. (Code that panics holding
+// Server.mu would still leave it locked: those sections are kept short
+// and free of I/O.)
+func (c *conn) recoverOwner() {
+	if v := recover(); v != nil {
+		c.end(endPanic, nil)
+		c.teardown("panic", v, "stack", string(debug.Stack()))
+	}
 }
 
 // teardown unregisters c and logs, in one line, why it ended. Only the
 // owner calls it, once, as it leaves; the socket is closed by then.
 func (c *conn) teardown(args ...any) {
 	if c.state.Or(stTornDown)&stTornDown != 0 {
-		return // run's recover, after a panic inside teardown: never unregister twice
+		return // recoverOwner, after a panic inside teardown: never unregister twice
 	}
+	// Deferred: even after a panic below, the socket is released (on the
+	// event loop that also ends the connection's count in Server.wg,
+	// which Shutdown waits for). Under wmu: a write that checked the
+	// connection open (under omu) before it ended is over, and later ones
+	// see it closed; a raw descriptor's number could otherwise be another
+	// connection's by then.
+	defer func() {
+		c.wmu.Lock()
+		c.sk.release()
+		c.wmu.Unlock()
+	}()
 	s := c.s
 	s.mu.Lock()
 	s.unregister(c)
@@ -212,7 +213,7 @@ func (c *conn) teardown(args ...any) {
 	c.omu.Unlock()
 	st := c.state.Load()
 	w := reasons[st>>stWhyShift&0xff]
-	attrs := append(make([]any, 0, 4+len(args)), "remote", c.nc.RemoteAddr())
+	attrs := append(make([]any, 0, 4+len(args)), "remote", c.sk.remote())
 	if errno := syscall.Errno(st >> stErrShift); errno != 0 {
 		attrs = append(attrs, "err", errno.Error())
 	}
@@ -227,12 +228,11 @@ func (c *conn) pos() *cursor {
 	return &c.own
 }
 
-// serve reads and answers lines until nothing is buffered, then hands the
-// wait for more to a fresh goroutine (run) and returns. Answering grows a
-// goroutine's stack, and a grown stack parked in Read keeps its size; a
-// fresh goroutine that only waits keeps the minimum, which is most of what
-// an idle connection costs. serve is entered with input, or an error, in
-// the reader.
+// serve answers the lines in the reader until no complete one is left,
+// then hands the wait for more over (sock.await) and returns: to the event
+// loop, or to a fresh goroutine. It never reads from the socket itself, so
+// the protocol runs the same whichever way the bytes came. serve is
+// entered with input, or an error, in the reader.
 func (c *conn) serve() {
 	if c.state.Load()&stSpoke == 0 {
 		c.state.Or(stSpoke)
@@ -244,7 +244,16 @@ func (c *conn) serve() {
 			return
 		}
 	}
-	for {
+	for c.r.Ready() {
+		if c.closed() {
+			// Ended meanwhile (a revoked token, a full queue, Shutdown
+			// out of time): what is still buffered is not served. The
+			// portable path's read fails the same way once the buffer
+			// is empty; the event loop's abort leaves queued input
+			// readable, so this check is what stops it.
+			c.finish(net.ErrClosed)
+			return
+		}
 		line, err := c.r.ReadLine()
 		if err != nil {
 			c.finish(err)
@@ -265,11 +274,8 @@ func (c *conn) serve() {
 				return
 			}
 		}
-		if c.r.Release() { // nothing buffered: the read buffer went back to the pool
-			c.s.goTracked(c.run)
-			return
-		}
 	}
+	c.sk.await(c)
 }
 
 // finish ends the connection from its owner after a read error, answering
@@ -331,33 +337,15 @@ func (c *conn) farewell(r endReason) {
 // short, and only what is already there is dropped. Ending c (end)
 // meanwhile closes the socket and ends the wait.
 func (c *conn) closeWriteAndWait(ctx context.Context) {
-	cw, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok {
-		return
-	}
 	c.wmu.Lock() // no write in flight: the FIN follows every line
-	err := cw.CloseWrite()
+	err := c.sk.closeWrite()
 	c.wmu.Unlock()
 	if err != nil {
 		return
 	}
 	bp := c.s.bufs.Get().(*[]byte)
 	defer c.s.bufs.Put(bp)
-	// Shutdown cancels ctx before it sets every connection's read
-	// deadline in the past: either this deadline is overridden by its, or
-	// the check below sees the cancellation.
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.linger))
-	if ctx.Err() != nil {
-		discardReadable(c.nc, *bp, lingerBudget)
-		return
-	}
-	for n := 0; n < lingerBudget; {
-		m, err := c.nc.Read(*bp)
-		n += m
-		if err != nil {
-			return
-		}
-	}
+	c.sk.drain(ctx, c.s.cfg.linger, lingerBudget, *bp)
 }
 
 // handle answers one line. It returns why the connection must end after
@@ -651,7 +639,7 @@ func (c *conn) commitPosition() {
 	}
 	ctx, cancel := context.WithTimeout(parent, goingAwayWait)
 	defer cancel()
-	if err := s.st.StageClient(id, store.Client{Ad: snap.ad, Random: snap.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())}).Wait(ctx); err != nil {
+	if err := s.st.StageClient(id, store.Client{Ad: snap.ad, Random: snap.random, Seen: time.Now(), Source: sourceKey(c.sk.remote())}).Wait(ctx); err != nil {
 		s.rl.Warn("going away: a client's position is not written; another server may offer it items again", "err", err)
 	}
 }
@@ -671,7 +659,7 @@ const goingAwayWait = 2 * time.Second
 // refused a new id (its source's budget spent) must be able to refuse it
 // again.
 func (c *conn) persist(id string, p cursor) {
-	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now(), Source: sourceKey(c.nc.RemoteAddr())})
+	c.s.st.StageClient(id, store.Client{Ad: p.ad, Random: p.random, Seen: time.Now(), Source: sourceKey(c.sk.remote())})
 }
 
 func (c *conn) reply(line string) {
@@ -742,7 +730,7 @@ func (c *conn) kick() {
 // it logs the panic and ends c, whose owner then tears it down.
 func (c *conn) recoverWriter() {
 	if v := recover(); v != nil {
-		c.s.rl.Error("panic while writing to a connection", "remote", c.nc.RemoteAddr(), "panic", v, "stack", string(debug.Stack()))
+		c.s.rl.Error("panic while writing to a connection", "remote", c.sk.remote(), "panic", v, "stack", string(debug.Stack()))
 		c.end(endPanic, nil)
 	}
 }
@@ -760,7 +748,7 @@ func (c *conn) writeQueuedNow() bool {
 	buf := c.out
 	c.out = nil
 	c.omu.Unlock()
-	n, err := writeNow(c.nc, buf)
+	n, err := c.sk.writeNow(buf)
 	switch {
 	case err == nil:
 		return true
@@ -809,18 +797,15 @@ func (c *conn) drainLocked() error {
 
 // writeLocked writes buf. What the socket takes at once is written without
 // a deadline; only when it is full does the write wait, with the write
-// timeout: a client that takes nothing for that long is dropped. The
-// deadline is cleared after that wait, or it would fail the next write
-// that does not wait (writeNow) once it has passed. c.wmu must be held.
+// timeout: a client that takes nothing for that long is dropped. c.wmu
+// must be held.
 func (c *conn) writeLocked(buf []byte) error {
-	n, err := writeNow(c.nc, buf)
+	n, err := c.sk.writeNow(buf)
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, errWouldBlock) {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-		_, err = c.nc.Write(buf[n:])
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		err = c.sk.writeWait(buf[n:], c.s.cfg.WriteTimeout)
 	}
 	switch {
 	case err == nil:

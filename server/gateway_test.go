@@ -230,7 +230,7 @@ func TestGatewaysShareTokens(t *testing.T) {
 		t.Helper()
 		st, _ := openJetStream(t, ns)
 		toks := st.(*jetstream.Store).Tokens()
-		s, err := Start(Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Store: st, Tokens: toks, Auth: true, onWatch: hook})
+		s, err := Start(Config{Listen: "127.0.0.1:0", HTTP: "127.0.0.1:0", Store: st, Tokens: toks, Auth: true, onWatch: hook, portable: portableIO})
 		if err != nil {
 			t.Fatalf("start gateway: %v", err)
 		}

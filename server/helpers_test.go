@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -12,7 +13,24 @@ import (
 	"github.com/harkapp/hark/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// portableIO makes this run's servers take the portable path: TestMain
+// runs every test twice, first with the event loop where there is one,
+// then with each connection waiting in a goroutine of its own, so that
+// the two paths cannot diverge unseen.
+var portableIO bool
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(bothPaths{m}) }
+
+type bothPaths struct{ m *testing.M }
+
+func (b bothPaths) Run() int {
+	if code := b.m.Run(); code != 0 || !haveLoop {
+		return code
+	}
+	fmt.Println("--- the same tests again, on the portable path (no event loop)")
+	portableIO = true
+	return b.m.Run()
+}
 
 // testTimeout bounds every wait in these tests, so that a bug shows as a
 // failure with a message rather than a hung test binary.
@@ -32,6 +50,7 @@ func startServer(t testing.TB, cfg Config) *Server {
 	if cfg.HTTP == "" {
 		cfg.HTTP = "127.0.0.1:0"
 	}
+	cfg.portable = portableIO
 	s, err := Start(cfg)
 	if err != nil {
 		t.Fatalf("start server: %v", err)

@@ -51,6 +51,8 @@ func TestNewClientStartsAtConnect(t *testing.T) {
 	s := startServer(t, Config{})
 	publish(t, s, "classified", "before")
 	c := dial(t, s)
+	c.Send("random?") // a reply: the server has taken the connection
+	c.Line()
 	id, _ := publish(t, s, "classified", "after connect")
 	r, _ := publish(t, s, "random", "5")
 	c.Send("hello fresh", "notif")

@@ -81,6 +81,11 @@ type Config struct {
 	onWatch func()              // called after each look of the watcher at the token and certificate files
 	onSlow  func(time.Duration) // called with each failed auth's delay before it is waited
 	linger  time.Duration       // instead of lingerTimeout
+	// portable makes every connection wait in a goroutine of its own,
+	// as on systems without the event loop (sock.go): the tests run
+	// against both paths.
+	portable bool
+	noDup    bool // the event loop's waits behave as if no descriptor were left (EMFILE)
 }
 
 // Defaults.
@@ -172,10 +177,13 @@ type Server struct {
 	log *slog.Logger
 	// rl logs what strangers can repeat at will (refused connections,
 	// connections ending, accept errors): once, then a count per window.
-	rl      *ratelog.Logger
-	st      Store
-	ln      net.Listener
-	hln     net.Listener
+	rl  *ratelog.Logger
+	st  Store
+	ln  net.Listener
+	hln net.Listener
+	// loop, when set, is where plaintext connections wait for input
+	// (loop_linux.go); nil: each waits in a goroutine (portable).
+	loop    *evloop
 	certs   *certs      // nil: plaintext
 	tlsConf *tls.Config // built on certs: one for both listeners
 	// Tokens, checked by auth and the publish API; tokenConns are the
@@ -318,6 +326,15 @@ func start(cfg Config) (*Server, error) {
 		s.checkExpiry(crt.cur.Load().Leaf, time.Now())
 	}
 	s.hosts = s.apiHosts()
+	if crt == nil && !cfg.portable {
+		// Where there is no event loop, the portable path is as correct:
+		// it costs an idle connection a goroutine (docs/PERFORMANCE.md).
+		if s.loop, err = newLoop(ln, &s.wg, cfg.noDup); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			closeListeners()
+			_ = st.Close()
+			return nil, err
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	st.OnAppend(s.took)
 	// Commits start with connections, after s.rl is set below. Both
@@ -360,6 +377,9 @@ func start(cfg Config) (*Server, error) {
 			s.cancel()
 			_ = st.Close()
 			closeListeners()
+			if s.loop != nil {
+				s.loop.close()
+			}
 			return nil, fmt.Errorf("draw the first random number: %w", err)
 		}
 	}
@@ -386,6 +406,9 @@ func start(cfg Config) (*Server, error) {
 		})
 	}
 	s.rl = ratelog.New(s.log, ratelog.DefaultWindow) // closed by Shutdown, once every connection is gone
+	if s.loop != nil {
+		s.goTracked(func() { s.loop.run(s) })
+	}
 	s.goTracked(s.acceptLoop)
 	s.goTracked(s.pusher)
 	s.goTracked(s.janitor)
@@ -432,7 +455,7 @@ func (s *Server) since() int64 { return int64(time.Since(s.start)) }
 func (s *Server) acceptLoop() {
 	var backoff time.Duration
 	for {
-		nc, err := s.ln.Accept()
+		k, err := s.accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return
@@ -451,34 +474,49 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
-			if err := tc.SetWriteBuffer(s.cfg.SendBuffer); err != nil {
-				s.rl.Warn("cannot set the send buffer", "err", err)
-			}
-		}
 		// A refusal goes out in plaintext, before any handshake: the
 		// handshake is the most a stranger can make the server spend.
-		c, refusal := s.admit(nc)
+		c, refusal := s.admit(k)
 		if c == nil {
-			s.refuse(nc, refusal)
+			s.refuse(k, refusal)
 			continue
 		}
-		if c.nc != nc { // TLS: the handshake first, in the connection's goroutine
+		if k, ok := c.sk.(netSock); ok && c.sk.overTLS() {
+			// The handshake first, in the connection's goroutine.
 			s.goTracked(func() {
+				defer c.recoverOwner()
 				if c.handshake() {
-					c.run()
+					k.wait(c)
 				}
 			})
 			continue
 		}
-		s.goTracked(c.run)
+		c.sk.await(c)
 	}
+}
+
+// accept takes the next connection: a descriptor for the event loop, or
+// a net.Conn.
+func (s *Server) accept() (sock, error) {
+	if s.loop != nil {
+		return s.acceptRaw()
+	}
+	nc, err := s.ln.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := nc.(*net.TCPConn); ok && s.cfg.SendBuffer > 0 {
+		if err := tc.SetWriteBuffer(s.cfg.SendBuffer); err != nil {
+			s.rl.Warn("cannot set the send buffer", "err", err)
+		}
+	}
+	return netSock{nc}, nil
 }
 
 // admit registers a new connection, or returns why it is refused: the
 // line to send before closing it ("" when the server is closing).
-func (s *Server) admit(nc net.Conn) (*conn, string) {
-	src := sourceOf(nc.RemoteAddr())
+func (s *Server) admit(k sock) (*conn, string) {
+	src := sourceOf(k.remote())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -489,11 +527,11 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 	case s.perSource[src] >= s.cfg.MaxConnsPerAddr:
 		return nil, wire.ErrTooManyFromAddr
 	}
-	c := &conn{s: s, nc: nc}
-	if s.certs != nil {
-		c.nc = tls.Server(nc, s.tlsConf)
+	if ns, ok := k.(netSock); ok && s.certs != nil {
+		k = netSock{tls.Server(ns.nc, s.tlsConf)}
 	}
-	c.r = wire.NewPooledReader(c.nc, &s.bufs)
+	c := &conn{s: s, sk: k}
+	c.r = wire.NewPooledReader(k.open(), &s.bufs)
 	// Unread, for a connection that has not identified itself, means
 	// published after it connected.
 	if n := len(s.ads); n > 0 {
@@ -503,7 +541,7 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 	c.lastLine.Store(s.since())
 	s.conns[c] = struct{}{}
 	s.perSource[src]++
-	s.rl.Debug("connection opened", "remote", nc.RemoteAddr(), "conns", len(s.conns))
+	s.rl.Debug("connection opened", "remote", k.remote(), "conns", len(s.conns))
 	return c, ""
 }
 
@@ -512,21 +550,18 @@ func (s *Server) admit(nc net.Conn) (*conn, string) {
 // notif) is dropped first, so that closing does not send a reset, which
 // could destroy the line before it is read; what arrives later may still
 // cause one. No waiting: the accept loop does this.
-func (s *Server) refuse(nc net.Conn, line string) {
+func (s *Server) refuse(k sock, line string) {
 	if line != "" {
 		if line == wire.ErrTooManyFromAddr {
-			s.rl.Warn("connection refused: too many connections from its address", "remote", nc.RemoteAddr(), "max_conns_per_addr", s.cfg.MaxConnsPerAddr)
+			s.rl.Warn("connection refused: too many connections from its address", "remote", k.remote(), "max_conns_per_addr", s.cfg.MaxConnsPerAddr)
 		} else {
-			s.rl.Warn("connection refused: too many connections", "remote", nc.RemoteAddr(), "max_conns", s.cfg.MaxConns)
+			s.rl.Warn("connection refused: too many connections", "remote", k.remote(), "max_conns", s.cfg.MaxConns)
 		}
-		writeRefusal(nc, []byte(line+"\r\n"))
-		if cw, ok := nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			bp := s.bufs.Get().(*[]byte)
-			discardReadable(nc, *bp, refuseBudget)
-			s.bufs.Put(bp)
-		}
+		bp := s.bufs.Get().(*[]byte)
+		k.refuse([]byte(line+"\r\n"), *bp)
+		s.bufs.Put(bp)
 	}
-	_ = nc.Close()
+	k.release()
 }
 
 // sourceOf is what MaxConnsPerAddr counts by: the IPv4 address, or the
@@ -563,7 +598,7 @@ func sourceKey(a net.Addr) string {
 // unregister forgets a connection that has ended. s.mu must be held.
 func (s *Server) unregister(c *conn) {
 	delete(s.conns, c)
-	src := sourceOf(c.nc.RemoteAddr())
+	src := sourceOf(c.sk.remote())
 	if s.perSource[src]--; s.perSource[src] <= 0 {
 		delete(s.perSource, src)
 	}
@@ -816,7 +851,7 @@ func (s *Server) endIdleNotify(c *conn, now int64) bool {
 		return false
 	}
 	s.setNotifying(c, false)
-	s.rl.Debug("notification mode ended: idle", "remote", c.nc.RemoteAddr())
+	s.rl.Debug("notification mode ended: idle", "remote", c.sk.remote())
 	return true
 }
 
@@ -859,9 +894,20 @@ func (s *Server) shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		// Wake each reader: it answers the lines it already has, flushes
 		// and closes.
-		_ = c.nc.SetReadDeadline(time.Unix(1, 0))
+		c.sk.wakeForShutdown()
 	}
 	s.mu.Unlock()
+	if s.loop != nil {
+		// Those waiting in the loop have no reader to wake: each gets
+		// one, which does the same.
+		for _, c := range s.loop.closeArms() {
+			s.goTracked(func() {
+				defer c.recoverOwner()
+				c.finish(errShuttingDown)
+			})
+		}
+		s.loop.stop()
+	}
 
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -874,6 +920,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		<-done
+	}
+	if s.loop != nil {
+		s.loop.close() // its goroutine, counted in wg, has returned
 	}
 	s.rl.Close() // every connection is gone: report what was counted
 	if err := s.tokens.FlushUsage(); err != nil {

@@ -10,8 +10,8 @@ import (
 
 // wait reads as usual: the buffer-free wait of sock_unix.go needs a
 // non-blocking read of the raw socket.
-func (c *conn) wait() {
-	c.r.Filled(c.nc.Read(c.r.Free()))
+func (k netSock) wait(c *conn) {
+	c.r.Filled(k.nc.Read(c.r.Free()))
 	c.serve()
 }
 

@@ -14,18 +14,17 @@ import (
 // reads it into a buffer from the pool in the same step and serves it: one
 // read system call per batch of commands, and an idle connection holds
 // only its goroutine's minimal stack. The raw socket is looked up here
-// rather than kept in the conn: every byte of the conn is paid by every
-// idle connection.
-func (c *conn) wait() {
-	sc, ok := c.nc.(syscall.Conn)
+// rather than kept: every byte of a conn is paid by every idle connection.
+func (k netSock) wait(c *conn) {
+	sc, ok := k.nc.(syscall.Conn)
 	if !ok {
-		c.r.Filled(c.nc.Read(c.r.Free()))
+		c.r.Filled(k.nc.Read(c.r.Free()))
 		c.serve()
 		return
 	}
 	rc, err := sc.SyscallConn()
 	if err == nil {
-		err = rc.Read(c.readReady)
+		err = rc.Read(func(fd uintptr) bool { return readReady(c, fd) })
 	}
 	if err != nil { // a deadline (shutdown), or the socket closed by end
 		c.finish(err)
@@ -38,23 +37,63 @@ func (c *conn) wait() {
 // readable, until it returns true. Reading (not just polling) first
 // matters: the poller is edge-triggered, so input that is already there
 // raises no new event.
-func (c *conn) readReady(fd uintptr) bool {
+func readReady(c *conn, fd uintptr) bool {
+	n, err := readFd(int(fd), c.r.Free())
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		c.r.Release() // nothing after all: wait without the buffer
+		return false
+	case err != nil:
+		c.r.Filled(0, os.NewSyscallError("read", err))
+	case n == 0:
+		c.r.Filled(0, io.EOF)
+	default:
+		c.r.Filled(n, nil)
+	}
+	return true
+}
+
+// readFd reads from a non-blocking descriptor, again after a signal.
+func readFd(fd int, buf []byte) (int, error) {
 	for {
-		n, err := syscall.Read(int(fd), c.r.Free())
-		switch {
-		case errors.Is(err, syscall.EINTR):
-			continue
-		case errors.Is(err, syscall.EAGAIN):
-			c.r.Release() // nothing after all: wait without the buffer
-			return false
-		case err != nil:
-			c.r.Filled(0, os.NewSyscallError("read", err))
-		case n == 0:
-			c.r.Filled(0, io.EOF)
-		default:
-			c.r.Filled(n, nil)
+		n, err := syscall.Read(fd, buf)
+		if !errors.Is(err, syscall.EINTR) {
+			return n, err
 		}
-		return true
+	}
+}
+
+// writeFd writes what a non-blocking descriptor's send buffer takes at
+// once: errWouldBlock when it takes nothing, or less than all of buf.
+func writeFd(fd int, buf []byte) (int, error) {
+	var n int
+	var err error
+	for {
+		n, err = syscall.Write(fd, buf)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	switch {
+	case errors.Is(err, syscall.EAGAIN):
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, os.NewSyscallError("write", err)
+	case n < len(buf):
+		return n, errWouldBlock
+	}
+	return n, nil
+}
+
+// discardFd reads and drops what a non-blocking descriptor holds, up to
+// budget bytes, through buf, without waiting.
+func discardFd(fd int, buf []byte, budget int) {
+	for budget > 0 {
+		n, err := readFd(fd, buf[:min(len(buf), budget)])
+		if err != nil || n <= 0 { // EAGAIN: nothing more for now
+			return
+		}
+		budget -= n
 	}
 }
 
@@ -72,24 +111,13 @@ func writeNow(nc net.Conn, buf []byte) (int, error) {
 	var n int
 	var werr error
 	err = rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), buf)
-			if !errors.Is(werr, syscall.EINTR) {
-				return true // never wait: whoever flushes next does
-			}
-		}
+		n, werr = writeFd(int(fd), buf)
+		return true // never wait: whoever flushes next does
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
-	case errors.Is(werr, syscall.EAGAIN):
-		return 0, errWouldBlock
-	case werr != nil:
-		return 0, os.NewSyscallError("write", werr)
-	case n < len(buf):
-		return n, errWouldBlock
 	}
-	return n, nil
+	return n, werr
 }
 
 // writeRefusal writes a refused connection's only line without waiting:
@@ -109,18 +137,7 @@ func discardReadable(nc net.Conn, buf []byte, budget int) {
 	if err != nil {
 		return
 	}
-	_ = rc.Control(func(fd uintptr) {
-		for budget > 0 {
-			n, err := syscall.Read(int(fd), buf[:min(len(buf), budget)])
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil || n <= 0 { // EAGAIN: nothing more for now
-				return
-			}
-			budget -= n
-		}
-	})
+	_ = rc.Control(func(fd uintptr) { discardFd(int(fd), buf, budget) })
 }
 
 // inode is a file's inode number: a renewal that replaces the file

@@ -129,7 +129,8 @@ func (s *Server) checkExpiry(leaf *x509.Certificate, now time.Time) {
 // owner's goroutine. A peer that speaks plaintext to the TLS port is told
 // so, in plaintext, as net/http tells an HTTP client at an HTTPS port.
 func (c *conn) handshake() bool {
-	tc, ok := c.nc.(*tls.Conn)
+	k, _ := c.sk.(netSock)
+	tc, ok := k.nc.(*tls.Conn)
 	if !ok {
 		return true
 	}

@@ -28,6 +28,8 @@ func TestHelloV2(t *testing.T) {
 	s := startServer(t, Config{DataDir: dir})
 	first, _ := publish(t, s, wire.KindClassified, "before")
 	c := dial(t, s)
+	c.Send("random?") // a reply: the server has taken the connection
+	c.Line()
 	publish(t, s, wire.KindClassified, "after connect") // not in latest: the connection opened before it
 	c.Send("hello laptop v2")
 	h, err := wire.ParseHello(c.Line())

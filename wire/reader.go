@@ -93,11 +93,7 @@ func (r *Reader) ReadLine() ([]byte, error) {
 		// bytes besides a trailing "\r" that the "\n" may still follow.
 		// Waiting for more input would leave a peer that sent 4097 bytes
 		// without an answer.
-		n := r.end - r.start
-		if n > 0 && r.buf[r.end-1] == '\r' {
-			n--
-		}
-		if n > MaxLine {
+		if r.partialTooLong() {
 			r.err = ErrLineTooLong
 			return nil, r.err
 		}
@@ -120,6 +116,25 @@ func (r *Reader) Peek() []byte { return r.buf[r.start:r.end] }
 // the next ReadLine returns without reading from the underlying reader.
 func (r *Reader) Buffered() bool {
 	return bytes.IndexByte(r.buf[r.scanned:r.end], '\n') >= 0
+}
+
+// Ready reports whether ReadLine would return without reading from the
+// underlying reader: a complete line is buffered, or an error, or a
+// partial line that is too long already. A server that waits for input
+// in an event loop rather than in Read calls ReadLine only then.
+func (r *Reader) Ready() bool {
+	return r.err != nil || r.Buffered() || r.partialTooLong()
+}
+
+// partialTooLong reports whether the unread bytes, which hold no '\n',
+// are more than MaxLine besides a trailing "\r" that the "\n" may still
+// follow.
+func (r *Reader) partialTooLong() bool {
+	n := r.end - r.start
+	if n > 0 && r.buf[r.end-1] == '\r' {
+		n--
+	}
+	return n > MaxLine
 }
 
 func (r *Reader) fill() {
