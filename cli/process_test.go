@@ -44,6 +44,11 @@ func harkExe(t testing.TB) string {
 	return exe
 }
 
+// startTimeout bounds a hark serve's start-up: a gateway's includes
+// creating its replicated streams on a NATS cluster that has just formed,
+// which took over 10 s on a loaded machine (the whole suite under -race).
+const startTimeout = 3 * testTimeout
+
 // startHark starts `hark serve` on dir with kernel-chosen loopback ports,
 // and returns once it has logged its addresses. The process is killed at
 // the end of the test if it is still running.
@@ -84,8 +89,8 @@ func startHark(t testing.TB, dir string, extra ...string) *harkProc {
 	case <-p.log.running:
 	case <-p.exited:
 		t.Fatalf("hark serve exited before running: %v\nstderr:\n%s", p.err, p.log)
-	case <-time.After(testTimeout):
-		t.Fatalf("hark serve did not log its addresses within %v\nstderr:\n%s", testTimeout, p.log)
+	case <-time.After(startTimeout):
+		t.Fatalf("hark serve did not log its addresses within %v\nstderr:\n%s", startTimeout, p.log)
 	}
 	p.proto, p.api = p.log.addrs()
 	if p.api == "" {

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -145,22 +144,15 @@ func (c *conn) handshake() bool {
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) && rh.Conn != nil && looksLikeText(rh.RecordHeader[:]) {
 		c.mark(endPlainOnTLS, nil)
-		writeRefusal(raw, []byte(wire.ErrTLSRequired+"\r\n"))
-		c.lingerRaw(raw)
+		// As a refused connection: the one plaintext line, not destroyed
+		// by a reset.
+		bp := c.s.bufs.Get().(*[]byte)
+		netSock{raw}.refuse([]byte(wire.ErrTLSRequired+"\r\n"), *bp)
+		c.s.bufs.Put(bp)
 	}
 	c.end(endHandshake, err)
 	c.teardown("err", err)
 	return false
-}
-
-// lingerRaw closes the raw socket's write side and drops what it already
-// holds, so that the one plaintext line is not destroyed by a reset.
-func (c *conn) lingerRaw(raw net.Conn) {
-	if cw, ok := raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-		bp := c.s.bufs.Get().(*[]byte)
-		discardReadable(raw, *bp, refuseBudget)
-		c.s.bufs.Put(bp)
-	}
 }
 
 // looksLikeText reports whether a would-be TLS record header is printable

@@ -3,17 +3,13 @@ package store
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"syscall"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/harkapp/hark/wire"
 )
@@ -73,35 +69,18 @@ func OpenSnapshot(path string) (_ *Snapshot, err error) {
 	var file *os.File
 	defer func() {
 		if p := recover(); p != nil {
-			if db != nil {
-				_ = db.Close()
-			} else if file != nil {
-				unlockFile(file)
-				_ = file.Close()
-			}
+			closeAfterFault(db, file)
 			err = refuse("%w (%v): restore it from a backup", ErrCorrupt, p)
 		}
 	}()
-	// ReadOnly takes bbolt's shared lock, which hark serve's exclusive one
-	// excludes either way round.
-	db, err = bolt.Open(path, 0, &bolt.Options{
-		ReadOnly: true,
-		Timeout:  500 * time.Millisecond,
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			file = f
-			return f, err
-		},
-	})
-	var errno syscall.Errno
-	var pathErr *fs.PathError
+	// Read-only takes bbolt's shared lock, which hark serve's exclusive
+	// one excludes either way round.
+	db, err = openBolt(path, true, &file)
 	switch {
-	case errors.Is(err, berrors.ErrTimeout):
+	case errors.Is(err, ErrLocked):
 		return nil, refuse("%w: stop the hark serve that runs on it first", ErrLocked)
-	case err != nil && (errors.As(err, &pathErr) || errors.As(err, &errno)):
-		return nil, refuse("%w", err)
 	case err != nil:
-		return nil, refuse("%w (%v)", ErrCorrupt, err)
+		return nil, refuse("%w", err)
 	}
 	if damage != "" {
 		_ = db.Close()

@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -29,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -211,14 +209,7 @@ func OpenWith(dir string, opts Options) (st *Store, err error) {
 	var file *os.File // for when bolt.Open itself faults and returns no db
 	defer func() {
 		if p := recover(); p != nil {
-			if db != nil {
-				_ = db.Close()
-			} else if file != nil {
-				// Otherwise the directory stays locked until the process
-				// exits. The mapping bbolt made is leaked.
-				unlockFile(file)
-				_ = file.Close()
-			}
+			closeAfterFault(db, file)
 			st, err = nil, corrupt(p)
 		}
 		if err != nil {
@@ -226,25 +217,14 @@ func OpenWith(dir string, opts Options) (st *Store, err error) {
 		}
 	}()
 
-	db, err = bolt.Open(path, 0o600, &bolt.Options{
-		Timeout: 500 * time.Millisecond,
-		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, perm)
-			file = f
-			return f, err
-		},
-	})
-	var errno syscall.Errno
-	var pathErr *fs.PathError
+	db, err = openBolt(path, false, &file)
 	switch {
-	case errors.Is(err, berrors.ErrTimeout):
+	case errors.Is(err, ErrLocked):
 		return nil, fmt.Errorf("open store %s: %w: stop the other hark serve, or give this one its own --data", path, ErrLocked)
-	case err != nil && (errors.As(err, &pathErr) || errors.As(err, &errno)):
-		return nil, fmt.Errorf("open store %s: %w", path, err)
-	case err != nil:
-		// Everything else bbolt refuses is the content: a bad magic or
-		// checksum, another version, a file too short for its meta pages.
+	case errors.Is(err, ErrCorrupt):
 		return nil, corrupt(err)
+	case err != nil:
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 
 	st = &Store{

@@ -62,8 +62,7 @@ type TokenSet struct {
 	byID   map[string]*tokenEntry
 	scopes map[Scope]int
 
-	usedMu sync.Mutex
-	used   map[string]time.Time // uses since the last FlushUsage, by id
+	uses TokenUses // since the last FlushUsage
 }
 
 // OpenTokens reads dir's token file. A missing file is an empty set (the
@@ -221,14 +220,7 @@ func (s *TokenSet) Used(id string, now time.Time) {
 	if !known {
 		return
 	}
-	s.usedMu.Lock()
-	defer s.usedMu.Unlock()
-	if s.used == nil {
-		s.used = make(map[string]time.Time)
-	}
-	if now.After(s.used[id]) {
-		s.used[id] = now
-	}
+	s.uses.Record(id, now)
 }
 
 // FlushUsage writes the uses recorded since the last flush to the file's
@@ -236,10 +228,7 @@ func (s *TokenSet) Used(id string, now time.Time) {
 // writers' lock and only updates tokens still in it, so a token revoked
 // meanwhile stays revoked. On an error the uses are kept for the next try.
 func (s *TokenSet) FlushUsage() error {
-	s.usedMu.Lock()
-	used := s.used
-	s.used = nil
-	s.usedMu.Unlock()
+	used := s.uses.Take()
 	if len(used) == 0 {
 		return nil
 	}
@@ -258,16 +247,7 @@ func (s *TokenSet) FlushUsage() error {
 		return write, nil
 	})
 	if err != nil {
-		s.usedMu.Lock()
-		defer s.usedMu.Unlock()
-		if s.used == nil {
-			s.used = make(map[string]time.Time, len(used))
-		}
-		for id, u := range used {
-			if u.After(s.used[id]) {
-				s.used[id] = u
-			}
-		}
+		s.uses.Keep(used)
 		return fmt.Errorf("record token use: %w", err)
 	}
 	return nil

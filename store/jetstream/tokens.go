@@ -62,8 +62,7 @@ type Tokens struct {
 	changed atomic.Bool // the tokens accepted changed since the last Refresh
 	lost    atomic.Bool // the watch ended, and a new one could not be started yet
 
-	usedMu sync.Mutex
-	used   map[string]time.Time // uses since the last FlushUsage, by id
+	uses store.TokenUses // since the last FlushUsage
 
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when the watcher's goroutine is gone
@@ -448,14 +447,7 @@ func (t *Tokens) Used(id string, now time.Time) {
 	if !known {
 		return
 	}
-	t.usedMu.Lock()
-	defer t.usedMu.Unlock()
-	if t.used == nil {
-		t.used = make(map[string]time.Time)
-	}
-	if now.After(t.used[id]) {
-		t.used[id] = now
-	}
+	t.uses.Record(id, now)
 }
 
 // FlushUsage writes the uses recorded since the last flush to the
@@ -464,32 +456,15 @@ func (t *Tokens) Used(id string, now time.Time) {
 // stays revoked. On an error the uses not written are kept for the next
 // try.
 func (t *Tokens) FlushUsage() error {
-	t.usedMu.Lock()
-	used := t.used
-	t.used = nil
-	t.usedMu.Unlock()
+	used := t.uses.Take()
 	for id, u := range used {
 		if err := t.recordUse(id, u); err != nil {
-			t.keepUses(used)
+			t.uses.Keep(used)
 			return fmt.Errorf("record token use: %w", err)
 		}
 		delete(used, id)
 	}
 	return nil
-}
-
-// keepUses puts back uses that were not written.
-func (t *Tokens) keepUses(used map[string]time.Time) {
-	t.usedMu.Lock()
-	defer t.usedMu.Unlock()
-	if t.used == nil {
-		t.used = make(map[string]time.Time, len(used))
-	}
-	for id, u := range used {
-		if u.After(t.used[id]) {
-			t.used[id] = u
-		}
-	}
 }
 
 func (t *Tokens) recordUse(id string, at time.Time) error {
