@@ -78,20 +78,6 @@ func equalPtr(a, b *bool) bool {
 	return *a == *b
 }
 
-// clone is a deep copy: the app changes its settings' servers in place.
-func (s Settings) clone() Settings {
-	s.Servers = slices.Clone(s.Servers)
-	for i, v := range s.Servers {
-		if v.Random != nil {
-			s.Servers[i].Random = ptrTo(*v.Random)
-		}
-		if v.Classified != nil {
-			s.Servers[i].Classified = ptrTo(*v.Classified)
-		}
-	}
-	return s
-}
-
 func ptrTo[T any](v T) *T { return &v }
 
 // serverConf is one server as the tray uses it: the settings resolved.

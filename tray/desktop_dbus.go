@@ -38,10 +38,6 @@ const (
 	popupTimeout = -1 // the daemon's default display time
 )
 
-// errNoSessionBus means there is no session bus to talk to: no tray icon
-// and no popups.
-var errNoSessionBus = sessionbus.ErrNoBus
-
 // desktop is hark's own private connection to the session bus.
 type desktop struct {
 	conn    *dbus.Conn
@@ -53,8 +49,8 @@ type desktop struct {
 // sessionBusAddress is where the session bus is: sessionbus.Address.
 func sessionBusAddress() (string, error) { return sessionbus.Address() }
 
-// openDesktop connects to the session bus. The error is errNoSessionBus,
-// or says why the bus could not be reached.
+// openDesktop connects to the session bus. The error is
+// sessionbus.ErrNoBus (no tray icon and no popups), or says why the bus could not be reached.
 func openDesktop(ctx context.Context) (*desktop, error) {
 	addr, err := sessionBusAddress()
 	if err != nil {

@@ -601,13 +601,6 @@ func brightAt(t testing.TB, path string, x, y int) bool {
 	return r>>8 > 180 && g>>8 > 180 && b>>8 > 180
 }
 
-// findIcon finds hark's tray icon in a screenshot: the centre of the
-// pixels of its blue glyph in the panel's band at the top of the screen.
-func findIcon(t testing.TB, path string) (x, y int) {
-	t.Helper()
-	return findGlyph(t, path, isBlueGlyph)
-}
-
 // isBlueGlyph matches the glyph's blue, #1c71d8.
 func isBlueGlyph(r, g, b uint32) bool { return b > 150 && r < 90 && g > 80 && g < 150 }
 

@@ -187,17 +187,6 @@ func (s *remote) item(d netclient.Delivery) (recentChanged bool) {
 	return recentChanged
 }
 
-// wants reports whether the server's items of kind k make popups.
-func (s *remote) wants(k wire.Kind) bool {
-	switch k {
-	case wire.KindRandom:
-		return s.conf.Random
-	case wire.KindClassified:
-		return s.conf.Classified
-	}
-	return false
-}
-
 // addRecent puts an ad first in Recent ads, unless it is a current one
 // (handed over again after a restart, or not acknowledged before a
 // session ended) that is there already: by its id, or, from a server

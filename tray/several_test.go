@@ -80,14 +80,6 @@ func writeServers(t *testing.T, path, work, home string) {
 	}
 }
 
-func titles(v view) []string {
-	var ts []string
-	for _, s := range v.Servers {
-		ts = append(ts, s.Title)
-	}
-	return ts
-}
-
 // bothConnected is the view with a menu per server, both connected.
 func bothConnected(work, home string) func(view) bool {
 	return func(v view) bool {
