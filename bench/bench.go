@@ -61,6 +61,10 @@ type Config struct {
 	Rate float64
 	Kind wire.Kind // default wire.KindClassified
 	V1   bool      // do not identify: plain version 1
+	// Classic makes identified clients run the fetch cycle after each
+	// push even when the server offers items in pushes (notif items,
+	// docs/PROTOCOL.md), as clients written before it do.
+	Classic bool
 
 	// Settle bounds the wait for the last fetches once everything is
 	// published (and, in a closed loop, for each item). Items not fetched
@@ -113,6 +117,9 @@ type Result struct {
 	Kind       string  `json:"kind"`
 	Items      int     `json:"items"`
 	Rate       float64 `json:"rate"` // as asked; 0 is the closed loop
+	// PushItems counts the clients that took items in pushes (notif
+	// items): identified, not Classic, and offered by the server.
+	PushItems int `json:"push_items"`
 
 	ConnectS  float64 `json:"connect_s"`   // connecting every client, hello and notif included
 	DurationS float64 `json:"duration_s"`  // first publish to last fetch
@@ -592,6 +599,9 @@ func (r *run) tally(res *Result, clients []*client, first int64) {
 		notif = append(notif, c.notifUS...)
 		fetch = append(fetch, c.fetchUS...)
 		res.Duplicated += c.dup
+		if c.pushItems {
+			res.PushItems++
+		}
 		res.Foreign += c.foreign
 		res.MaxBatch = max(res.MaxBatch, c.maxBatch)
 		last = max(last, c.lastFetch)

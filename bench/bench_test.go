@@ -265,8 +265,10 @@ func TestDuplicateAndBacklog(t *testing.T) {
 // and acknowledges what it received at the front of its next batch.
 func TestIdentifiedAcknowledges(t *testing.T) {
 	r, p, out := scripted(t, 2, false)
-	p.expect("hello bench-"+r.tag+"-0", "notif")
-	p.send("OK", "OK")
+	p.expect("hello bench-" + r.tag + "-0 v2")
+	p.send("OK hello epoch=ab latest=0 client=new")
+	p.expect("notif") // not offered items in pushes: the fetch cycle
+	p.send("OK")
 	r.pubAt[0].Store(r.since())
 	p.send("notif: classified")
 	p.expect("stop_notif", "classified?", "notif")
@@ -278,6 +280,53 @@ func TestIdentifiedAcknowledges(t *testing.T) {
 	c := finish(t, p, out)
 	if !c.has(0) || !c.has(1) || c.dup != 0 || c.received != 8 {
 		t.Errorf("fetched %v %v, %d duplicated, received up to %d", c.has(0), c.has(1), c.dup, c.received)
+	}
+}
+
+// TestItemsInPushes: offered items in pushes, an identified client enters
+// notification mode with notif items, counts each pushed item as notified
+// and fetched at once, acknowledges the first at once and the next ones
+// at most once a second (here: at the front of the cycle a plain push
+// starts), and ends that cycle with notif items again.
+func TestItemsInPushes(t *testing.T) {
+	r, p, out := scripted(t, 3, false)
+	p.expect("hello bench-" + r.tag + "-0 v2")
+	p.send("OK hello epoch=ab latest=0 client=new push=diffs,items")
+	p.expect("notif items")
+	p.send("OK")
+	r.pubAt[0].Store(r.since())
+	p.send("notif: classified 7 " + r.value(0))
+	p.expect("seen 7")
+	p.send("OK")
+	r.pubAt[1].Store(r.since())
+	p.send("notif: random 8 99", "notif: classified 9 "+r.value(1)) // the other kind: acknowledged, not counted
+	r.pubAt[2].Store(r.since())
+	p.send("notif: classified") // a plain push (the mode is being switched, say): fetched
+	p.expect("seen 9", "stop_notif", "classified?", "notif items")
+	p.send("OK", "OK", "10 "+r.value(2), "OK")
+	c := finish(t, p, out)
+	if !c.pushItems || !c.has(0) || !c.has(1) || !c.has(2) || c.dup != 0 || c.received != 10 || len(c.fetchUS) != 3 || len(c.notifUS) != 3 {
+		t.Errorf("items in pushes %v; fetched %v %v %v, %d duplicated, received up to %d, %d fetch and %d notif samples",
+			c.pushItems, c.has(0), c.has(1), c.has(2), c.dup, c.received, len(c.fetchUS), len(c.notifUS))
+	}
+}
+
+// TestClassicDeclinesItems: --classic runs the fetch cycle on a server
+// that offers items in pushes.
+func TestClassicDeclinesItems(t *testing.T) {
+	r := newRun(Config{Server: "script", Clients: 1, Items: 1, Classic: true, PublishCmd: "true {value}"}.withDefaults())
+	cn, sn := net.Pipe()
+	defer sn.Close()
+	c := newClient(r, 0)
+	errc := make(chan error, 1)
+	go func() { errc <- c.start(cn); cn.Close() }()
+	p := &peer{t: t, nc: sn, br: bufio.NewReader(sn)}
+	p.expect("hello bench-" + r.tag + "-0 v2")
+	p.send("OK hello epoch=ab latest=0 client=new push=items")
+	p.expect("notif")
+	p.send("OK")
+	if err := <-errc; err != nil || c.pushItems {
+		t.Errorf("start: %v, items in pushes %v; want the fetch cycle", err, c.pushItems)
 	}
 }
 

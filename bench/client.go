@@ -60,6 +60,8 @@ type client struct {
 	skip     int
 
 	received, acked uint64 // identified: the highest id received, and acknowledged with seen
+	pushItems       bool   // in notification mode with items in pushes (notif items)
+	ackedAt         int64  // when seen was last sent (run.since)
 
 	wbuf []byte
 
@@ -85,7 +87,8 @@ const (
 )
 
 func newClient(r *run, i int) *client {
-	c := &client{r: r, i: i, got: make([]uint64, (r.cfg.Items+63)/64)}
+	// ackedAt: the first item pushed is acknowledged at once.
+	c := &client{r: r, i: i, got: make([]uint64, (r.cfg.Items+63)/64), ackedAt: -ackEvery}
 	if !r.cfg.V1 {
 		// A fresh id per run and client: the server has never seen it, so
 		// it starts from the moment it connects, as a version-1 client
@@ -177,11 +180,30 @@ func (c *client) start(nc net.Conn) error {
 		c.expect = append(c.expect, expOK)
 	}
 	if c.id != "" {
+		// hello's reply says whether the server offers items in pushes:
+		// it is read before notif is chosen, as hark's client does.
 		buf = append(append(append(buf, wire.CmdHello...), ' '), c.id...)
-		buf = append(buf, '\r', '\n')
+		buf = append(buf, " "+wire.HelloV2+"\r\n"...)
 		c.expect = append(c.expect, expHello)
+		if _, err := nc.Write(buf); err != nil {
+			return fmt.Errorf("write to %s: %w", c.server(), err)
+		}
+		buf = buf[:0]
+		for c.eh < len(c.expect) {
+			line, err := c.readLine()
+			if err != nil {
+				return c.setupError(err)
+			}
+			if err := c.handle(line, c.r.since()); err != nil {
+				return err
+			}
+		}
 	}
-	buf = append(buf, wire.CmdNotify+"\r\n"...)
+	if c.pushItems {
+		buf = append(buf, wire.CmdNotifyItems+"\r\n"...)
+	} else {
+		buf = append(buf, wire.CmdNotify+"\r\n"...)
+	}
 	c.expect = append(c.expect, expNotif)
 	c.wbuf = buf
 	if _, err := nc.Write(buf); err != nil {
@@ -277,6 +299,12 @@ func (c *client) lineBuffered() bool {
 
 func (c *client) handle(line []byte, now int64) error {
 	if bytes.HasPrefix(line, []byte(wire.NotifPrefix)) {
+		if k, id, v, ok, err := wire.ParsePushItem(string(line)); ok {
+			if err != nil {
+				return err
+			}
+			return c.pushed(k, id, v, now)
+		}
 		switch string(line) {
 		case c.r.cfg.Kind.Notification():
 			c.notified(now)
@@ -296,10 +324,19 @@ func (c *client) handle(line []byte, now int64) error {
 		return c.serverError(e, string(line))
 	}
 	switch e {
-	case expOK, expHello:
+	case expOK:
 		if string(line) != wire.OK {
 			return fmt.Errorf("the server answered %q where OK was due", clip(line))
 		}
+	case expHello:
+		if string(line) == wire.OK {
+			return nil // a server that answers hello plainly: no items in pushes
+		}
+		h, err := wire.ParseHello(string(line))
+		if err != nil {
+			return fmt.Errorf("the reply to hello: %w", err)
+		}
+		c.pushItems = h.PushItems && !c.r.cfg.Classic
 	case expNotif:
 		if string(line) != wire.OK {
 			return fmt.Errorf("the server answered %q to notif", clip(line))
@@ -340,7 +377,8 @@ func (c *client) notified(now int64) {
 
 // enteredNotif takes the OK of a notif.
 func (c *client) enteredNotif() {
-	c.expect, c.eh = c.expect[:0], 0 // notif ends every batch
+	// notif ends every batch; a seen written after it is still due.
+	c.expect, c.eh = c.expect[:copy(c.expect, c.expect[c.eh:])], 0
 	if !c.ready {
 		c.ready = true
 		return
@@ -385,7 +423,7 @@ func (c *client) cycle() error {
 		buf = strconv.AppendUint(append(buf, wire.CmdSeen+" "...), c.received, 10)
 		buf = append(buf, '\r', '\n')
 		c.expect = append(c.expect, expOK)
-		c.acked = c.received
+		c.acked, c.ackedAt = c.received, c.r.since()
 	}
 	buf = append(buf, wire.CmdStopNotify+"\r\n"...)
 	c.expect = append(c.expect, expOK)
@@ -397,10 +435,38 @@ func (c *client) cycle() error {
 		buf = append(buf, fetch...)
 		c.expect = append(c.expect, expItem)
 	}
-	buf = append(buf, wire.CmdNotify+"\r\n"...)
+	if c.pushItems {
+		buf = append(buf, wire.CmdNotifyItems+"\r\n"...)
+	} else {
+		buf = append(buf, wire.CmdNotify+"\r\n"...)
+	}
 	c.expect = append(c.expect, expNotif)
 	c.wbuf = buf
 	c.inCycle = true
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := c.nc.Write(buf)
+	return err
+}
+
+// ackEvery paces the acknowledgements of items that come in pushes, as
+// hark's client does: one seen for every item received in a second.
+const ackEvery = int64(time.Second)
+
+// pushed takes a push that carries its item: notified and fetched at once.
+// Items of the other kind are acknowledged, not counted.
+func (c *client) pushed(k wire.Kind, id uint64, v string, now int64) error {
+	c.received = max(c.received, id)
+	if k == c.r.cfg.Kind {
+		c.deliver(v, now, now)
+	}
+	if c.inCycle || c.received <= c.acked || now-c.ackedAt < ackEvery {
+		return nil // a cycle's batch carries it, or it waits for the next
+	}
+	buf := strconv.AppendUint(append(c.wbuf[:0], wire.CmdSeen+" "...), c.received, 10)
+	buf = append(buf, '\r', '\n')
+	c.wbuf = buf
+	c.expect = append(c.expect, expOK)
+	c.acked, c.ackedAt = c.received, now
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := c.nc.Write(buf)
 	return err
@@ -421,17 +487,23 @@ func (c *client) item(v string, now int64) error {
 		c.received = max(c.received, id)
 		v = val
 	}
+	c.deliver(v, now, tok)
+	return nil
+}
+
+// deliver counts an item received at now, whose notification came at tok.
+func (c *client) deliver(v string, now, tok int64) {
 	if v == "" {
-		return nil // no ad at all on the server: nothing to count
+		return // no ad at all on the server: nothing to count
 	}
 	n := c.r.item(v)
 	switch {
 	case n < 0:
 		c.foreign++
-		return nil
+		return
 	case c.has(n):
 		c.dup++
-		return nil
+		return
 	}
 	c.set(n)
 	at := c.r.pubAt[n].Load()
@@ -443,7 +515,6 @@ func (c *client) item(v string, now int64) error {
 	}
 	c.lastFetch = now
 	c.r.fetched(n)
-	return nil
 }
 
 // micros converts nanoseconds to whole microseconds.

@@ -31,6 +31,7 @@ func Bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&cfg.Rate, "rate", 0, "items per second; 0 publishes each item once every client has fetched the previous one")
 	kind := fs.String("kind", string(wire.KindClassified), "what to publish: classified (fetched with classified?) or random (random?)")
 	fs.BoolVar(&cfg.V1, "v1", false, "do not identify the clients (plain version 1: no hello, no seen)")
+	fs.BoolVar(&cfg.Classic, "classic", false, "identified clients fetch each item after its push (stop_notif, fetch, notif) even when the server offers items in pushes")
 	fs.DurationVar(&cfg.Settle, "settle", bench.DefaultSettle, "how long to wait for the last fetches (and, with --rate 0, for each item) before counting what is missing as lost")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "`pid` of the server process, to report its CPU time and memory (Linux)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of the table")
@@ -140,6 +141,8 @@ func checkBenchFlags(cfg *bench.Config, kind, httpURL string, set map[string]boo
 		return usagef("--settle must be positive, e.g. 10s")
 	case cfg.ServerPID < 0:
 		return usagef("--server-pid must be a process id")
+	case cfg.V1 && cfg.Classic:
+		return usagef("--classic is for identified clients: with --v1 every client fetches after each push")
 	}
 	cfg.Kind = wire.Kind(kind)
 	if !cfg.Kind.Valid() {
@@ -172,8 +175,15 @@ func checkBenchFlags(cfg *bench.Config, kind, httpURL string, set map[string]boo
 func printBench(w io.Writer, cfg bench.Config, r *bench.Result) error {
 	var b strings.Builder
 	who := "identified"
-	if !r.Identified {
+	switch {
+	case !r.Identified:
 		who = "version-1"
+	case r.PushItems == r.Clients:
+		who = "identified (items in pushes)"
+	case r.PushItems > 0:
+		who = fmt.Sprintf("identified (%d with items in pushes)", r.PushItems)
+	default:
+		who = "identified (fetch cycle)"
 	}
 	what := "classified ad"
 	if r.Kind == string(wire.KindRandom) {

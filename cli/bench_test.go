@@ -62,10 +62,12 @@ func TestBenchDelivers(t *testing.T) {
 		extra []string
 		ided  bool
 		kind  string
+		items bool // items in pushes: no fetch cycle
 	}{
-		{"identified, closed loop", nil, true, "classified"},
-		{"version 1, at a rate", []string{"--v1", "--rate", "100"}, false, "classified"},
-		{"random numbers, closed loop", []string{"--kind", "random"}, true, "random"},
+		{"identified, closed loop", nil, true, "classified", true},
+		{"identified, fetch cycle", []string{"--classic"}, true, "classified", false},
+		{"version 1, at a rate", []string{"--v1", "--rate", "100"}, false, "classified", false},
+		{"random numbers, closed loop", []string{"--kind", "random"}, true, "random", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -80,6 +82,9 @@ func TestBenchDelivers(t *testing.T) {
 			if r.Clients != clients || r.Items != items || r.Identified != tc.ided || r.Kind != tc.kind {
 				t.Errorf("clients %d, items %d, identified %v, kind %q; want %d, %d, %v, %q",
 					r.Clients, r.Items, r.Identified, r.Kind, clients, items, tc.ided, tc.kind)
+			}
+			if want := map[bool]int{true: clients}[tc.items]; r.PushItems != want {
+				t.Errorf("%d clients took items in pushes, want %d", r.PushItems, want)
 			}
 			if r.Lost != 0 || r.Duplicated != 0 || r.Superseded != 0 || r.Dropped != 0 || r.Foreign != 0 {
 				t.Errorf("lost %d, duplicated %d, superseded %d, dropped %d, foreign %d: want all 0\n%s",
@@ -97,7 +102,7 @@ func TestBenchDelivers(t *testing.T) {
 			if r.FetchMS.Max < r.NotifMS.P50 {
 				t.Errorf("fetched (max %v ms) before notified (p50 %v ms)?", r.FetchMS.Max, r.NotifMS.P50)
 			}
-			if r.ItemsPerS <= 0 || r.MaxBatch < 1 {
+			if r.ItemsPerS <= 0 || r.MaxBatch < 1 && !tc.items || r.MaxBatch > 0 && tc.items {
 				t.Errorf("items/s %v, largest batch %d", r.ItemsPerS, r.MaxBatch)
 			}
 			if r.ServerProc == nil || r.ServerProc.PID != os.Getpid() || r.ServerProc.RSSMiB <= 0 || r.BenchProc == nil {
@@ -114,7 +119,7 @@ func TestBenchTable(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit status %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	for _, w := range []string{"20 identified clients, 3 classified ads", "notif: received", "item fetched", "p99",
+	for _, w := range []string{"20 identified (items in pushes) clients, 3 classified ads", "notif: received", "item fetched", "p99",
 		"delivered   60 of 60", "lost 0, duplicated 0", "items/s", "nobody fell behind"} {
 		if !strings.Contains(stdout, w) {
 			t.Errorf("the report does not say %q:\n%s", w, stdout)

@@ -64,6 +64,7 @@ func TestRunExitCodes(t *testing.T) {
 		{"bench negative rate", []string{"bench", "--rate", "-1"}, 2, []string{"--rate"}},
 		{"bench rate not a number", []string{"bench", "--rate", "fast"}, 2, []string{"rate"}},
 		{"bench settle 0", []string{"bench", "--settle", "0s"}, 2, []string{"--settle"}},
+		{"bench classic with v1", []string{"bench", "--v1", "--classic"}, 2, []string{"--classic", "--v1"}},
 		{"bench unknown kind", []string{"bench", "--kind", "poem"}, 2, []string{"--kind", `"poem"`, "classified or random"}},
 		{"bench bad server", []string{"bench", "--server", "nonsense"}, 2, []string{"--server", `"nonsense"`, "host:port"}},
 		{"bench remote server", []string{"bench", "--server", "192.0.2.1:6789"}, 2, []string{"--server", "loopback"}},

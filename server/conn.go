@@ -84,6 +84,7 @@ const (
 	stSpoke     = 1 << 2 // the peer's first bytes were looked at (a TLS handshake on the plaintext port?)
 	stStarted   = 1 << 3 // the first command has been handled: auth is no longer allowed
 	stAuthed    = 1 << 4 // auth succeeded (its token is in Server.tokenConns)
+	stItems     = 1 << 5 // pushes carry their items (notif items); changes under Server.mu, with stNotifying
 	stWhyShift  = 8      // bits 8–15: why it ended (an endReason; 0 while open)
 	stErrShift  = 16     // bits 16–31: the errno that ended it, if any, for the log
 )
@@ -373,7 +374,16 @@ func (c *conn) handle(line []byte) endReason {
 	case string(line) == wire.CmdClassified:
 		c.cmdClassified()
 	case string(line) == wire.CmdNotify:
-		c.cmdNotify()
+		c.cmdNotify(false)
+	case string(line) == wire.CmdNotifyItems:
+		c.s.mu.Lock()
+		ided := c.cl != nil
+		c.s.mu.Unlock()
+		if !ided {
+			c.reply(wire.ErrNotIdentified) // an item's id means something only after hello
+			break
+		}
+		c.cmdNotify(true)
 	case string(line) == wire.CmdStopNotify:
 		c.s.mu.Lock()
 		c.s.setNotifying(c, false)
@@ -431,11 +441,14 @@ func (c *conn) cmdClassified() {
 	c.replyItem(it)
 }
 
-// cmdNotify enters notification mode. The OK, then one announcement per
+// cmdNotify enters notification mode, with items in the pushes when items
+// is true (notif items, after hello). The OK, then one announcement per
 // item the client has not fetched, must reach the wire before any
 // notification fanned out after this point, and none fanned out before
 // this point may follow them (they are counted in the announcement).
-func (c *conn) cmdNotify() {
+// Pushes with items are the exception: each handed its item out when it
+// was queued, so none is dropped; they go before the OK.
+func (c *conn) cmdNotify(items bool) {
 	s := c.s
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -449,21 +462,53 @@ func (c *conn) cmdNotify() {
 	buf := c.out
 	c.out = nil
 	c.omu.Unlock()
+	if h := s.cfg.onAnnounce; h != nil {
+		h()
+	}
 
 	s.mu.Lock()
+	hadItems := c.state.Load()&stItems != 0
 	s.setNotifying(c, true)
+	if items {
+		c.state.Or(stItems)
+	} else {
+		c.state.And(^uint32(stItems))
+	}
 	p := c.pos()
-	unread := len(s.ads) - sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
-	random := s.random.ID > p.random
+	first := sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
+	unread := s.ads[first:] // s.ads is only appended to and resliced: this view stays valid
+	var random store.Item
+	if s.random.ID > p.random {
+		random = s.random
+	}
+	if items {
+		// Announced with their items: handed out, as fetches would.
+		if len(unread) > 0 {
+			p.ad = unread[len(unread)-1].ID
+		}
+		p.random = max(p.random, random.ID)
+	}
 	c.omu.Lock()
-	c.out = c.out[:0] // only notifications can be here; the announcement replaces them
+	if hadItems {
+		buf = append(buf, c.out...) // handed out already: never dropped
+	}
+	c.out = c.out[:0] // plain notifications; the announcement replaces them
 	c.omu.Unlock()
 	s.mu.Unlock()
 
-	buf = slices.Grow(buf, min(flushAt, 4+unread*(len(wire.NotifClassified)+2)+len(wire.NotifRandom)+2))
+	size := 4 + len(unread)*(len(wire.NotifClassified)+2) + len(wire.NotifRandom) + 2
+	if items {
+		size = flushAt // values of up to 1000 bytes each: grown as needed, written in chunks
+	}
+	buf = slices.Grow(buf, min(flushAt, size))
 	buf = append(buf, wire.OK+"\r\n"...)
-	for i := 0; i < unread; i++ {
-		buf = append(buf, wire.NotifClassified+"\r\n"...)
+	for _, ad := range unread {
+		if items {
+			buf = wire.AppendPushItem(buf, wire.KindClassified, ad.ID, ad.Value)
+			buf = append(buf, '\r', '\n')
+		} else {
+			buf = append(buf, wire.NotifClassified+"\r\n"...)
+		}
 		if len(buf) >= flushAt-64 {
 			if c.writeLocked(buf) != nil {
 				return
@@ -471,7 +516,12 @@ func (c *conn) cmdNotify() {
 			buf = buf[:0]
 		}
 	}
-	if random {
+	switch {
+	case random.ID == 0:
+	case items:
+		buf = wire.AppendPushItem(buf, wire.KindRandom, random.ID, random.Value)
+		buf = append(buf, '\r', '\n')
+	default:
 		buf = append(buf, wire.NotifRandom+"\r\n"...)
 	}
 	_ = c.writeLocked(buf)
@@ -559,7 +609,7 @@ func (c *conn) cmdHello(arg string) endReason {
 		return notEnded
 	}
 	c.omu.Lock()
-	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known, Idle: s.cfg.IdleTimeout})
+	c.out = wire.AppendHello(c.out, wire.Hello{Epoch: s.st.Epoch(), Latest: latest, New: !known, Idle: s.cfg.IdleTimeout, PushItems: true})
 	c.out = append(c.out, '\r', '\n')
 	c.omu.Unlock()
 	return notEnded

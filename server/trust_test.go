@@ -33,7 +33,7 @@ func TestHelloV2(t *testing.T) {
 	publish(t, s, wire.KindClassified, "after connect") // not in latest: the connection opened before it
 	c.Send("hello laptop v2")
 	h, err := wire.ParseHello(c.Line())
-	if err != nil || h != (wire.Hello{Epoch: s.st.Epoch(), Latest: first, New: true, Idle: DefaultIdleTimeout}) {
+	if err != nil || h != (wire.Hello{Epoch: s.st.Epoch(), Latest: first, New: true, Idle: DefaultIdleTimeout, PushItems: true}) {
 		t.Fatalf("hello v2 = %+v, %v; want epoch %s, latest %d, new", h, err, s.st.Epoch(), first)
 	}
 	// A second connection of a live id shares its position: known.

@@ -41,14 +41,23 @@ type Hello struct {
 	// Idle is the server's notification-mode idle timeout, in whole
 	// seconds from 1s to MaxIdle; 0 when the server does not tell it.
 	Idle time.Duration
+	// PushItems: the server offers notification mode with items in the
+	// pushes ("push=items"; CmdNotifyItems enters it).
+	PushItems bool
 }
 
+// PushItemsWord is what the extended reply's push field lists when the
+// server offers items in pushes. The field is a comma-separated list of
+// words; a client ignores the words it does not know.
+const PushItemsWord = "items"
+
 // AppendHello appends the extended reply for h, without terminator:
-// "OK hello epoch=<epoch> latest=<id> client=new|known idle=<seconds>".
+// "OK hello epoch=<epoch> latest=<id> client=new|known idle=<seconds>
+// push=items".
 // Fields are key=value, separated by one space; a client ignores keys it
 // does not know, so later fields can be added without a new revision.
 // idle is written when h.Idle > 0, in whole seconds rounded down, at
-// least 1 and at most MaxIdle's.
+// least 1 and at most MaxIdle's; push=items when h.PushItems.
 func AppendHello(dst []byte, h Hello) []byte {
 	dst = append(dst, HelloPrefix+" epoch="...)
 	dst = append(dst, h.Epoch...)
@@ -63,6 +72,9 @@ func AppendHello(dst []byte, h Hello) []byte {
 	if h.Idle > 0 {
 		dst = append(dst, " idle="...)
 		dst = strconv.AppendInt(dst, idleSeconds(h.Idle), 10)
+	}
+	if h.PushItems {
+		dst = append(dst, " push="+PushItemsWord...)
 	}
 	return dst
 }
@@ -123,6 +135,15 @@ func ParseHello(line string) (Hello, error) {
 				return Hello{}, invalidf("idle is a decimal number of seconds from 1 to %d, got %q", int64(MaxIdle/time.Second), clip(value))
 			}
 			h.Idle = time.Duration(n) * time.Second
+		case "push":
+			// A list, so that later push forms need no new key; words
+			// this client does not know are a newer server's, not an
+			// error.
+			for w := range strings.SplitSeq(value, ",") {
+				if w == PushItemsWord {
+					h.PushItems = true
+				}
+			}
 		}
 	}
 	if !haveEpoch || !haveLatest {

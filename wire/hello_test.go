@@ -16,6 +16,7 @@ func TestHelloRoundTrip(t *testing.T) {
 		{Epoch: "ab", Latest: 7, New: true, Idle: 30 * time.Minute},
 		{Epoch: "ab", Latest: 7, Idle: time.Second},
 		{Epoch: "ab", Latest: 7, Idle: MaxIdle},
+		{Epoch: "ab", Latest: 7, Idle: time.Second, PushItems: true},
 	} {
 		line := string(AppendHello(nil, h))
 		got, err := ParseHello(line)
@@ -65,6 +66,30 @@ func TestParseHelloIsExtensible(t *testing.T) {
 	// Without client=: known, which can cost a repeat, never a loss.
 	if h, err := ParseHello("OK hello epoch=ab latest=7"); err != nil || h.New {
 		t.Fatalf("ParseHello without client = %+v, %v; want known", h, err)
+	}
+}
+
+// push= is a list: a client takes items when it is listed, whatever else
+// a newer server lists with it, and never when it is not; the field is
+// absent unless offered, so a server that does not offer it says what it
+// said before.
+func TestHelloPushItems(t *testing.T) {
+	if got := string(AppendHello(nil, Hello{Epoch: "ab", Latest: 7, PushItems: true})); got != "OK hello epoch=ab latest=7 client=known push=items" {
+		t.Errorf("AppendHello offering items = %q", got)
+	}
+	for line, want := range map[string]bool{
+		"OK hello epoch=ab latest=7 push=items":         true,
+		"OK hello epoch=ab latest=7 push=diffs,items":   true,
+		"OK hello epoch=ab latest=7 push=items,x":       true,
+		"OK hello epoch=ab latest=7 push=diffs":         false,
+		"OK hello epoch=ab latest=7 push=":              false,
+		"OK hello epoch=ab latest=7 push=itemsx":        false,
+		"OK hello epoch=ab latest=7 client=new idle=60": false,
+	} {
+		h, err := ParseHello(line)
+		if err != nil || h.PushItems != want {
+			t.Errorf("ParseHello(%q) = %+v, %v; want PushItems %v", line, h, err, want)
+		}
 	}
 }
 

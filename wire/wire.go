@@ -30,6 +30,10 @@ const (
 	// CmdSeen acknowledges, after hello, every item received with an id up
 	// to its argument: "seen <id>". Only then does the read position move.
 	CmdSeen = "seen"
+	// CmdNotifyItems enters notification mode with items in the pushes
+	// (docs/PROTOCOL.md, Items in pushes): only after hello, and only on
+	// a server whose reply to hello offered it (Hello.PushItems).
+	CmdNotifyItems = "notif items"
 )
 
 // Lines a server sends.
@@ -204,6 +208,42 @@ func ParseItem(line string) (id uint64, value string, err error) {
 		return 0, "", invalidf("an identified reply starts with a positive item id, got %q", clip(line))
 	}
 	return id, value, nil
+}
+
+// AppendPushItem appends the push that carries an item, for a connection
+// in notification mode with items (CmdNotifyItems), without terminator:
+// "notif: <kind> <id> <value>".
+func AppendPushItem(dst []byte, k Kind, id uint64, value string) []byte {
+	dst = append(dst, k.Notification()...)
+	dst = append(dst, ' ')
+	return AppendItem(dst, id, value)
+}
+
+// ParsePushItem reads a push that carries an item. ok is false when line
+// is not one: a plain push, or any other line. A line that starts like
+// one but is malformed (no id, an empty value) is an error.
+func ParsePushItem(line string) (k Kind, id uint64, value string, ok bool, err error) {
+	var rest string
+	switch {
+	case strings.HasPrefix(line, NotifClassified+" "):
+		k, rest = KindClassified, line[len(NotifClassified)+1:]
+	case strings.HasPrefix(line, NotifRandom+" "):
+		k, rest = KindRandom, line[len(NotifRandom)+1:]
+	default:
+		return "", 0, "", false, nil
+	}
+	id, value, err = ParseItem(rest)
+	switch {
+	case err != nil:
+		return "", 0, "", true, err
+	case rest == "" || value == "":
+		return "", 0, "", true, invalidf("a push with an item is \"notif: <kind> <id> <value>\", got %q", clip(line))
+	case k == KindRandom:
+		if _, err := ParseRandom(value); err != nil {
+			return "", 0, "", true, err
+		}
+	}
+	return k, id, value, true, nil
 }
 
 // clip shortens s for an error message, so that a hostile value cannot make

@@ -305,3 +305,47 @@ func TestErrorMessagesAreBounded(t *testing.T) {
 		t.Errorf("ParseRandom message is %d bytes", len(err.Error()))
 	}
 }
+
+// A push with an item round-trips; a plain push or a reply is not one;
+// a line that starts like one but carries no valid item is an error, so
+// that a client neither drops nor invents an item.
+func TestPushItem(t *testing.T) {
+	for _, c := range []struct {
+		k     wire.Kind
+		id    uint64
+		value string
+	}{
+		{wire.KindClassified, 4182, "Nice appart in the 11e."},
+		{wire.KindClassified, 1, "x y  z"},
+		{wire.KindRandom, 1<<64 - 1, "18446744073709551615"},
+		{wire.KindRandom, 9, "0"},
+	} {
+		line := string(wire.AppendPushItem([]byte("keep:"), c.k, c.id, c.value))[len("keep:"):]
+		k, id, v, ok, err := wire.ParsePushItem(line)
+		if !ok || err != nil || k != c.k || id != c.id || v != c.value {
+			t.Errorf("wire.ParsePushItem(%q) = %q %d %q %v %v", line, k, id, v, ok, err)
+		}
+	}
+	if got := string(wire.AppendPushItem(nil, wire.KindClassified, 4182, "Nice")); got != "notif: classified 4182 Nice" {
+		t.Errorf("wire.AppendPushItem = %q", got)
+	}
+	for _, line := range []string{wire.NotifClassified, wire.NotifRandom, "OK", "4182 Nice", "", "notif: classifiedx 1 a", "notif:  classified 1 a"} {
+		if _, _, _, ok, err := wire.ParsePushItem(line); ok || err != nil {
+			t.Errorf("wire.ParsePushItem(%q) = ok %v, %v; want not a push with an item", line, ok, err)
+		}
+	}
+	for _, line := range []string{
+		"notif: classified ",
+		"notif: classified 0 a",
+		"notif: classified x a",
+		"notif: classified 12",
+		"notif: classified 12 ",
+		"notif: random 3 -1",
+		"notif: random 3 012",
+		"notif: random 3",
+	} {
+		if _, _, _, ok, err := wire.ParsePushItem(line); !ok || !errors.Is(err, wire.ErrInvalid) {
+			t.Errorf("wire.ParsePushItem(%q) = ok %v, %v; want a malformed push", line, ok, err)
+		}
+	}
+}

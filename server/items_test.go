@@ -1,0 +1,131 @@
+package server
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/harkapp/hark/wire"
+)
+
+// TestItemsInPushes: hello offers items in pushes; notif items announces
+// the unread items with their values and ids, pushes each new item with
+// its value, and hands each out as a fetch would: classified? then
+// answers the pushed ad as the most recent, and entering the mode again
+// announces nothing. Plain notif goes back to plain pushes.
+func TestItemsInPushes(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s)
+	if h := c.Identify("desk"); !h.PushItems {
+		t.Fatalf("hello's reply does not offer items in pushes: %+v", h)
+	}
+	a, _ := publish(t, s, wire.KindClassified, "A")
+	b, _ := publish(t, s, wire.KindClassified, "B")
+	r, _ := publish(t, s, wire.KindRandom, "77")
+	c.Send("notif items")
+	c.Expect("OK",
+		fmt.Sprintf("notif: classified %d A", a),
+		fmt.Sprintf("notif: classified %d B", b),
+		fmt.Sprintf("notif: random %d 77", r))
+	c.Send("notif items")
+	c.Expect("OK") // announced: handed out, so not announced again
+	d, _ := publish(t, s, wire.KindClassified, "D")
+	c.Expect(fmt.Sprintf("notif: classified %d D", d))
+	r2, _ := publish(t, s, wire.KindRandom, "78")
+	c.Expect(fmt.Sprintf("notif: random %d 78", r2))
+	c.Send("notif items", "classified?")
+	c.Expect("OK", fmt.Sprintf("%d D", d)) // pushed: handed out, so not announced, and the most recent
+	c.Send("notif")
+	c.Expect("OK")
+	publish(t, s, wire.KindClassified, "E")
+	c.Expect(wire.NotifClassified)
+}
+
+// TestNotifItemsNeedsHello: before hello, an item's id means nothing:
+// notif items is refused, and the connection stays as it was, out of
+// notification mode.
+func TestNotifItemsNeedsHello(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s)
+	c.Send("notif items")
+	c.Expect(wire.ErrNotIdentified)
+	publish(t, s, wire.KindRandom, "5")
+	c.Send("random?")
+	c.Expect("5") // no push before the reply: not in notification mode
+}
+
+// TestItemPushNeverDropped: a push fanned out while notif gathers its
+// announcement has handed its item out already; unlike a plain push, which
+// the announcement covers, it is written, before the OK, and the item is
+// not announced again.
+func TestItemPushNeverDropped(t *testing.T) {
+	var s *Server
+	var x atomic.Uint64
+	var armed atomic.Bool
+	cfg := Config{onAnnounce: func() {
+		if armed.CompareAndSwap(true, false) {
+			id, _ := publish(t, s, wire.KindClassified, "X")
+			x.Store(id)
+		}
+	}}
+	s = startServer(t, cfg)
+	c := dial(t, s)
+	c.Identify("tablet")
+	c.Send("notif items")
+	c.Expect("OK")
+	armed.Store(true)
+	c.Send("notif items")
+	push := c.Line()
+	c.Expect("OK")
+	if want := fmt.Sprintf("notif: classified %d X", x.Load()); push != want {
+		t.Fatalf("first line after the second notif items: %q, want %q before its OK", push, want)
+	}
+	c.Send("classified?")
+	c.Expect(fmt.Sprintf("%d X", x.Load())) // the most recent: X was handed out
+}
+
+// TestItemPushesToEveryConnectionOfAnID: connections of one id in
+// notification mode with items each get the item; the client drops the
+// repeat by id.
+func TestItemPushesToEveryConnectionOfAnID(t *testing.T) {
+	s := startServer(t, Config{})
+	a, b := dial(t, s), dial(t, s)
+	a.Identify("phone")
+	b.Identify("phone")
+	a.Send("notif items")
+	a.Expect("OK")
+	b.Send("notif items")
+	b.Expect("OK")
+	x, _ := publish(t, s, wire.KindClassified, "X")
+	a.Expect(fmt.Sprintf("notif: classified %d X", x))
+	b.Expect(fmt.Sprintf("notif: classified %d X", x))
+}
+
+// TestUnacknowledgedPushIsOfferedAgain: a pushed item moves only the
+// handed-out position; what the client did not acknowledge with seen is
+// announced again, same id, after a restart, and what it acknowledged is
+// not.
+func TestUnacknowledgedPushIsOfferedAgain(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, Config{DataDir: dir})
+	c := dial(t, s)
+	c.Identify("laptop")
+	c.Send("notif items")
+	c.Expect("OK")
+	a, _ := publish(t, s, wire.KindClassified, "A")
+	c.Expect(fmt.Sprintf("notif: classified %d A", a))
+	b, _ := publish(t, s, wire.KindClassified, "B")
+	c.Expect(fmt.Sprintf("notif: classified %d B", b))
+	c.Send(fmt.Sprintf("seen %d", a))
+	c.Expect("OK")
+	c.NC.Close()
+	stopServer(t, s)
+
+	s = startServer(t, Config{DataDir: dir})
+	c = dial(t, s)
+	c.Send("hello laptop v2", "notif items")
+	c.Line() // hello's reply
+	c.Expect("OK", fmt.Sprintf("notif: classified %d B", b))
+	c.Send("random?")
+	c.Line() // the reply comes after every announcement: nothing else was
+}
