@@ -49,10 +49,15 @@ var ErrLateHello = errors.New("the server accepted hello after another line had 
 
 // ProtocolError says the server broke the protocol badly enough that the
 // connection cannot go on (a line too long, invalid UTF-8, no reply in
-// time).
-type ProtocolError struct{ Msg string }
+// time, a malformed push with an item).
+type ProtocolError struct {
+	Msg string
+	err error // what found it malformed, if anything (wire.ErrInvalid's kind)
+}
 
 func (e *ProtocolError) Error() string { return "protocol error: " + e.Msg }
+
+func (e *ProtocolError) Unwrap() error { return e.err }
 
 // ServerError is an ERR reply. A farewell that means something more
 // specific (ErrAuthRequired, ErrAuthFailed, ErrServerWantsTLS…) unwraps
@@ -73,9 +78,15 @@ func (e *ServerError) Unwrap() error { return e.err }
 
 // Options configure a Conn. Zero fields take the defaults.
 type Options struct {
-	// OnNotify receives each push (wire.KindRandom or KindClassified), from
-	// the reading goroutine, in order. It must not block.
+	// OnNotify receives each plain push (wire.KindRandom or
+	// KindClassified), from the reading goroutine, in order. It must not
+	// block. Pushes that carry their item go to Items instead.
 	OnNotify func(wire.Kind)
+	// QueuedItems bounds the items that pushes carried (after
+	// NotifyItemsCmd) held until the user takes them from Items (default
+	// 1024: about 1 MiB at most, an ad being at most 1000 bytes). When it
+	// is full the connection stops reading until one is taken: see Items.
+	QueuedItems int
 	// ReplyTimeout bounds how long the oldest command may wait for its
 	// reply before the peer is taken for dead and the connection closed
 	// (default 30s). Context deadlines bound each call separately.
@@ -107,6 +118,7 @@ const (
 	DefaultReplyTimeout     = 30 * time.Second
 	DefaultUnsolicitedRate  = 1000
 	DefaultUnsolicitedBurst = 20000
+	DefaultQueuedItems      = 1024
 )
 
 // Conn is a protocol connection. Its methods are safe for concurrent use;
@@ -124,7 +136,16 @@ type Conn struct {
 	helloSent  bool    // a hello went out: a later "OK hello" is no stray
 	authOK     bool    // the server accepted the token
 	pending    pending // pushes since the last notif's OK, for TakePushes
+	stalled    bool    // the reader waits for room in items, not for the server
 	err        error   // set once the connection is closed
+
+	// itemsAsked: a notif items went out. Only then is a line that looks
+	// like a push with an item taken for one; before, it is an unknown
+	// push (a stray), as for a client that never heard of them, and
+	// nothing fills a queue that nobody reads.
+	itemsAsked atomic.Bool
+	items      chan PushedItem // pushed items, in the order read, until the user takes them
+	seq        uint64          // lines dispatched so far; owned by the reader
 
 	strays atomic.Int64
 	pushed chan struct{} // one token: pending has something
@@ -147,6 +168,9 @@ const (
 	cmdClassified
 	cmdOK     // stop_notif
 	cmdNotify // notif: its OK also resets the pushes pending
+	// notif items: like notif, or an ERR from a server that does not
+	// offer items in pushes (or not before hello)
+	cmdNotifyItems
 	cmdSeen
 	cmdHello   // hello <id>: OK
 	cmdHelloV2 // hello <id> v2: OK hello epoch=… latest=…
@@ -164,6 +188,18 @@ type result struct {
 	item  Item
 	hello wire.Hello // of a hello v2
 	err   error
+	seq   uint64 // the reply's place among the lines read (PushedItem's seq)
+}
+
+// PushedItem is an item a push carried (wire.ParsePushItem), as Items
+// delivers it.
+type PushedItem struct {
+	Item
+	// seq is the line's place among the lines the connection read, so
+	// that a Session can hand pushed and fetched items over in the order
+	// the server sent them: a newer item first would make the older one
+	// look like a repeat.
+	seq uint64
 }
 
 // Dial connects to a hark server at addr, HOST:PORT or tls://HOST:PORT
@@ -244,12 +280,16 @@ func newConn(nc net.Conn, opts Options) (*Conn, *call) {
 	if opts.UnsolicitedBurst <= 0 {
 		opts.UnsolicitedBurst = DefaultUnsolicitedBurst
 	}
+	if opts.QueuedItems <= 0 {
+		opts.QueuedItems = DefaultQueuedItems
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Conn{
 		nc: nc, opts: opts, log: opts.Logger, rl: ratelog.New(opts.Logger, 0),
 		pushed: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		items: make(chan PushedItem, opts.QueuedItems),
 	}
 	c.timer = time.AfterFunc(time.Hour, c.replyTimedOut)
 	c.timer.Stop()
@@ -324,6 +364,24 @@ func (c *Conn) TakePushes() (random bool, ads int) {
 	return p.random, p.ads
 }
 
+// Items delivers, in the order read, each item a push carried: after
+// NotifyItemsCmd, every announcement and push of notification mode
+// carries its item, which the server has then handed out (the read
+// position moved), so it must reach the user: acknowledge it with SeenCmd
+// once it has. They may arrive while any reply is awaited (one queued
+// before a stop_notif comes before its OK). Items the connection read
+// before it ended stay
+// in the channel, for the user to take after Done.
+//
+// The queue holds Options.QueuedItems. When it is full, the connection
+// stops reading until an item is taken: nothing read is dropped, TCP
+// slows the server down, and a server that cannot wait drops the
+// connection, then offers what was not acknowledged again on the next.
+// Replies queue behind the items, without counting against the reply
+// timeout while the user is the one who is late: a user that waits for a
+// reply must keep taking items meanwhile (Session does).
+func (c *Conn) Items() <-chan PushedItem { return c.items }
+
 // Random asks for the latest random number.
 func (c *Conn) Random(ctx context.Context) (Item, error) {
 	r, err := c.Do(ctx, RandomCmd)
@@ -339,6 +397,15 @@ func (c *Conn) Classified(ctx context.Context) (Item, error) {
 // Notify enters notification mode.
 func (c *Conn) Notify(ctx context.Context) error {
 	_, err := c.Do(ctx, NotifyCmd)
+	return err
+}
+
+// NotifyItems enters notification mode with items in the pushes, which
+// Items then delivers: only after Hello, on a server whose reply offered
+// it (wire.Hello.PushItems). Another server answers a ServerError, and
+// the connection stays as it was.
+func (c *Conn) NotifyItems(ctx context.Context) error {
+	_, err := c.Do(ctx, NotifyItemsCmd)
 	return err
 }
 
@@ -385,6 +452,9 @@ const (
 	ClassifiedCmd Cmd = wire.CmdClassified
 	NotifyCmd     Cmd = wire.CmdNotify
 	StopNotifyCmd Cmd = wire.CmdStopNotify
+	// NotifyItemsCmd enters notification mode with items in the pushes
+	// (see NotifyItems and Items).
+	NotifyItemsCmd Cmd = wire.CmdNotifyItems
 )
 
 // HelloCmd is the plain identification command for clientID, answered OK.
@@ -405,6 +475,8 @@ func (c Cmd) kind() cmdKind {
 		return cmdClassified
 	case NotifyCmd:
 		return cmdNotify
+	case NotifyItemsCmd:
+		return cmdNotifyItems
 	}
 	switch {
 	case isAuth(c):
@@ -453,20 +525,7 @@ func (c *Conn) Do(ctx context.Context, cmds ...Cmd) ([]Item, error) {
 }
 
 func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
-	if len(cmds) == 0 {
-		return nil, nil
-	}
-	for _, cmd := range cmds {
-		if err := cmd.check(); err != nil {
-			return nil, err
-		}
-	}
-	// A caller whose time is up must not write: a write cut short by its
-	// deadline would break the connection for every other caller.
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	calls, err := c.send(cmds)
+	calls, err := c.start(ctx, cmds)
 	if calls == nil {
 		return nil, err
 	}
@@ -483,6 +542,25 @@ func (c *Conn) do(ctx context.Context, cmds []Cmd) ([]result, error) {
 		}
 	}
 	return rs, nil
+}
+
+// start checks cmds and sends them, unless ctx has ended. It returns the
+// calls to wait for, or nil (nothing to wait for) and why.
+func (c *Conn) start(ctx context.Context, cmds []Cmd) ([]*call, error) {
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	for _, cmd := range cmds {
+		if err := cmd.check(); err != nil {
+			return nil, err
+		}
+	}
+	// A caller whose time is up must not write: a write cut short by its
+	// deadline would break the connection for every other caller.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return c.send(cmds)
 }
 
 // send queues cmds and writes them in one write. It returns nil and the
@@ -505,6 +583,9 @@ func (c *Conn) send(cmds []Cmd) ([]*call, error) {
 		switch calls[i].kind {
 		case cmdHello, cmdHelloV2:
 			c.helloSent = true
+		case cmdNotifyItems:
+			// Before the write, so before any push it makes the server send.
+			c.itemsAsked.Store(true)
 		case cmdAuth:
 			calls[i].line = authLine // the token goes in no message
 		}
@@ -552,9 +633,14 @@ func (c *Conn) replyTimedOut() {
 	var late bool
 	if len(c.queue) > 0 {
 		wait := time.Since(c.queue[0].since)
-		if wait < c.opts.ReplyTimeout {
+		switch {
+		case c.stalled:
+			// The reply may well be there, behind items the user has not
+			// taken: the server is not the one who is late.
+			c.timer.Reset(c.opts.ReplyTimeout)
+		case wait < c.opts.ReplyTimeout:
 			c.timer.Reset(c.opts.ReplyTimeout - wait)
-		} else {
+		default:
 			late = true
 		}
 	}
@@ -628,12 +714,14 @@ func (c *Conn) throttle(wait time.Duration) bool {
 	}
 }
 
-// dispatch routes one line: a push to the pending pushes and OnNotify, a
-// reply to the command at the head of the queue if it can be that
-// command's reply, anything else to the stray count. It reports whether
-// the line answered a command; pushes and strays are what a flooding
-// server sends.
+// dispatch routes one line: a plain push to the pending pushes and
+// OnNotify, a push with an item to Items, a reply to the command at the
+// head of the queue if it can be that command's reply, anything else to
+// the stray count. It reports whether the line answered a command (or
+// ended the connection); pushes and strays are what a flooding server
+// sends.
 func (c *Conn) dispatch(line []byte) (reply bool) {
+	c.seq++
 	if bytes.HasPrefix(line, []byte(wire.NotifPrefix)) {
 		switch string(line) {
 		case wire.NotifRandom:
@@ -641,7 +729,24 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 		case wire.NotifClassified:
 			c.notify(wire.KindClassified)
 		default:
-			c.stray(line, "unknown push")
+			if !c.itemsAsked.Load() {
+				c.stray(line, "unknown push")
+				return false
+			}
+			k, id, v, ok, err := wire.ParsePushItem(string(line))
+			switch {
+			case !ok:
+				c.stray(line, "unknown push")
+			case err != nil:
+				// It handed an item out, which cannot be told: ignoring it
+				// would lose that item without a trace. Ending the
+				// connection unacknowledged makes the server offer it
+				// again, to a client that then says why it cannot take it.
+				c.fail(&ProtocolError{Msg: fmt.Sprintf("malformed push with an item %q: %v", clip(line), err), err: err})
+				return true
+			default:
+				c.queueItem(PushedItem{Item: Item{Kind: k, Value: v, ID: id}, seq: c.seq})
+			}
 		}
 		return false
 	}
@@ -693,7 +798,8 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 			c.log.Debug("the server does not know auth: going on without a token", "addr", c.nc.RemoteAddr())
 		}
 	}
-	if head.kind == cmdNotify && res.err == nil {
+	res.seq = c.seq
+	if (head.kind == cmdNotify || head.kind == cmdNotifyItems) && res.err == nil {
 		// What follows is the announcement of everything unfetched.
 		c.pending = pending{}
 	}
@@ -708,6 +814,35 @@ func (c *Conn) dispatch(line []byte) (reply bool) {
 	c.mu.Unlock()
 	head.res <- res
 	return true
+}
+
+// queueItem hands a pushed item to Items. When the queue is full, it
+// waits for room, reading nothing meanwhile, or for the connection to
+// end: the item was handed out to this client, so it is never dropped
+// while the connection lives, and memory stays bounded. Dropping the
+// connection instead would cost a reconnection for a user that is
+// only briefly late; a server that cannot wait drops it anyway.
+func (c *Conn) queueItem(p PushedItem) {
+	select {
+	case c.items <- p:
+		return
+	default:
+	}
+	c.rl.Warn("pushed items are not taken as fast as they arrive: reading stops until they are", "addr", c.nc.RemoteAddr(), "queued", cap(c.items))
+	c.mu.Lock()
+	c.stalled = true
+	c.mu.Unlock()
+	select {
+	case c.items <- p:
+	case <-c.quit: // the connection ended: the server offers it again
+	}
+	c.mu.Lock()
+	c.stalled = false
+	if len(c.queue) > 0 {
+		// Its reply could not be read meanwhile: time it from now.
+		c.queue[0].since = time.Now()
+	}
+	c.mu.Unlock()
 }
 
 func (c *Conn) notify(k wire.Kind) {
@@ -733,19 +868,20 @@ func (c *Conn) stray(line []byte, why string) {
 }
 
 // match decides whether line can be the reply to cl, using what the
-// protocol guarantees: OK answers only notif, stop_notif, seen, auth and
-// the plain hello; "OK hello …" only hello v2; ERR only hello, seen and
-// auth (the other commands are always valid, so an ERR line before their
-// reply is a banner or noise, and taking it for their reply would shift
-// every reply after it onto the wrong command); random? answers a decimal
-// number; no item is ever OK, ERR… or notif:. Auth's failures are
+// protocol guarantees: OK answers only notif, notif items, stop_notif,
+// seen, auth and the plain hello; "OK hello …" only hello v2; ERR only
+// hello, seen, notif items and auth (the other commands are always
+// valid, so an ERR line before their reply is a banner or noise, and
+// taking it for their reply would shift every reply after it onto the
+// wrong command); random? answers a decimal number; no item is ever OK,
+// ERR… or notif:. Auth's failures are
 // farewells, handled before: what answers it here is OK, ERR unknown
 // command (a server without auth: the connection goes on), or ERR auth
 // must be the first command.
 func match(cl *call, line string, ided bool) (result, bool) {
 	if strings.HasPrefix(line, wire.ErrPrefix) {
 		switch cl.kind {
-		case cmdHello, cmdHelloV2, cmdSeen:
+		case cmdHello, cmdHelloV2, cmdSeen, cmdNotifyItems:
 			return result{err: &ServerError{Line: line}}, true
 		case cmdAuth:
 			switch line {
@@ -758,7 +894,7 @@ func match(cl *call, line string, ided bool) (result, bool) {
 		return result{}, false
 	}
 	switch cl.kind {
-	case cmdOK, cmdNotify, cmdHello, cmdSeen, cmdAuth:
+	case cmdOK, cmdNotify, cmdNotifyItems, cmdHello, cmdSeen, cmdAuth:
 		return result{}, line == wire.OK
 	case cmdHelloV2:
 		if !wire.IsHelloReply(line) {

@@ -18,7 +18,7 @@ type Delivery struct {
 	Kind  wire.Kind
 	Value string
 	ID    uint64    // 0 when the server does not give ids (version 1)
-	Time  time.Time // when the session fetched it
+	Time  time.Time // when the session received it
 	// Current marks an item that is not news: what the server already
 	// held when this client first met it, or the latest number and ad
 	// again after a restart. Show it (a menu's "latest"), do not announce
@@ -116,6 +116,16 @@ const (
 	// session re-enter notification mode: a server saying idle=1 cannot
 	// make it spin.
 	minRefresh = time.Second
+	// ackEvery is how often, at most, the session acknowledges items that
+	// pushes carried with a seen of its own (docs/PROTOCOL.md, Items in
+	// pushes): several items per seen, and a crash costs at most that
+	// long of repeats, which marks drop by id.
+	ackEvery = time.Second
+	// itemStreak bounds how many pushed items the session hands over in
+	// a row before it looks at anything else (an acknowledgement due, a
+	// reconnection asked for): a burst is acknowledged once, after it,
+	// and a server that pushes without pause does not starve the rest.
+	itemStreak = 256
 )
 
 // refreshFor is the period at which a session configured to refresh every
@@ -138,8 +148,11 @@ func refreshFor(configured, idle time.Duration) time.Duration {
 // Session is the higher-level client the tray and `hark watch` use: it
 // connects, identifies itself, fetches, sits in notification mode, fetches
 // each announced item and hands it over once, in order, reconnecting with
-// backoff for as long as it runs. It reports through one channel, Events,
-// which its user reads from the loop that owns its state.
+// backoff for as long as it runs. On a server that offers items in pushes
+// (wire.Hello.PushItems) it enters the mode with notif items and takes
+// each item from its push, without the fetch cycle. It reports through
+// one channel, Events, which its user reads from the loop that owns its
+// state.
 type Session struct {
 	opts      SessionOptions
 	log       *slog.Logger
@@ -331,6 +344,24 @@ type link struct {
 	acked     uint64        // identified: the highest id acknowledged with seen
 	lastWrite time.Time     // of the last batch, for the refresh
 	refresh   time.Duration // how often notification mode is re-entered on this connection (refreshFor)
+	// items: the server offered items in pushes, and notification mode
+	// is entered with notif items: pushes carry the items, which no
+	// fetch follows, and the session acknowledges them by itself.
+	items   bool
+	ackedAt time.Time   // when the last seen went out, which paces the next
+	ahead   *PushedItem // read after the last reply of a batch: handed over next
+}
+
+// ackDue says when the session acknowledges, with a seen of its own, the
+// items pushes carried: ackEvery after the last seen, when any came since.
+// Without items in pushes, seen rides on the next batch, as before. The
+// time is the monotonic clock's, unlike the refresh's: a wall clock set
+// back must not hold acknowledgements back with it.
+func (l *link) ackDue() (time.Time, bool) {
+	if !l.items || l.received <= l.acked {
+		return time.Time{}, false
+	}
+	return l.ackedAt.Add(ackEvery), true
 }
 
 // runConn serves one connection until it fails, ctx ends, or a reconnect
@@ -369,14 +400,23 @@ func (s *Session) runConn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.Close()
 	l := &link{c: c, refresh: s.opts.Refresh}
+	err = s.useConn(ctx, l)
+	c.Close()
+	s.drain(ctx, l)
+	return err
+}
+
+// useConn identifies, catches up and serves l until it fails, ctx ends,
+// or a reconnect is requested.
+func (s *Session) useConn(ctx context.Context, l *link) error {
 	if err := s.identify(ctx, l); err != nil {
 		return err
 	}
 	if err := s.catchUp(ctx, l); err != nil {
 		return err
 	}
+	c := l.c
 	s.wasUp = true
 	s.fo.connected()
 	for i, r := range s.reports {
@@ -386,11 +426,38 @@ func (s *Session) runConn(ctx context.Context) error {
 			r.flush() // the others' counts, now that one works
 		}
 	}
-	s.log.Info("connected", "addr", s.fo.addr(), "identified", l.ided, "authenticated", c.Authenticated())
+	s.log.Info("connected", "addr", s.fo.addr(), "identified", l.ided, "authenticated", c.Authenticated(), "push_items", l.items)
 	if !s.emit(ctx, Event{State: &State{Connected: true, Addr: s.fo.addr(), Identified: l.ided}}) {
 		return ctx.Err()
 	}
 	return s.serve(ctx, l)
+}
+
+// drain hands over the items pushes carried that the connection read
+// before it ended, once it has (its reader has exited, so nothing more
+// comes): the server handed them out to this client, and might not offer
+// them again to the next connection if it has not yet noticed this one
+// closed. They are not acknowledged; when they are offered again, they
+// are repeats. Nothing is handed over once ctx has ended: the session is
+// closing and must not wait for its user.
+func (s *Session) drain(ctx context.Context, l *link) {
+	if ctx.Err() != nil {
+		return
+	}
+	if !s.handAhead(ctx, l) {
+		return
+	}
+	var news [2]int
+	for {
+		select {
+		case p := <-l.c.Items():
+			if !s.handOne(ctx, l, p.Item, &news) {
+				return
+			}
+		default:
+			return
+		}
+	}
 }
 
 // identify says hello, unless the session speaks version 1 to this
@@ -411,6 +478,7 @@ func (s *Session) identify(ctx context.Context, l *link) error {
 	case err == nil:
 		s.fails, s.v1Since = 0, time.Time{}
 		l.ided = true
+		l.items = h.PushItems
 		s.adopt(h, l)
 		s.pace(h.Idle, l)
 		return nil
@@ -555,19 +623,46 @@ func (s *Session) catchUp(ctx context.Context, l *link) error {
 	return nil
 }
 
-// serve sits in notification mode: it fetches what pushes announce,
-// re-enters the mode before the server's idle timeout, and returns when
-// the connection fails, ctx ends, or a reconnect is requested.
+// serve sits in notification mode: it hands over the items pushes carry,
+// acknowledges them, fetches what plain pushes announce, re-enters the
+// mode before the server's idle timeout, and returns when the connection
+// fails, ctx ends, or a reconnect is requested.
 func (s *Session) serve(ctx context.Context, l *link) error {
 	// The refresh is scheduled from the last line written and checked
 	// against the wall clock, which keeps counting during suspend, unlike
 	// Go's timers (golang/go#24595).
 	const maxSleep = 30 * time.Second
-	carry := 0 // ads announced beyond the last cycle's maximum
+	carry := 0  // ads announced beyond the last cycle's maximum
+	streak := 0 // pushed items handed over in a row
+	// News among pushed items: counted by handOne, unused here, since
+	// no fetch cycle follows them.
+	var pushedNews [2]int
 	for {
+		if !s.handAhead(ctx, l) {
+			return ctx.Err()
+		}
+		// Items already read go first, so that a burst is acknowledged
+		// once, after it.
+		if streak < itemStreak {
+			select {
+			case p := <-l.c.Items():
+				streak++
+				if !s.handOne(ctx, l, p.Item, &pushedNews) {
+					return ctx.Err()
+				}
+				continue
+			default:
+			}
+		}
+		streak = 0
 		due := l.lastWrite.Round(0).Add(l.refresh)
+		ackAt, ack := l.ackDue()
 		if carry == 0 {
-			t := time.NewTimer(min(time.Until(due), maxSleep))
+			wait := min(time.Until(due), maxSleep)
+			if ack {
+				wait = min(wait, time.Until(ackAt))
+			}
+			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -577,7 +672,13 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 				return errReconnect
 			case <-l.c.Done():
 				t.Stop()
-				return l.c.Err()
+				return l.c.Err() // runConn hands over what it read before
+			case p := <-l.c.Items():
+				t.Stop()
+				if !s.handOne(ctx, l, p.Item, &pushedNews) {
+					return ctx.Err()
+				}
+				continue
 			case <-l.c.Pushed():
 				t.Stop()
 			case <-t.C:
@@ -589,11 +690,22 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 		ads = max(ads, carry)
 		pushed := random || ads > 0
 		if !pushed && time.Now().Round(0).Before(due) {
+			if ack && !time.Now().Before(ackAt) {
+				// Nothing else to send: the seen goes alone (run puts it
+				// in front of the batch).
+				if _, err := s.run(ctx, l, batch{}); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		// Leave the mode, fetch, re-enter: one write. Re-entering also
 		// resets the server's idle timer and re-announces what is unread.
-		b := batch{leave: true, random: random, ads: min(ads, maxFetch), enter: true}
+		// With items in pushes, only plain pushes (from a server that
+		// sent them before the mode switched) ask for a fetch; a refresh
+		// only re-enters, which announces, with their items, whatever
+		// the server has not handed out.
+		b := batch{leave: !l.items || pushed, random: random, ads: min(ads, maxFetch), enter: true}
 		fresh, err := s.run(ctx, l, b)
 		if err != nil {
 			return err
@@ -619,19 +731,30 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	}
 }
 
-// pause waits d, unless the connection or the session ends first.
+// pause waits d, unless the connection or the session ends first. Items
+// that pushes carry meanwhile are handed over: only fetches wait.
 func (s *Session) pause(ctx context.Context, l *link, d time.Duration) error {
+	if !s.handAhead(ctx, l) {
+		return ctx.Err()
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.reconnect:
-		return errReconnect
-	case <-l.c.Done():
-		return l.c.Err()
-	case <-t.C:
-		return nil
+	var news [2]int
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.reconnect:
+			return errReconnect
+		case <-l.c.Done():
+			return l.c.Err()
+		case p := <-l.c.Items():
+			if !s.handOne(ctx, l, p.Item, &news) {
+				return ctx.Err()
+			}
+		case <-t.C:
+			return nil
+		}
 	}
 }
 
@@ -643,6 +766,7 @@ type batch struct {
 	random bool   // random?
 	ads    int    // that many classified?
 	enter  bool   // notif
+	items  bool   // enter with notif items instead
 }
 
 func (b batch) cmds() []Cmd {
@@ -659,7 +783,10 @@ func (b batch) cmds() []Cmd {
 	for range b.ads {
 		cmds = append(cmds, ClassifiedCmd)
 	}
-	if b.enter {
+	switch {
+	case b.enter && b.items:
+		cmds = append(cmds, NotifyItemsCmd)
+	case b.enter:
 		cmds = append(cmds, NotifyCmd)
 	}
 	return cmds
@@ -668,68 +795,156 @@ func (b batch) cmds() []Cmd {
 // run writes b, with an acknowledgement of what the connection received
 // so far in front of it, and hands over the items it fetched, also when
 // the batch failed part-way: a reply that did arrive is not thrown away.
-// It returns how many of each kind (by kindIndex) were news.
+// Items that pushes carry meanwhile are handed over too, in the order the
+// connection read them. It returns how many of each kind (by kindIndex)
+// were news.
 //
 // The acknowledgement rides on the next batch rather than costing a
 // write of its own: the server offers an item again until it is
 // acknowledged, so one lost with a connection, a crash, or a session that
 // ended before its user took it, comes back (and is dropped here as a
-// repeat if it was taken after all).
+// repeat if it was taken after all). With items in pushes no batch
+// follows an item, so serve also sends the seen alone, ackEvery after
+// the last one (ackDue).
 func (s *Session) run(ctx context.Context, l *link, b batch) (fresh [2]int, err error) {
 	if l.ided && l.received > max(l.acked, b.ack) {
 		b.ack = l.received
 	}
+	b.items = b.enter && l.items
 	l.lastWrite = time.Now()
-	items, err := l.c.Do(ctx, b.cmds()...)
-	fresh, ok := s.hand(ctx, l, items)
+	if b.ack > 0 {
+		l.ackedAt = l.lastWrite
+	}
+	cmds := b.cmds()
+	fresh, replies, err := s.exchange(ctx, l, cmds)
+	var se *ServerError
+	if err != nil && b.items && replies == len(cmds)-1 && errors.As(err, &se) && l.c.Err() == nil {
+		// The server offered items in pushes, then refused notif items
+		// (a gateway of another version behind the same address, say):
+		// the connection is fine, and the classic cycle works on it.
+		s.warnOnce("no items", "the server offered items in pushes but refused them: fetching each item instead", "addr", s.fo.addr(), "err", err)
+		l.items = false
+		l.acked = max(l.acked, b.ack)
+		more, err := s.run(ctx, l, batch{enter: true})
+		return [2]int{fresh[0] + more[0], fresh[1] + more[1]}, err
+	}
 	if err != nil {
 		return fresh, err
-	}
-	if !ok {
-		return fresh, ctx.Err()
 	}
 	l.acked = max(l.acked, b.ack)
 	return fresh, nil
 }
 
-// hand hands over the items among replies (OK replies are zero Items)
-// that are news, and, in the session's first catch-up, the first item of
-// each kind even when it is not news (as current); it drops repeats. It reports false when ctx ended before the user took them all.
-func (s *Session) hand(ctx context.Context, l *link, replies []Item) (fresh [2]int, ok bool) {
-	now := time.Now()
-	for _, it := range replies {
-		if it.Kind == "" || it.Empty {
-			continue
+// exchange writes cmds in one write and waits for their replies, handing
+// over the items they carry and those that pushes carry meanwhile, in the
+// order the connection read them: marks go by the highest id, so a newer
+// item handed over first would make an older one look like a repeat. It
+// takes pushed items all the while, so that replies queued behind them
+// (Conn.Items) come through. It returns how many replies came before an
+// error.
+func (s *Session) exchange(ctx context.Context, l *link, cmds []Cmd) (fresh [2]int, replies int, err error) {
+	calls, err := l.c.start(ctx, cmds)
+	if calls == nil {
+		return fresh, 0, err
+	}
+	var r *result // the next reply, not handed over yet
+	for replies < len(calls) {
+		if r == nil && l.ahead == nil {
+			select {
+			case res := <-calls[replies].res:
+				r = &res
+			case p := <-l.c.Items():
+				l.ahead = &p
+			case <-ctx.Done():
+				return fresh, replies, ctx.Err()
+			}
 		}
-		k := kindIndex(it.Kind)
-		news := s.isNews(it, l.ided)
-		if !news && (s.met || s.shown[k].ok) {
-			// A repeat: an item offered again because its acknowledgement
-			// was lost, or the most recent ad answered when none is unread.
-			// Only the first catch-up shows what is not news, as current.
-			if l.ided {
-				l.received = max(l.received, it.ID)
+		// One of the two is in hand. The other, if the connection read it
+		// first, was queued before the one in hand was: it is there now.
+		if r == nil {
+			select {
+			case res := <-calls[replies].res:
+				r = &res
+			default:
+			}
+		}
+		if l.ahead == nil {
+			select {
+			case p := <-l.c.Items():
+				l.ahead = &p
+			default:
+			}
+		}
+		if p := l.ahead; p != nil && (r == nil || p.seq < r.seq) {
+			l.ahead = nil
+			if !s.handOne(ctx, l, p.Item, &fresh) {
+				return fresh, replies, ctx.Err()
 			}
 			continue
 		}
-		d := &Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: now, Current: !news}
-		if !s.emit(ctx, Event{Item: d}) {
-			return fresh, false
+		if r.err != nil {
+			return fresh, replies, r.err
 		}
+		if !s.handOne(ctx, l, r.item, &fresh) {
+			return fresh, replies, ctx.Err()
+		}
+		r = nil
+		replies++
+	}
+	return fresh, replies, nil
+}
+
+// handAhead hands over the pushed item that the last batch read after its
+// last reply, if any: it comes before anything in Conn.Items. It reports
+// false when ctx ended before the user took it.
+func (s *Session) handAhead(ctx context.Context, l *link) bool {
+	p := l.ahead
+	if p == nil {
+		return true
+	}
+	l.ahead = nil
+	var news [2]int
+	return s.handOne(ctx, l, p.Item, &news)
+}
+
+// handOne hands over it (a reply's, which is zero for OK, or a push's)
+// if it is news, or, in the session's first catch-up, the first item of
+// each kind even when it is not news (as current); it drops repeats, and
+// counts the news in fresh by kindIndex. It reports false when ctx ended
+// before the user took it.
+func (s *Session) handOne(ctx context.Context, l *link, it Item, fresh *[2]int) bool {
+	if it.Kind == "" || it.Empty {
+		return true
+	}
+	k := kindIndex(it.Kind)
+	news := s.isNews(it, l.ided)
+	if !news && (s.met || s.shown[k].ok) {
+		// A repeat: an item offered again because its acknowledgement
+		// was lost, the most recent ad answered when none is unread, or
+		// a push that another connection of this id got too. Only the
+		// first catch-up shows what is not news, as current.
 		if l.ided {
 			l.received = max(l.received, it.ID)
 		}
-		s.shown[k] = shown{true, it.Value}
-		if news {
-			fresh[k]++
-			if l.ided {
-				m := s.marks
-				m.set(it.Kind, it.ID)
-				s.setMarks(m)
-			}
+		return true
+	}
+	d := &Delivery{Kind: it.Kind, Value: it.Value, ID: it.ID, Time: time.Now(), Current: !news}
+	if !s.emit(ctx, Event{Item: d}) {
+		return false
+	}
+	if l.ided {
+		l.received = max(l.received, it.ID)
+	}
+	s.shown[k] = shown{true, it.Value}
+	if news {
+		fresh[k]++
+		if l.ided {
+			m := s.marks
+			m.set(it.Kind, it.ID)
+			s.setMarks(m)
 		}
 	}
-	return fresh, true
+	return true
 }
 
 // isNews tells a new item from one the user has seen, or that was there

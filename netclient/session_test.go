@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/harkapp/hark/internal/linetest"
 	"github.com/harkapp/hark/netclient"
 	"github.com/harkapp/hark/server"
 	"github.com/harkapp/hark/wire"
@@ -296,30 +295,4 @@ func TestRestartedClientRepeatsNothing(t *testing.T) {
 	if second := run("second"); len(second) != 1 || second[0].Value != "second" {
 		t.Fatalf("the restarted client handed over as news %+v; want only the new ad", second)
 	}
-}
-
-// TestSessionAcknowledges: an identified session acknowledges what it
-// received with seen, riding on its next batch, so the server's durable
-// position moves only past items that reached the client. After B's batch
-// has acknowledged A, a restarted server offers B (whose acknowledgement
-// would have ridden on the batch after it), not A.
-func TestSessionAcknowledges(t *testing.T) {
-	dir := t.TempDir()
-	s := realServer(t, server.Config{DataDir: dir})
-	_, got, connected := runSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "acker"})
-	waitSignal(t, connected, "connected")
-	pub(t, s, wire.KindClassified, "A")
-	awaitValue(t, got, "A")
-	b := pub(t, s, wire.KindClassified, "B")
-	awaitValue(t, got, "B")
-	stopReal(t, s)
-
-	s2, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopReal(t, s2)
-	c := linetest.Dial(t, s2.Addr().String())
-	c.Send("hello acker", "classified?")
-	c.Expect("OK", fmt.Sprintf("%d B", b))
 }

@@ -399,15 +399,18 @@ func (c *conn) handle(line []byte) endReason {
 	return notEnded
 }
 
+// cmdRandom and cmdClassified queue an identified reply while they hold
+// the hub's lock, as fan-out queues a push: on one connection, items then
+// reach the wire in the order they were handed out, and a client that
+// keeps the highest id per kind never takes an older one for a repeat.
 func (c *conn) cmdRandom() {
 	s := c.s
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	it := s.random
 	p := c.pos()
 	p.random = max(p.random, it.ID)
-	cl := c.cl
-	s.mu.Unlock()
-	if cl == nil {
+	if c.cl == nil {
 		c.reply(it.Value)
 		return
 	}
@@ -417,6 +420,7 @@ func (c *conn) cmdRandom() {
 func (c *conn) cmdClassified() {
 	s := c.s
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	p := c.pos()
 	var it store.Item
 	// The oldest unread ad; when none is unread, the most recent one.
@@ -428,17 +432,14 @@ func (c *conn) cmdClassified() {
 	case len(s.ads) > 0:
 		it = s.ads[len(s.ads)-1]
 	}
-	cl := c.cl
-	s.mu.Unlock()
-	if cl == nil {
+	switch {
+	case c.cl == nil:
 		c.reply(it.Value) // "" when no ad exists: an empty line
-		return
-	}
-	if it.ID == 0 {
+	case it.ID == 0:
 		c.reply("")
-		return
+	default:
+		c.replyItem(it)
 	}
-	c.replyItem(it)
 }
 
 // cmdNotify enters notification mode, with items in the pushes when items

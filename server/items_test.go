@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -128,4 +130,52 @@ func TestUnacknowledgedPushIsOfferedAgain(t *testing.T) {
 	c.Expect("OK", fmt.Sprintf("notif: classified %d B", b))
 	c.Send("random?")
 	c.Line() // the reply comes after every announcement: nothing else was
+}
+
+// TestItemsInHandOutOrder: on one connection, replies and pushes carry
+// the ads of one kind with ids that never go down: a reply is queued
+// under the same lock as the fan-out, so a push for a newer ad cannot
+// overtake the reply that hands out an older one (a client keeping the
+// highest id would take that one for a repeat). Publishes race the
+// client's fetches here, many times.
+func TestItemsInHandOutOrder(t *testing.T) {
+	s := startServer(t, Config{})
+	c := dial(t, s)
+	c.Identify("racer")
+	c.Send("notif items")
+	c.Expect("OK")
+	const n = 200
+	done := make(chan error, 1)
+	go func() {
+		for i := range n {
+			if _, _, err := s.Publish(context.Background(), wire.KindClassified, fmt.Sprintf("ad %d", i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var last uint64
+	seen := 0
+	for seen < n {
+		c.Send("classified?")
+		for {
+			line := c.Line()
+			id, _, err := wire.ParseItem(strings.TrimPrefix(line, wire.NotifClassified+" "))
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if id < last {
+				t.Fatalf("%q after id %d: handed out out of order", line, last)
+			}
+			last = id
+			if !strings.HasPrefix(line, wire.NotifPrefix) {
+				break // the reply: the next fetch
+			}
+			seen++
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

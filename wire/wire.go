@@ -221,7 +221,8 @@ func AppendPushItem(dst []byte, k Kind, id uint64, value string) []byte {
 
 // ParsePushItem reads a push that carries an item. ok is false when line
 // is not one: a plain push, or any other line. A line that starts like
-// one but is malformed (no id, an empty value) is an error.
+// one but is malformed (no id, an empty value, a number that is not one,
+// an ad that ValidateAd refuses) is an error.
 func ParsePushItem(line string) (k Kind, id uint64, value string, ok bool, err error) {
 	var rest string
 	switch {
@@ -240,6 +241,12 @@ func ParsePushItem(line string) (k Kind, id uint64, value string, ok bool, err e
 		return "", 0, "", true, invalidf("a push with an item is \"notif: <kind> <id> <value>\", got %q", clip(line))
 	case k == KindRandom:
 		if _, err := ParseRandom(value); err != nil {
+			return "", 0, "", true, err
+		}
+	default:
+		// A value that could not have been published (a control
+		// character, a reserved line) is as malformed here as in a reply.
+		if err := ValidateAd(value); err != nil {
 			return "", 0, "", true, err
 		}
 	}

@@ -343,6 +343,9 @@ func TestPushItem(t *testing.T) {
 		"notif: random 3 -1",
 		"notif: random 3 012",
 		"notif: random 3",
+		"notif: classified 12 ERR x",
+		"notif: classified 12 OK",
+		"notif: classified 12 a\tb",
 	} {
 		if _, _, _, ok, err := wire.ParsePushItem(line); !ok || !errors.Is(err, wire.ErrInvalid) {
 			t.Errorf("wire.ParsePushItem(%q) = ok %v, %v; want a malformed push", line, ok, err)
