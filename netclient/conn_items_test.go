@@ -36,10 +36,11 @@ func awaitItem(t *testing.T, c *netclient.Conn) netclient.Item {
 }
 
 // A push with an item goes to Items, in order, whatever the connection is
-// waiting for and whatever state it is in, even after stop_notif's OK (a
-// push with an item is never dropped by the server, so it may come late);
-// it is not a plain push (OnNotify, TakePushes), nor a reply. Plain
-// pushes still go where they went.
+// waiting for and whatever state it is in; even after stop_notif's OK,
+// which a conforming server never sends one after (docs/PROTOCOL.md), but
+// an item handed out must not be dropped by a client that believes it
+// knows better. It is not a plain push (OnNotify, TakePushes), nor a
+// reply. Plain pushes still go where they went.
 func TestPushedItemsGoToItems(t *testing.T) {
 	pushes, onNotify := pushRecorder()
 	c, p := dialScripted(t, netclient.Options{OnNotify: onNotify})

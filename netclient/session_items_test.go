@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,16 @@ type relay struct {
 	noItems bool                     // strip push=items from hello's reply: a server that does not offer them
 	rewrite func(line string) string // what reaches the server for each client line (nil: the line)
 
-	mu  sync.Mutex
-	log []string // every client line, in order, across connections
+	// Connections numbered up to cutUpTo (from 1, in the order accepted)
+	// have lost their path to the client, as across a laptop's suspend:
+	// what the server sends them is dropped, and their client's close
+	// does not reach the server, which holds them open until the test
+	// ends. See cut.
+	accepted, cutUpTo atomic.Int64
+
+	mu   sync.Mutex
+	held []net.Conn // server ends of cut connections whose client left
+	log  []string   // every client line, in order, across connections
 	// Every line either way, in the order the relay saw them, for waits:
 	// "C: …" from a client, "S: …" from the server. A server line read
 	// after a client line was forwarded comes after it.
@@ -44,10 +53,22 @@ func startRelay(t *testing.T, upstream string, configure func(*relay)) *relay {
 		configure(r)
 	}
 	r.addr = linetest.Serve(t, r.handle)
+	t.Cleanup(func() { // before Serve's, which waits for the handlers
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, u := range r.held {
+			u.Close()
+		}
+	})
 	return r
 }
 
+// cut makes the connections open so far lose their path to the client.
+func (r *relay) cut() { r.cutUpTo.Store(r.accepted.Load()) }
+
 func (r *relay) handle(c net.Conn) {
+	n := r.accepted.Add(1)
+	cut := func() bool { return n <= r.cutUpTo.Load() }
 	u, err := net.Dial("tcp", r.upstream)
 	if err != nil {
 		c.Close()
@@ -56,7 +77,15 @@ func (r *relay) handle(c net.Conn) {
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		defer u.Close() // the client left: so does the server's end
+		defer func() {
+			if cut() {
+				r.mu.Lock()
+				r.held = append(r.held, u) // the server never hears the client left
+				r.mu.Unlock()
+				return
+			}
+			u.Close() // the client left: so does the server's end
+		}()
 		br := bufio.NewReader(c)
 		for {
 			l, err := br.ReadString('\n')
@@ -84,6 +113,9 @@ func (r *relay) handle(c net.Conn) {
 		}
 		if r.noItems && wire.IsHelloReply(strings.TrimRight(l, "\r\n")) {
 			l = strings.Replace(l, " push="+wire.PushItemsWord, "", 1)
+		}
+		if cut() {
+			continue // lost on the way
 		}
 		r.wire <- "S: " + strings.TrimRight(l, "\r\n")
 		if _, err := c.Write([]byte(l)); err != nil {
@@ -397,8 +429,8 @@ func runEvents(t *testing.T, opts netclient.SessionOptions) <-chan netclient.Eve
 }
 
 // (e) Pushes with items arrive whatever the session is doing: during a
-// fetch cycle (which a plain push asks for), before stop_notif's OK and
-// after it. Each is delivered, in the order the server sent them with the
+// fetch cycle (which a plain push asks for), before stop_notif's OK and,
+// from a server less careful than hark's, after it. Each is delivered, in the order the server sent them with the
 // replies: a newer item handed over before an older one would make the
 // older one look like a repeat. To make the order matter, the session is
 // kept busy (its user does not read) until every line has been read.
@@ -529,5 +561,30 @@ func TestSessionWithATinyItemQueue(t *testing.T) {
 	case st := <-r.down:
 		t.Fatalf("the session disconnected: %v", st.Err)
 	default:
+	}
+}
+
+// TestSessionLosesNothingPushedToALeftConnection: a laptop suspends, and
+// its path to the server dies without the server hearing of it. Items
+// published meanwhile are pushed, with their items, to that connection:
+// handed out, and lost on the way. On waking up the session reconnects
+// while the server still holds the old connection open; the items must
+// come on the new one.
+func TestSessionLosesNothingPushedToALeftConnection(t *testing.T) {
+	s := realServer(t, server.Config{})
+	rl := startRelay(t, s.Addr().String(), nil)
+	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "laptop", MinBackoff: time.Hour})
+	waitSignal(t, r.up, "the session to connect")
+	pub(t, s, wire.KindClassified, "before")
+	awaitValue(t, r.got, "before")
+
+	rl.cut()
+	pub(t, s, wire.KindClassified, "during-1") // pushed to the old connection, handed out there
+	pub(t, s, wire.KindClassified, "during-2")
+	r.sess.Reconnect() // the laptop is back
+	waitSignal(t, r.up, "the session to reconnect")
+	pub(t, s, wire.KindClassified, "after")
+	for _, v := range []string{"during-1", "during-2", "after"} {
+		awaitValue(t, r.got, v)
 	}
 }

@@ -472,8 +472,12 @@ func (c *conn) cmdNotify(items bool) {
 	s.setNotifying(c, true)
 	if items {
 		c.state.Or(stItems)
+		c.cl.items = c
 	} else {
 		c.state.And(^uint32(stItems))
+		if c.cl != nil && c.cl.items == c {
+			c.cl.items = nil
+		}
 	}
 	p := c.pos()
 	first := sort.Search(len(s.ads), func(i int) bool { return s.ads[i].ID > p.ad })
@@ -499,7 +503,14 @@ func (c *conn) cmdNotify(items bool) {
 
 	size := 4 + len(unread)*(len(wire.NotifClassified)+2) + len(wire.NotifRandom) + 2
 	if items {
-		size = flushAt // values of up to 1000 bytes each: grown as needed, written in chunks
+		// Each line with its id and value, as far as one chunk goes: a
+		// stranger's notif items with nothing unread costs a few bytes.
+		size += len(random.Value) + 21
+		for _, ad := range unread {
+			if size += len(ad.Value) + 21; size >= flushAt {
+				break
+			}
+		}
 	}
 	buf = slices.Grow(buf, min(flushAt, size))
 	buf = append(buf, wire.OK+"\r\n"...)
@@ -595,6 +606,16 @@ func (c *conn) cmdHello(arg string) endReason {
 			}
 			s.clients[id] = cl
 		}
+	}
+	if cl.refs > 0 {
+		// The id has another connection here, which may be one its
+		// client has left (a laptop back from suspend, say) without the
+		// server knowing: what was handed out there but not acknowledged
+		// is handed out again here, and it gets no more pushes with
+		// items (client.items). A connection still in use gets plain
+		// pushes, and items again once it re-enters notif items; the
+		// client drops the repeats by id.
+		cl.pos, cl.items = cl.acked, nil
 	}
 	cl.refs++
 	c.cl = cl

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -86,21 +87,40 @@ func TestItemPushNeverDropped(t *testing.T) {
 	c.Expect(fmt.Sprintf("%d X", x.Load())) // the most recent: X was handed out
 }
 
-// TestItemPushesToEveryConnectionOfAnID: connections of one id in
-// notification mode with items each get the item; the client drops the
-// repeat by id.
-func TestItemPushesToEveryConnectionOfAnID(t *testing.T) {
+// TestItemsGoToTheNewestConnectionOfAnID: a hello for an id that has a
+// connection here may come from a client that left that connection
+// without the server knowing (a laptop back from suspend). What the old
+// connection was handed but did not acknowledge is handed out again on
+// the new one, and from the hello on, the old one gets plain pushes,
+// which hand nothing out, so that nothing is lost on a dead connection;
+// re-entering notif items takes the items back.
+func TestItemsGoToTheNewestConnectionOfAnID(t *testing.T) {
 	s := startServer(t, Config{})
-	a, b := dial(t, s), dial(t, s)
-	a.Identify("phone")
-	b.Identify("phone")
-	a.Send("notif items")
-	a.Expect("OK")
-	b.Send("notif items")
-	b.Expect("OK")
-	x, _ := publish(t, s, wire.KindClassified, "X")
-	a.Expect(fmt.Sprintf("notif: classified %d X", x))
-	b.Expect(fmt.Sprintf("notif: classified %d X", x))
+	old := dial(t, s)
+	old.Identify("laptop")
+	old.Send("notif items")
+	old.Expect("OK")
+	x1, _ := publish(t, s, wire.KindClassified, "X1")
+	old.Expect(fmt.Sprintf("notif: classified %d X1", x1)) // handed out; never acknowledged
+
+	fresh := dial(t, s)
+	fresh.Send("hello laptop v2")
+	fresh.Line()
+	x2, _ := publish(t, s, wire.KindClassified, "X2")
+	old.Expect(wire.NotifClassified) // a plain push: X2 is not handed out there
+	fresh.Send("notif items")
+	fresh.Expect("OK", fmt.Sprintf("notif: classified %d X1", x1), fmt.Sprintf("notif: classified %d X2", x2))
+	x3, _ := publish(t, s, wire.KindClassified, "X3")
+	fresh.Expect(fmt.Sprintf("notif: classified %d X3", x3))
+	old.Expect(wire.NotifClassified)
+
+	// The old connection was in use after all: its next cycle takes the
+	// items back, and the other connection gets plain pushes.
+	old.Send("stop_notif", "classified?", "notif items")
+	old.Expect("OK", fmt.Sprintf("%d X3", x3), "OK")
+	x4, _ := publish(t, s, wire.KindClassified, "X4")
+	old.Expect(fmt.Sprintf("notif: classified %d X4", x4))
+	fresh.Expect(wire.NotifClassified)
 }
 
 // TestUnacknowledgedPushIsOfferedAgain: a pushed item moves only the
@@ -177,5 +197,32 @@ func TestItemsInHandOutOrder(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNotifItemsCostsWhatNotifCosts: a stranger may say hello and repeat
+// notif items at no cost to itself; with nothing to announce, each must
+// cost the server what a notif does, not a buffer sized for the largest
+// announcement.
+func TestNotifItemsCostsWhatNotifCosts(t *testing.T) {
+	s := startServer(t, Config{})
+	alloc := map[string]uint64{}
+	for _, cmd := range []string{"notif", "notif items"} {
+		c := dial(t, s)
+		c.Identify("stranger-" + strings.ReplaceAll(cmd, " ", "-"))
+		const n = 5000
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c.Write(strings.Repeat(cmd+"\r\n", n) + "random?\r\n")
+		for range n {
+			c.Expect("OK")
+		}
+		c.Line()
+		runtime.ReadMemStats(&after)
+		alloc[cmd] = after.TotalAlloc - before.TotalAlloc
+	}
+	if alloc["notif items"] > 2*alloc["notif"]+1<<20 {
+		t.Errorf("5,000 × notif items allocated %d KiB, notif %d KiB", alloc["notif items"]>>10, alloc["notif"]>>10)
 	}
 }

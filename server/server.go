@@ -238,6 +238,13 @@ type client struct {
 	acked  cursor
 	refs   int
 	stored bool // the store was given its position: it was found there, or has acknowledged
+	// items is the one connection of the id that gets pushes with items:
+	// the last to enter notification mode with them, unless a hello came
+	// since. A push with an item hands it out, so a connection the client
+	// has left for a new one, dead without the server knowing yet, must
+	// not get any: what it was handed would be lost. The others get
+	// plain pushes, which hand nothing out (docs/PROTOCOL.md).
+	items *conn
 }
 
 // cursor is a read position: the id of the last ad read and of the last
@@ -610,6 +617,9 @@ func (s *Server) unregister(c *conn) {
 	s.setNotifying(c, false)
 	delete(s.tokenConns, c)
 	if cl := c.cl; cl != nil {
+		if cl.items == c {
+			cl.items = nil
+		}
 		if cl.refs--; cl.refs == 0 {
 			delete(s.clients, cl.id)
 		}
@@ -748,7 +758,7 @@ func (s *Server) fanout(it store.Item) int {
 			continue
 		}
 		l := line
-		items := c.state.Load()&stItems != 0
+		items := c.state.Load()&stItems != 0 && c.cl.items == c
 		if items {
 			if withItem == "" {
 				withItem = string(append(wire.AppendPushItem(nil, it.Kind, it.ID, it.Value), '\r', '\n'))
