@@ -212,6 +212,8 @@ type run struct {
 	cfg   Config
 	start time.Time // the time base of every timestamp: since() is monotonic
 
+	ackEvery int64 // nanoseconds between a client's acknowledgements of pushed items (ackEvery)
+
 	// Item n's value is classified: "bench <tag> <n>"; random: base+n.
 	tag  string
 	base uint64
@@ -381,8 +383,9 @@ func newRun(cfg Config) *run {
 	var rnd [12]byte
 	_, _ = rand.Read(rnd[:])
 	r := &run{
-		cfg:   cfg,
-		start: time.Now(),
+		cfg:      cfg,
+		start:    time.Now(),
+		ackEvery: ackEvery,
 		// Values unique to this run: a server that still holds ads or
 		// numbers of an earlier run cannot be mistaken for this one.
 		tag:      fmt.Sprintf("%x", rnd[:4]),

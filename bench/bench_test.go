@@ -132,7 +132,17 @@ func (p *peer) send(lines ...string) {
 // the client once its connection has ended.
 func scripted(t *testing.T, items int, v1 bool) (*run, *peer, <-chan *client) {
 	t.Helper()
+	return scriptedWith(t, items, v1, nil)
+}
+
+// scriptedWith is scripted with the run adjusted by tweak before its
+// client is made.
+func scriptedWith(t *testing.T, items int, v1 bool, tweak func(*run)) (*run, *peer, <-chan *client) {
+	t.Helper()
 	r := newRun(Config{Server: "script", Clients: 1, Items: items, V1: v1, PublishCmd: "true {value}"}.withDefaults())
+	if tweak != nil {
+		tweak(r)
+	}
 	cn, sn := net.Pipe()
 	c := newClient(r, 0)
 	out := make(chan *client, 1)
@@ -285,11 +295,12 @@ func TestIdentifiedAcknowledges(t *testing.T) {
 
 // TestItemsInPushes: offered items in pushes, an identified client enters
 // notification mode with notif items, counts each pushed item as notified
-// and fetched at once, acknowledges the first at once and the next ones
-// at most once a second (here: at the front of the cycle a plain push
-// starts), and ends that cycle with notif items again.
+// and fetched at once, acknowledges once its period is up (here at once,
+// the period being a nanosecond: the first item) and otherwise not before
+// the next period (here: at the front of the cycle a plain push starts),
+// and ends that cycle with notif items again.
 func TestItemsInPushes(t *testing.T) {
-	r, p, out := scripted(t, 3, false)
+	r, p, out := scriptedWith(t, 3, false, func(r *run) { r.ackEvery = 1 })
 	p.expect("hello bench-" + r.tag + "-0 v2")
 	p.send("OK hello epoch=ab latest=0 client=new push=diffs,items")
 	p.expect("notif items")
@@ -297,6 +308,7 @@ func TestItemsInPushes(t *testing.T) {
 	r.pubAt[0].Store(r.since())
 	p.send("notif: classified 7 " + r.value(0))
 	p.expect("seen 7")
+	r.ackEvery = int64(time.Minute) // the pipe orders this before the client's next read
 	p.send("OK")
 	r.pubAt[1].Store(r.since())
 	p.send("notif: random 8 99", "notif: classified 9 "+r.value(1)) // the other kind: acknowledged, not counted

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -87,8 +88,9 @@ const (
 )
 
 func newClient(r *run, i int) *client {
-	// ackedAt: the first item pushed is acknowledged at once.
-	c := &client{r: r, i: i, got: make([]uint64, (r.cfg.Items+63)/64), ackedAt: -ackEvery}
+	// Acknowledgements start at a random point of their period, as hark's
+	// client's do: not all at once after the first item.
+	c := &client{r: r, i: i, got: make([]uint64, (r.cfg.Items+63)/64), ackedAt: -rand.Int64N(r.ackEvery)}
 	if !r.cfg.V1 {
 		// A fresh id per run and client: the server has never seen it, so
 		// it starts from the moment it connects, as a version-1 client
@@ -449,8 +451,9 @@ func (c *client) cycle() error {
 }
 
 // ackEvery paces the acknowledgements of items that come in pushes, as
-// hark's client does: one seen for every item received in a second.
-const ackEvery = int64(time.Second)
+// hark's client does (netclient.DefaultAckEvery): a seen at most once a
+// minute, or at the front of a fetch cycle.
+const ackEvery = int64(time.Minute)
 
 // pushed takes a push that carries its item: notified and fetched at once.
 // Items of the other kind are acknowledged, not counted.
@@ -459,7 +462,7 @@ func (c *client) pushed(k wire.Kind, id uint64, v string, now int64) error {
 	if k == c.r.cfg.Kind {
 		c.deliver(v, now, now)
 	}
-	if c.inCycle || c.received <= c.acked || now-c.ackedAt < ackEvery {
+	if c.inCycle || c.received <= c.acked || now-c.ackedAt < c.r.ackEvery {
 		return nil // a cycle's batch carries it, or it waits for the next
 	}
 	buf := strconv.AppendUint(append(c.wbuf[:0], wire.CmdSeen+" "...), c.received, 10)

@@ -18,7 +18,7 @@ import (
 // accepted sockets (non-blocking, as Go makes them) are spread over one
 // epoll instance per core, each waited on by one goroutine that reads a
 // ready socket's batch and writes its replies with raw system calls. The
-// pushes are written as in floorServer, from one goroutine.
+// pushes are written as in floorServer.
 func floorServerEpoll(n int) error {
 	if err := raiseFileLimit(n, func(string) {}); err != nil {
 		return err
@@ -90,12 +90,10 @@ func floorServerEpoll(n int) error {
 	ctl := bufio.NewScanner(os.Stdin)
 	var werr error
 	for ctl.Scan() && werr == nil {
-		for _, fd := range fds {
-			if _, err := unix.Write(fd, []byte(floorPush)); err != nil {
-				werr = fmt.Errorf("push: %w", err)
-				break
-			}
-		}
+		werr = pushAll(len(fds), func(i int) error {
+			_, err := unix.Write(fds[i], []byte(floorPush))
+			return err
+		})
 	}
 	unix.Close(stop[1]) // every loop sees the pipe's end
 	wg.Wait()

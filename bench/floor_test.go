@@ -4,11 +4,13 @@ package bench
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,7 +28,7 @@ import (
 // cores faster than this.
 //
 // Per iteration the server process writes the push to every connection
-// from one goroutine, as hark serve's publisher does; each client reacts.
+// (see below for how); each client reacts.
 // Reported: the p50 and p99, over every client and iteration, of the time
 // from the start of the fan-out to the client having read its replies,
 // and the CPU time of both processes per cycle.
@@ -37,10 +39,22 @@ import (
 // (GOMAXPROCS) whose goroutine reads each ready connection's batch and
 // writes its replies with raw non-blocking system calls, as an event loop
 // does (issue 15's yardstick: what giving up goroutines can win).
+//
+// And a third, items: the cycle with items in pushes (docs/PROTOCOL.md),
+// where the push carries the item and the client only reads it, with no
+// batch and no replies.
+//
+// In every mode the server process writes the pushes of a fan-out from
+// one goroutine per core (GOMAXPROCS), each to its share of the
+// connections, as hark serve's pusher does since it spread them.
 func BenchmarkLoopbackFloor(b *testing.B) {
-	for _, mode := range []string{"goroutines", "epoll"} {
+	for _, mode := range []string{"goroutines", "epoll", floorItems} {
 		for _, n := range []int{1000, 10000} {
-			b.Run(fmt.Sprintf("server=%s/clients=%d", mode, n), func(b *testing.B) {
+			name := "server=" + mode
+			if mode == floorItems {
+				name = "items-in-pushes"
+			}
+			b.Run(fmt.Sprintf("%s/clients=%d", name, n), func(b *testing.B) {
 				if err := raiseFileLimit(n, func(string) {}); err != nil {
 					b.Fatal(err)
 				}
@@ -54,6 +68,9 @@ const (
 	floorPush  = "notif: classified\r\n"
 	floorBatch = "seen 4181\r\nstop_notif\r\nclassified?\r\nnotif\r\n"
 	floorReply = "OK\r\nOK\r\n4182 Nice appart in the 11e.\r\nOK\r\n"
+	// floorItem is the push of the items cycle: the reply's item, in it.
+	floorItem  = "notif: classified 4182 Nice appart in the 11e.\r\n"
+	floorItems = "items"
 	floorEnv   = "HARK_FLOOR_SERVER" // set (to N clients): this test binary is the floor's server
 	floorMode  = "HARK_FLOOR_MODE"   // goroutines or epoll
 )
@@ -107,6 +124,12 @@ func floor(b *testing.B, n int, mode string) {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, 512)
+			for mode == floorItems {
+				if _, err := io.ReadFull(cc, buf[:len(floorItem)]); err != nil {
+					return
+				}
+				done <- time.Duration(time.Now().UnixNano() - start.Load())
+			}
 			for {
 				if _, err := io.ReadFull(cc, buf[:len(floorPush)]); err != nil {
 					return
@@ -166,10 +189,13 @@ func floorChild() (code int, child bool) {
 	}
 	n, err := strconv.Atoi(v)
 	if err == nil {
-		if os.Getenv(floorMode) == "epoll" {
+		switch os.Getenv(floorMode) {
+		case "epoll":
 			err = floorServerEpoll(n)
-		} else {
-			err = floorServer(n)
+		case floorItems:
+			err = floorServer(n, floorItem)
+		default:
+			err = floorServer(n, floorPush)
 		}
 	}
 	if err != nil {
@@ -179,7 +205,7 @@ func floorChild() (code int, child bool) {
 	return 0, true
 }
 
-func floorServer(n int) error {
+func floorServer(n int, push string) error {
 	if err := raiseFileLimit(n, func(string) {}); err != nil {
 		return err
 	}
@@ -220,11 +246,33 @@ func floorServer(n int) error {
 	fmt.Println("ready")
 	ctl := bufio.NewScanner(os.Stdin)
 	for ctl.Scan() {
-		for _, sc := range conns {
-			if _, err := sc.Write([]byte(floorPush)); err != nil {
-				return err
-			}
+		err := pushAll(len(conns), func(i int) error {
+			_, err := conns[i].Write([]byte(push))
+			return err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return ctl.Err()
+}
+
+// pushAll writes a fan-out's n pushes (write(i) for each i) from one
+// goroutine per core, each taking its share, as hark serve's pusher does.
+func pushAll(n int, write func(i int) error) error {
+	parts := runtime.GOMAXPROCS(0)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		wg.Go(func() {
+			for i := n * p / parts; i < n*(p+1)/parts; i++ {
+				if err := write(i); err != nil {
+					errs[p] = fmt.Errorf("push: %w", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	mrand "math/rand/v2"
 	"time"
 
@@ -64,7 +65,16 @@ type SessionOptions struct {
 	// sooner when that timeout needs it (see refreshFor); one that does
 	// not (version 1, or a session that does not identify) gets Refresh,
 	// which must then be below its timeout.
-	Refresh      time.Duration
+	Refresh time.Duration
+	// AckEvery is how often, at most, the session acknowledges with a
+	// seen of its own the items that pushes carried (docs/PROTOCOL.md,
+	// Items in pushes; default 1m); a batch it sends anyway carries it
+	// sooner. The server offers what was not acknowledged again after it
+	// restarts or the client reconnects, and the marks drop those repeats
+	// by id, so a rare acknowledgement costs nothing but them; a frequent
+	// one costs the server a read, a reply and a position written per
+	// desktop, which at many desktops is most of its work.
+	AckEvery     time.Duration
 	ReplyTimeout time.Duration // see Options (default 30s); hello waits as long as any command
 	MinBackoff   time.Duration // first reconnection delay (default 1s), doubled up to
 	MaxBackoff   time.Duration // this (default 60s); reset after a healthy minute
@@ -96,6 +106,7 @@ type SessionOptions struct {
 // Defaults for SessionOptions.
 const (
 	DefaultRefresh       = 29 * time.Minute
+	DefaultAckEvery      = time.Minute
 	DefaultIdentifyRetry = time.Hour
 	DefaultConfigRetry   = 5 * time.Minute
 )
@@ -116,11 +127,6 @@ const (
 	// session re-enter notification mode: a server saying idle=1 cannot
 	// make it spin.
 	minRefresh = time.Second
-	// ackEvery is how often, at most, the session acknowledges items that
-	// pushes carried with a seen of its own (docs/PROTOCOL.md, Items in
-	// pushes): several items per seen, and a crash costs at most that
-	// long of repeats, which marks drop by id.
-	ackEvery = time.Second
 	// itemStreak bounds how many pushed items the session hands over in
 	// a row before it looks at anything else (an acknowledgement due, a
 	// reconnection asked for): a burst is acknowledged once, after it,
@@ -188,6 +194,9 @@ type shown struct {
 func NewSession(opts SessionOptions) *Session {
 	if opts.Refresh <= 0 {
 		opts.Refresh = DefaultRefresh
+	}
+	if opts.AckEvery <= 0 {
+		opts.AckEvery = DefaultAckEvery
 	}
 	if opts.MinBackoff <= 0 {
 		opts.MinBackoff = time.Second
@@ -347,13 +356,15 @@ type link struct {
 	// items: the server offered items in pushes, and notification mode
 	// is entered with notif items: pushes carry the items, which no
 	// fetch follows, and the session acknowledges them by itself.
-	items   bool
-	ackedAt time.Time   // when the last seen went out, which paces the next
-	ahead   *PushedItem // read after the last reply of a batch: handed over next
+	items    bool
+	ackedAt  time.Time     // when the last seen went out, which paces the next
+	ackEvery time.Duration // SessionOptions.AckEvery
+	ahead    *PushedItem   // read after the last reply of a batch: handed over next
 }
 
 // ackDue says when the session acknowledges, with a seen of its own, the
-// items pushes carried: ackEvery after the last seen, when any came since.
+// items pushes carried: AckEvery after the last seen (or the connection's
+// start), when any came since.
 // Without items in pushes, seen rides on the next batch, as before. The
 // time is the monotonic clock's, unlike the refresh's: a wall clock set
 // back must not hold acknowledgements back with it.
@@ -361,7 +372,7 @@ func (l *link) ackDue() (time.Time, bool) {
 	if !l.items || l.received <= l.acked {
 		return time.Time{}, false
 	}
-	return l.ackedAt.Add(ackEvery), true
+	return l.ackedAt.Add(l.ackEvery), true
 }
 
 // runConn serves one connection until it fails, ctx ends, or a reconnect
@@ -400,7 +411,10 @@ func (s *Session) runConn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l := &link{c: c, refresh: s.opts.Refresh}
+	// The acknowledgements start at a random point of their period:
+	// desktops that reconnected together (to a restarted server, say)
+	// and then get each item at once do not all acknowledge at once.
+	l := &link{c: c, refresh: s.opts.Refresh, ackEvery: s.opts.AckEvery, ackedAt: time.Now().Add(-rand.N(s.opts.AckEvery))}
 	err = s.useConn(ctx, l)
 	c.Close()
 	s.drain(ctx, l)
@@ -804,7 +818,7 @@ func (b batch) cmds() []Cmd {
 // acknowledged, so one lost with a connection, a crash, or a session that
 // ended before its user took it, comes back (and is dropped here as a
 // repeat if it was taken after all). With items in pushes no batch
-// follows an item, so serve also sends the seen alone, ackEvery after
+// follows an item, so serve also sends the seen alone, AckEvery after
 // the last one (ackDue).
 func (s *Session) run(ctx context.Context, l *link, b batch) (fresh [2]int, err error) {
 	if l.ided && l.received > max(l.acked, b.ack) {

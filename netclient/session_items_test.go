@@ -19,6 +19,10 @@ import (
 	"github.com/harkapp/hark/wire"
 )
 
+// testAckEvery paces the acknowledgements of the tests that wait for
+// one: the default minute is a desktop's, not a test's.
+const testAckEvery = 200 * time.Millisecond
+
 // relay forwards connections to a real server line by line and records
 // every line clients send, which is how these tests see what a session
 // puts on the wire. It can also make the server one that does not offer
@@ -186,7 +190,7 @@ func publishAdsID(t *testing.T, s *server.Server, from, to int) uint64 {
 func TestSessionTakesItemsFromPushes(t *testing.T) {
 	s := realServer(t, server.Config{})
 	rl := startRelay(t, s.Addr().String(), nil)
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-1"})
+	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-1", AckEvery: testAckEvery})
 	waitSignal(t, r.up, "the session to connect")
 	var last uint64
 	for i := 1; i <= 20; i++ {
@@ -217,7 +221,7 @@ func TestSessionAcknowledgesPushedItems(t *testing.T) {
 	dir := t.TempDir()
 	s := realServer(t, server.Config{DataDir: dir})
 	rl := startRelay(t, s.Addr().String(), nil)
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-2"})
+	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-2", AckEvery: testAckEvery})
 	waitSignal(t, r.up, "the session to connect")
 	last := publishAdsID(t, s, 1, burst)
 	checkAds(t, collectAds(t, r.got, burst), 1, burst)
@@ -530,11 +534,11 @@ func TestSessionEndsOnAMalformedPushedItem(t *testing.T) {
 func TestSessionTakesPushedItemsWhileWaiting(t *testing.T) {
 	addr := scriptedItems(t, append(slices.Clone(catchUpSteps),
 		step{nil, "notif: classified 11 X\r\n"},
-		// The seen comes a second after the catch-up's.
+		// The seen comes within testAckEvery of the catch-up's.
 		step{[]string{"seen 11"}, "notif: classified 12 A\r\nnotif: classified 13 B\r\nnotif: classified 14 C\r\nOK\r\n"},
 	)...)
 	r := startSession(t, netclient.SessionOptions{
-		Addr: addr, ClientID: "items-5", MinBackoff: time.Hour,
+		Addr: addr, ClientID: "items-5", MinBackoff: time.Hour, AckEvery: testAckEvery,
 		Conn: netclient.Options{QueuedItems: 1},
 	})
 	waitSignal(t, r.up, "the session to connect")
