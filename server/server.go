@@ -493,7 +493,7 @@ func (s *Server) acceptLoop() {
 			s.refuse(k, refusal)
 			continue
 		}
-		if k, ok := c.sk.(netSock); ok && c.sk.overTLS() {
+		if k, ok := c.sk.(*tlsSock); ok {
 			// The handshake first, in the connection's goroutine.
 			s.goTracked(func() {
 				defer c.recoverOwner()
@@ -540,7 +540,7 @@ func (s *Server) admit(k sock) (*conn, string) {
 		return nil, wire.ErrTooManyFromAddr
 	}
 	if ns, ok := k.(netSock); ok && s.certs != nil {
-		k = netSock{tls.Server(ns.nc, s.tlsConf)}
+		k = &tlsSock{netSock: netSock{tls.Server(ns.nc, s.tlsConf)}}
 	}
 	c := &conn{s: s, sk: k}
 	c.r = wire.NewPooledReader(k.open(), &s.bufs)

@@ -98,6 +98,37 @@ func (k netSock) writeWait(buf []byte, timeout time.Duration) error {
 	return err
 }
 
+// tlsSock is a netSock over TLS. crypto/tls cannot write without
+// waiting, so every write waits (writeNow never writes), with a deadline:
+// set for each write and cleared after it, that is two changes of a
+// runtime timer per push, a tenth of the server's time with items in
+// pushes. Here the deadline is moved only once less than nine tenths of
+// the write timeout is left of it, and is never cleared: a write that
+// blocks is still cut after at least nine tenths of the timeout, and
+// writes come a second or more apart before the deadline moves again.
+// Guarded by conn.wmu, as every write.
+type tlsSock struct {
+	netSock
+	deadline time.Time // the write deadline set on the connection
+}
+
+func (k *tlsSock) writeWait(buf []byte, timeout time.Duration) error {
+	if now := time.Now(); k.deadline.Sub(now) < timeout-timeout/10 {
+		k.deadline = now.Add(timeout)
+		_ = k.nc.SetWriteDeadline(k.deadline)
+	}
+	_, err := k.nc.Write(buf)
+	return err
+}
+
+// closeWrite sends the TLS close_notify as before the deadline was kept:
+// without one.
+func (k *tlsSock) closeWrite() error {
+	k.deadline = time.Time{}
+	_ = k.nc.SetWriteDeadline(time.Time{})
+	return k.netSock.closeWrite()
+}
+
 func (k netSock) closeWrite() error {
 	cw, ok := k.nc.(interface{ CloseWrite() error })
 	if !ok {

@@ -128,11 +128,11 @@ func (s *Server) checkExpiry(leaf *x509.Certificate, now time.Time) {
 // owner's goroutine. A peer that speaks plaintext to the TLS port is told
 // so, in plaintext, as net/http tells an HTTP client at an HTTPS port.
 func (c *conn) handshake() bool {
-	k, _ := c.sk.(netSock)
-	tc, ok := k.nc.(*tls.Conn)
+	k, ok := c.sk.(*tlsSock)
 	if !ok {
 		return true
 	}
+	tc := k.nc.(*tls.Conn)
 	raw := tc.NetConn()
 	_ = raw.SetDeadline(time.Now().Add(handshakeTimeout))
 	err := tc.HandshakeContext(c.s.ctx)
