@@ -592,3 +592,18 @@ func TestSessionLosesNothingPushedToALeftConnection(t *testing.T) {
 		awaitValue(t, r.got, v)
 	}
 }
+
+// TestSessionCatchesUpBeyondOneAnnouncement: a client back after a long
+// absence gets the first 64 unread ads with their items and the rest
+// announced plainly (docs/PROTOCOL.md, Items in pushes): the session
+// fetches those, and delivers every ad once, in order.
+func TestSessionCatchesUpBeyondOneAnnouncement(t *testing.T) {
+	const away = 150
+	s := realServer(t, server.Config{})
+	r := startSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "traveller"})
+	waitSignal(t, r.up, "the session to connect")
+	r.stop() // the id acknowledged where it starts: the server keeps its position
+	publishAdsID(t, s, 1, away)
+	r = startSession(t, netclient.SessionOptions{Addr: s.Addr().String(), ClientID: "traveller"})
+	checkAds(t, collectAds(t, r.got, away), 1, away)
+}

@@ -486,10 +486,17 @@ func (c *conn) cmdNotify(items bool) {
 	if s.random.ID > p.random {
 		random = s.random
 	}
+	withItems := 0 // the unread ads announced with their items: the oldest
 	if items {
-		// Announced with their items: handed out, as fetches would.
-		if len(unread) > 0 {
-			p.ad = unread[len(unread)-1].ID
+		// Announced with their items: handed out, as fetches would. At
+		// most maxAnnouncedItems: a client back after a week must not
+		// get megabytes in one go, which pushes queued meanwhile would
+		// overflow (dropped, it would come back to the same backlog);
+		// the rest are announced plainly and fetched, or announced with
+		// their items by the next notif items.
+		withItems = min(len(unread), maxAnnouncedItems)
+		if withItems > 0 {
+			p.ad = unread[withItems-1].ID
 		}
 		p.random = max(p.random, random.ID)
 	}
@@ -506,7 +513,7 @@ func (c *conn) cmdNotify(items bool) {
 		// Each line with its id and value, as far as one chunk goes: a
 		// stranger's notif items with nothing unread costs a few bytes.
 		size += len(random.Value) + 21
-		for _, ad := range unread {
+		for _, ad := range unread[:withItems] {
 			if size += len(ad.Value) + 21; size >= flushAt {
 				break
 			}
@@ -514,8 +521,8 @@ func (c *conn) cmdNotify(items bool) {
 	}
 	buf = slices.Grow(buf, min(flushAt, size))
 	buf = append(buf, wire.OK+"\r\n"...)
-	for _, ad := range unread {
-		if items {
+	for i, ad := range unread {
+		if i < withItems {
 			buf = wire.AppendPushItem(buf, wire.KindClassified, ad.ID, ad.Value)
 			buf = append(buf, '\r', '\n')
 		} else {
@@ -538,6 +545,11 @@ func (c *conn) cmdNotify(items bool) {
 	}
 	_ = c.writeLocked(buf)
 }
+
+// maxAnnouncedItems bounds the unread ads that one notif items announces
+// with their items (docs/PROTOCOL.md, Items in pushes): as many as hark's
+// client fetches in one cycle.
+const maxAnnouncedItems = 64
 
 // cmdHello identifies the connection: "hello <id>" is answered OK,
 // "hello <id> v2" with the extended reply, which says against which store

@@ -226,3 +226,38 @@ func TestNotifItemsCostsWhatNotifCosts(t *testing.T) {
 		t.Errorf("5,000 × notif items allocated %d KiB, notif %d KiB", alloc["notif items"]>>10, alloc["notif"]>>10)
 	}
 }
+
+// TestItemsAnnouncedAtMost64: a client back after a long absence gets the
+// oldest 64 unread ads with their items and the rest announced plainly;
+// while those are unread, a new ad comes as a plain push (handing it out
+// would move the position past them), and once they are fetched, the
+// next notif items announces it with its item.
+func TestItemsAnnouncedAtMost64(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, Config{DataDir: dir})
+	c := dial(t, s)
+	c.Identify("traveller")
+	c.NC.Close()
+	ids := make([]uint64, maxAnnouncedItems+6)
+	for i := range ids {
+		ids[i], _ = publish(t, s, wire.KindClassified, fmt.Sprintf("A%d", i))
+	}
+	c = dial(t, s)
+	c.Send("hello traveller v2", "notif items")
+	c.Line() // hello's reply
+	c.Expect("OK")
+	for i := range maxAnnouncedItems {
+		c.Expect(fmt.Sprintf("notif: classified %d A%d", ids[i], i))
+	}
+	for range 6 {
+		c.Expect(wire.NotifClassified)
+	}
+	x, _ := publish(t, s, wire.KindClassified, "X")
+	c.Expect(wire.NotifClassified) // plain: six older ads are unread
+	c.Send("stop_notif", "classified?", "classified?", "classified?", "classified?", "classified?", "classified?", "notif items")
+	c.Expect("OK")
+	for i := maxAnnouncedItems; i < len(ids); i++ {
+		c.Expect(fmt.Sprintf("%d A%d", ids[i], i))
+	}
+	c.Expect("OK", fmt.Sprintf("notif: classified %d X", x))
+}

@@ -747,6 +747,10 @@ func (s *Server) fanout(it store.Item) int {
 	defer s.kmu.Unlock()
 	line := it.Kind.Notification() + "\r\n"
 	var withItem string // made once, for the first connection that takes items
+	var prev uint64     // the ad before it: a connection that has not read it gets a plain push
+	if n := len(s.ads); it.Kind == wire.KindClassified && n > 1 && s.ads[n-1].ID == it.ID {
+		prev = s.ads[n-2].ID
+	}
 	now := s.since()
 	n := 0
 	for c := range s.conns {
@@ -759,6 +763,13 @@ func (s *Server) fanout(it store.Item) int {
 		}
 		l := line
 		items := c.state.Load()&stItems != 0 && c.cl.items == c
+		if items && it.Kind == wire.KindClassified && c.pos().ad < prev {
+			// Older ads are unread here (announced plainly, beyond the
+			// announcement's items): handing this one out would move the
+			// position past them. A plain push; the fetch that follows
+			// gets the oldest.
+			items = false
+		}
 		if items {
 			if withItem == "" {
 				withItem = string(append(wire.AppendPushItem(nil, it.Kind, it.ID, it.Value), '\r', '\n'))
