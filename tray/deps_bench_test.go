@@ -1,9 +1,7 @@
 package tray_test
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -146,7 +144,7 @@ func ladderIdle(b *testing.B, s step, idle time.Duration) {
 	if s.popup != "" {
 		shown = popups(b, d) // before the program starts: its call is not missed
 	}
-	p := startBinary(b, d, s.name, bin)
+	p := startBinaryEnv(b, d, s.name, bin, d.Env())
 	p.await(b, `^ready$`)
 	ready := time.Now()
 	pid := p.cmd.Process.Pid
@@ -414,50 +412,4 @@ func residentParts(t testing.TB, pid int) resident {
 		t.Fatalf("no Go heap arena in /proc/%d/smaps", pid)
 	}
 	return r
-}
-
-// startBinary is startProc for any binary: the ladder's programs speak
-// on stderr as hark logs there, so proc's await serves them too.
-func startBinary(t testing.TB, d *desktoptest.Desktop, name, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), changed: make(chan struct{}), exited: make(chan struct{})}
-	p.cmd.Env = append(d.Env(), "GORACE=atexit_sleep_ms=0 exitcode=0")
-	logf, err := os.Create(filepath.Join(d.OutDir(), name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(io.TeeReader(stderr, logf))
-		sc.Buffer(nil, 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			close(p.changed)
-			p.changed = make(chan struct{})
-			p.mu.Unlock()
-		}
-		p.err = p.cmd.Wait()
-		logf.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		checkRaces(t, name, p.log())
-		if t.Failed() {
-			t.Logf("%s's log:\n%s", name, p.log())
-		}
-	})
-	return p
 }

@@ -104,6 +104,14 @@ func startProcEnv(t testing.TB, d *desktoptest.Desktop, name string, env []strin
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startBinaryEnv(t, d, name, bin, env, args...)
+}
+
+// startBinaryEnv is startProcEnv for any binary (the tray's dependency
+// ladder too: its programs speak on stderr as hark logs there, so proc's
+// await serves them as well).
+func startBinaryEnv(t testing.TB, d *desktoptest.Desktop, name, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), changed: make(chan struct{}), exited: make(chan struct{})}
 	// Race reports do not stop the process or change its exit status: the
 	// test reads them from the log (see checkRaces), because systray
