@@ -3,6 +3,8 @@
 # "TLS and tokens"): one binary, a fresh hark serve and store per run,
 # plaintext and TLS with tokens alternated three times, 1,000 identified
 # clients, 100 ads each. Usage: bench/tls_vs_plain.sh [scratch-dir]
+# HARK_BENCH_ARGS adds flags to each hark bench (--classic: the fetch
+# cycle instead of items in pushes).
 set -euo pipefail
 umask 077 # token files must be readable by their owner only
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +29,7 @@ one() { # one MODE RUN
   local proto api
   proto=$(sed -n 's/.*hark serve is running.* protocol=\([^ ]*\).*/\1/p' serve.log)
   api=$(sed -n 's/.*hark serve is running.* publish_api=\([^ ]*\).*/\1/p' serve.log)
-  ./hark bench --server "$proto" --http "$api" "${bextra[@]}" --clients 1000 --items 100 \
+  ./hark bench --server "$proto" --http "$api" "${bextra[@]}" --clients 1000 --items 100 ${HARK_BENCH_ARGS:-} \
     --server-pid "$pid" --json >"$mode-$n.json" 2>/dev/null
   kill -TERM "$pid"
   wait "$pid" || true
@@ -35,7 +37,7 @@ one() { # one MODE RUN
 import json, sys
 r = json.load(open(sys.argv[1])); s = r["server_process"]
 print(f'{sys.argv[1]}: fetch p50 {r["fetch_ms"]["p50"]} p99 {r["fetch_ms"]["p99"]} ms, notif p99 {r["notif_ms"]["p99"]} ms, '
-      f'connect {r["connect_s"]} s (server CPU {s["connect_cpu_s"]} s), server RSS connected {s["connected_rss_mib"]} MiB, '
+      f'connect {r["connect_s"]} s (server CPU {s["connect_cpu_s"]} s), run server CPU {s.get("run_cpu_s")} s, server RSS connected {s["connected_rss_mib"]} MiB, '
       f'lost {r["lost"]}, duplicated {r["duplicated"]}')
 PY
 }
