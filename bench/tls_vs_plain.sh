@@ -37,7 +37,7 @@ one() { # one MODE RUN
 import json, sys
 r = json.load(open(sys.argv[1])); s = r["server_process"]
 print(f'{sys.argv[1]}: fetch p50 {r["fetch_ms"]["p50"]} p99 {r["fetch_ms"]["p99"]} ms, notif p99 {r["notif_ms"]["p99"]} ms, '
-      f'connect {r["connect_s"]} s (server CPU {s["connect_cpu_s"]} s), run server CPU {s.get("run_cpu_s")} s, server RSS connected {s["connected_rss_mib"]} MiB, '
+      f'connect {r["connect_s"]} s (server CPU {s["connect_cpu_s"]} s), run server CPU {s.get("run_cpu_s", s.get("cpu_s"))} s, server RSS connected {s["connected_rss_mib"]} MiB, '
       f'lost {r["lost"]}, duplicated {r["duplicated"]}')
 PY
 }
