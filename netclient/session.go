@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	mrand "math/rand/v2"
 	"time"
 
@@ -414,7 +413,7 @@ func (s *Session) runConn(ctx context.Context) error {
 	// The acknowledgements start at a random point of their period:
 	// desktops that reconnected together (to a restarted server, say)
 	// and then get each item at once do not all acknowledge at once.
-	l := &link{c: c, refresh: s.opts.Refresh, ackEvery: s.opts.AckEvery, ackedAt: time.Now().Add(-rand.N(s.opts.AckEvery))}
+	l := &link{c: c, refresh: s.opts.Refresh, ackEvery: s.opts.AckEvery, ackedAt: time.Now().Add(-mrand.N(s.opts.AckEvery))}
 	err = s.useConn(ctx, l)
 	c.Close()
 	s.drain(ctx, l)
