@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,7 +191,7 @@ func harkIdle(b *testing.B, idle time.Duration, debug bool) {
 		trayItem(b, d, pid)
 		hark.awaitAll(b, `msg=item server=s0 kind=random .* current=true`, `msg=connected server=s0 `)
 		idleFigures(b, pid, bin, idle, func() map[string]float64 {
-			awaitFor(b, hark, `msg="quiet: gave back the binary's pages"`, 2*time.Minute)
+			hark.awaitWithin(b, `msg="quiet: gave back the binary's pages"`, 2*time.Minute)
 			return nil
 		})
 		return
@@ -216,37 +215,11 @@ func harkIdle(b *testing.B, idle time.Duration, debug bool) {
 	})
 }
 
-// awaitFor is proc.await with a timeout of its own: hark's quiet timer
-// alone is 30 s, e2eTimeout's whole budget.
-func awaitFor(t testing.TB, p *proc, re string, timeout time.Duration) {
-	t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.After(timeout)
-	for {
-		line, ok := p.line(p.next, deadline)
-		if !ok {
-			t.Fatalf("no log line matches %q within %v (exited: %v)", re, timeout, p.err)
-		}
-		p.next++
-		if rx.MatchString(line) {
-			return
-		}
-	}
-}
-
 // idleFigures waits for start-up to settle, has the process give back
 // its binary's pages (release, which returns the runtime's figures if it
 // has them), idles, and reports.
 func idleFigures(b *testing.B, pid int, bin string, idle time.Duration, release func() map[string]float64) {
-	// As trayIdle: start-up's tail (the first collections, the scavenger)
-	// ends when a whole second passes without a tick, or after 15 s.
-	for range 15 {
-		t0 := proctest.CPUTicks(b, pid)
-		time.Sleep(time.Second) // the measurement's own clock, not synchronisation
-		if proctest.CPUTicks(b, pid) == t0 {
-			break
-		}
-	}
+	awaitSettled(b, pid)
 	// What start-up touched of the binary, before it is given back: the
 	// figure a dependency's code would weigh without exepages.
 	touched := proctest.StatusKiB(b, pid, "RssFile")

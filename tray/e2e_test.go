@@ -216,12 +216,19 @@ func (p *proc) log() string {
 // matches re, and returns its submatches.
 func (p *proc) await(t testing.TB, re string) []string {
 	t.Helper()
+	return p.awaitWithin(t, re, e2eTimeout)
+}
+
+// awaitWithin is await with a timeout of its own (hark's quiet timer
+// alone is 30 s, e2eTimeout's whole budget).
+func (p *proc) awaitWithin(t testing.TB, re string, d time.Duration) []string {
+	t.Helper()
 	rx := regexp.MustCompile(re)
-	timeout := time.After(e2eTimeout)
+	timeout := time.After(d)
 	for {
 		line, ok := p.line(p.next, timeout)
 		if !ok {
-			t.Fatalf("no log line matches %q (exited: %v)", re, p.err)
+			t.Fatalf("no log line matches %q within %v (exited: %v)", re, d, p.err)
 		}
 		p.next++
 		if m := rx.FindStringSubmatch(line); m != nil {

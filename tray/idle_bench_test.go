@@ -63,16 +63,7 @@ func trayIdle(b *testing.B, servers int, idle time.Duration) {
 	trayItem(b, d, hark.cmd.Process.Pid)
 	hark.awaitAll(b, settled...)
 	pid := hark.cmd.Process.Pid
-	// Start-up has a tail after the last session connected (the first
-	// collections, the scavenger giving pages back): the window starts
-	// once a whole second passed without a tick, or after 15 s.
-	for range 15 {
-		t0 := proctest.CPUTicks(b, pid)
-		time.Sleep(time.Second) // the measurement's own clock, not synchronisation
-		if proctest.CPUTicks(b, pid) == t0 {
-			break
-		}
-	}
+	awaitSettled(b, pid)
 	cpu0 := proctest.CPUTicks(b, pid)
 	start := time.Now()
 	time.Sleep(idle) // the measurement itself: idle is what is measured
@@ -86,4 +77,17 @@ func trayIdle(b *testing.B, servers int, idle time.Duration) {
 	cpuPct := float64(cpu1-cpu0) / 100 / elapsed.Seconds() * 100
 	b.ReportMetric(float64(rss)/1024, "rss_MiB")
 	b.ReportMetric(cpuPct, "cpu_%")
+}
+
+// awaitSettled waits out start-up's tail after the last session connected
+// (the first collections, the scavenger giving pages back): until a whole
+// second passed without a CPU tick of pid, or 15 s.
+func awaitSettled(b *testing.B, pid int) {
+	for range 15 {
+		t0 := proctest.CPUTicks(b, pid)
+		time.Sleep(time.Second) // the measurement's own clock, not synchronisation
+		if proctest.CPUTicks(b, pid) == t0 {
+			return
+		}
+	}
 }
