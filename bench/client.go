@@ -301,11 +301,15 @@ func (c *client) lineBuffered() bool {
 
 func (c *client) handle(line []byte, now int64) error {
 	if bytes.HasPrefix(line, []byte(wire.NotifPrefix)) {
-		if k, id, v, ok, err := wire.ParsePushItem(string(line)); ok {
-			if err != nil {
-				return err
+		// Only a client that asked for items gets them: the others' plain
+		// pushes are not converted to a string to be looked at.
+		if c.pushItems {
+			if k, id, v, ok, err := wire.ParsePushItem(string(line)); ok {
+				if err != nil {
+					return err
+				}
+				return c.pushed(k, id, v, now)
 			}
-			return c.pushed(k, id, v, now)
 		}
 		switch string(line) {
 		case c.r.cfg.Kind.Notification():
