@@ -355,10 +355,9 @@ type link struct {
 	// items: the server offered items in pushes, and notification mode
 	// is entered with notif items: pushes carry the items, which no
 	// fetch follows, and the session acknowledges them by itself.
-	items    bool
-	ackedAt  time.Time     // when the last seen went out, which paces the next
-	ackEvery time.Duration // SessionOptions.AckEvery
-	ahead    *PushedItem   // read after the last reply of a batch: handed over next
+	items   bool
+	ackedAt time.Time   // when the last seen went out, which paces the next
+	ahead   *PushedItem // read after the last reply of a batch: handed over next
 }
 
 // ackDue says when the session acknowledges, with a seen of its own, the
@@ -367,11 +366,11 @@ type link struct {
 // Without items in pushes, seen rides on the next batch, as before. The
 // time is the monotonic clock's, unlike the refresh's: a wall clock set
 // back must not hold acknowledgements back with it.
-func (l *link) ackDue() (time.Time, bool) {
+func (l *link) ackDue(every time.Duration) (time.Time, bool) {
 	if !l.items || l.received <= l.acked {
 		return time.Time{}, false
 	}
-	return l.ackedAt.Add(l.ackEvery), true
+	return l.ackedAt.Add(every), true
 }
 
 // runConn serves one connection until it fails, ctx ends, or a reconnect
@@ -413,7 +412,7 @@ func (s *Session) runConn(ctx context.Context) error {
 	// The acknowledgements start at a random point of their period:
 	// desktops that reconnected together (to a restarted server, say)
 	// and then get each item at once do not all acknowledge at once.
-	l := &link{c: c, refresh: s.opts.Refresh, ackEvery: s.opts.AckEvery, ackedAt: time.Now().Add(-mrand.N(s.opts.AckEvery))}
+	l := &link{c: c, refresh: s.opts.Refresh, ackedAt: time.Now().Add(-mrand.N(s.opts.AckEvery))}
 	err = s.useConn(ctx, l)
 	c.Close()
 	s.drain(ctx, l)
@@ -460,11 +459,10 @@ func (s *Session) drain(ctx context.Context, l *link) {
 	if !s.handAhead(ctx, l) {
 		return
 	}
-	var news [2]int
 	for {
 		select {
 		case p := <-l.c.Items():
-			if !s.handOne(ctx, l, p.Item, &news) {
+			if !s.handPushed(ctx, l, p) {
 				return
 			}
 		default:
@@ -647,9 +645,6 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 	const maxSleep = 30 * time.Second
 	carry := 0  // ads announced beyond the last cycle's maximum
 	streak := 0 // pushed items handed over in a row
-	// News among pushed items: counted by handOne, unused here, since
-	// no fetch cycle follows them.
-	var pushedNews [2]int
 	for {
 		if !s.handAhead(ctx, l) {
 			return ctx.Err()
@@ -660,7 +655,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 			select {
 			case p := <-l.c.Items():
 				streak++
-				if !s.handOne(ctx, l, p.Item, &pushedNews) {
+				if !s.handPushed(ctx, l, p) {
 					return ctx.Err()
 				}
 				continue
@@ -669,7 +664,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 		}
 		streak = 0
 		due := l.lastWrite.Round(0).Add(l.refresh)
-		ackAt, ack := l.ackDue()
+		ackAt, ack := l.ackDue(s.opts.AckEvery)
 		if carry == 0 {
 			wait := min(time.Until(due), maxSleep)
 			if ack {
@@ -688,7 +683,7 @@ func (s *Session) serve(ctx context.Context, l *link) error {
 				return l.c.Err() // runConn hands over what it read before
 			case p := <-l.c.Items():
 				t.Stop()
-				if !s.handOne(ctx, l, p.Item, &pushedNews) {
+				if !s.handPushed(ctx, l, p) {
 					return ctx.Err()
 				}
 				continue
@@ -752,7 +747,6 @@ func (s *Session) pause(ctx context.Context, l *link, d time.Duration) error {
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	var news [2]int
 	for {
 		select {
 		case <-ctx.Done():
@@ -762,7 +756,7 @@ func (s *Session) pause(ctx context.Context, l *link, d time.Duration) error {
 		case <-l.c.Done():
 			return l.c.Err()
 		case p := <-l.c.Items():
-			if !s.handOne(ctx, l, p.Item, &news) {
+			if !s.handPushed(ctx, l, p) {
 				return ctx.Err()
 			}
 		case <-t.C:
@@ -779,10 +773,10 @@ type batch struct {
 	random bool   // random?
 	ads    int    // that many classified?
 	enter  bool   // notif
-	items  bool   // enter with notif items instead
 }
 
-func (b batch) cmds() []Cmd {
+// cmds are b's commands; entering is with notif items when items.
+func (b batch) cmds(items bool) []Cmd {
 	var cmds []Cmd
 	if b.ack > 0 {
 		cmds = append(cmds, SeenCmd(b.ack))
@@ -797,7 +791,7 @@ func (b batch) cmds() []Cmd {
 		cmds = append(cmds, ClassifiedCmd)
 	}
 	switch {
-	case b.enter && b.items:
+	case b.enter && items:
 		cmds = append(cmds, NotifyItemsCmd)
 	case b.enter:
 		cmds = append(cmds, NotifyCmd)
@@ -823,15 +817,14 @@ func (s *Session) run(ctx context.Context, l *link, b batch) (fresh [2]int, err 
 	if l.ided && l.received > max(l.acked, b.ack) {
 		b.ack = l.received
 	}
-	b.items = b.enter && l.items
 	l.lastWrite = time.Now()
 	if b.ack > 0 {
 		l.ackedAt = l.lastWrite
 	}
-	cmds := b.cmds()
+	cmds := b.cmds(l.items)
 	fresh, replies, err := s.exchange(ctx, l, cmds)
 	var se *ServerError
-	if err != nil && b.items && replies == len(cmds)-1 && errors.As(err, &se) && l.c.Err() == nil {
+	if err != nil && b.enter && l.items && replies == len(cmds)-1 && errors.As(err, &se) && l.c.Err() == nil {
 		// The server offered items in pushes, then refused notif items
 		// (a gateway of another version behind the same address, say):
 		// the connection is fine, and the classic cycle works on it.
@@ -916,15 +909,20 @@ func (s *Session) handAhead(ctx context.Context, l *link) bool {
 		return true
 	}
 	l.ahead = nil
-	var news [2]int
-	return s.handOne(ctx, l, p.Item, &news)
+	return s.handPushed(ctx, l, *p)
+}
+
+// handPushed hands over an item a push carried: no fetch cycle follows
+// it, so its news are not counted.
+func (s *Session) handPushed(ctx context.Context, l *link, p PushedItem) bool {
+	return s.handOne(ctx, l, p.Item, nil)
 }
 
 // handOne hands over it (a reply's, which is zero for OK, or a push's)
 // if it is news, or, in the session's first catch-up, the first item of
 // each kind even when it is not news (as current); it drops repeats, and
-// counts the news in fresh by kindIndex. It reports false when ctx ended
-// before the user took it.
+// counts the news in fresh by kindIndex (nil: not counted). It reports
+// false when ctx ended before the user took it.
 func (s *Session) handOne(ctx context.Context, l *link, it Item, fresh *[2]int) bool {
 	if it.Kind == "" || it.Empty {
 		return true
@@ -950,7 +948,9 @@ func (s *Session) handOne(ctx context.Context, l *link, it Item, fresh *[2]int) 
 	}
 	s.shown[k] = shown{true, it.Value}
 	if news {
-		fresh[k]++
+		if fresh != nil {
+			fresh[k]++
+		}
 		if l.ided {
 			m := s.marks
 			m.set(it.Kind, it.ID)

@@ -237,7 +237,7 @@ func ParsePushItem(line string) (k Kind, id uint64, value string, ok bool, err e
 	switch {
 	case err != nil:
 		return "", 0, "", true, err
-	case rest == "" || value == "":
+	case value == "": // ParseItem("") is no item at all
 		return "", 0, "", true, invalidf("a push with an item is \"notif: <kind> <id> <value>\", got %q", clip(line))
 	case k == KindRandom:
 		if _, err := ParseRandom(value); err != nil {
