@@ -182,11 +182,14 @@ func (c *client) start(nc net.Conn) error {
 		c.expect = append(c.expect, expOK)
 	}
 	if c.id != "" {
-		// hello's reply says whether the server offers items in pushes:
-		// it is read before notif is chosen, as hark's client does.
 		buf = append(append(append(buf, wire.CmdHello...), ' '), c.id...)
 		buf = append(buf, " "+wire.HelloV2+"\r\n"...)
 		c.expect = append(c.expect, expHello)
+	}
+	if c.id != "" && !cfg.Classic {
+		// hello's reply says whether the server offers items in pushes:
+		// it is read before notif is chosen, as hark's client does. (A
+		// classic client pipelines notif behind hello, as before.)
 		if _, err := nc.Write(buf); err != nil {
 			return fmt.Errorf("write to %s: %w", c.server(), err)
 		}
@@ -201,11 +204,7 @@ func (c *client) start(nc net.Conn) error {
 			}
 		}
 	}
-	if c.pushItems {
-		buf = append(buf, wire.CmdNotifyItems+"\r\n"...)
-	} else {
-		buf = append(buf, wire.CmdNotify+"\r\n"...)
-	}
+	buf = c.appendNotif(buf)
 	c.expect = append(c.expect, expNotif)
 	c.wbuf = buf
 	if _, err := nc.Write(buf); err != nil {
@@ -303,20 +302,19 @@ func (c *client) handle(line []byte, now int64) error {
 	if bytes.HasPrefix(line, []byte(wire.NotifPrefix)) {
 		// Only a client that asked for items gets them: the others' plain
 		// pushes are not converted to a string to be looked at.
-		if c.pushItems {
-			if k, id, v, ok, err := wire.ParsePushItem(string(line)); ok {
-				if err != nil {
-					return err
-				}
-				return c.pushed(k, id, v, now)
-			}
-		}
 		switch string(line) {
 		case c.r.cfg.Kind.Notification():
 			c.notified(now)
 		case wire.NotifRandom, wire.NotifClassified:
 			// The other kind: not this run's.
 		default:
+			// Only a client that asked for items gets them.
+			if k, id, v, ok, err := wire.ParsePushItem(string(line)); c.pushItems && ok {
+				if err != nil {
+					return err
+				}
+				return c.pushed(k, id, v, now)
+			}
 			return fmt.Errorf("unknown push %q", clip(line))
 		}
 		return nil
@@ -426,10 +424,7 @@ func (c *client) cycle() error {
 	if c.id != "" && c.received > c.acked {
 		// Acknowledge what was received, as hark's client does: at the
 		// front of its next batch.
-		buf = strconv.AppendUint(append(buf, wire.CmdSeen+" "...), c.received, 10)
-		buf = append(buf, '\r', '\n')
-		c.expect = append(c.expect, expOK)
-		c.acked, c.ackedAt = c.received, c.r.since()
+		buf = c.appendSeen(buf, c.r.since())
 	}
 	buf = append(buf, wire.CmdStopNotify+"\r\n"...)
 	c.expect = append(c.expect, expOK)
@@ -441,14 +436,31 @@ func (c *client) cycle() error {
 		buf = append(buf, fetch...)
 		c.expect = append(c.expect, expItem)
 	}
-	if c.pushItems {
-		buf = append(buf, wire.CmdNotifyItems+"\r\n"...)
-	} else {
-		buf = append(buf, wire.CmdNotify+"\r\n"...)
-	}
+	buf = c.appendNotif(buf)
 	c.expect = append(c.expect, expNotif)
-	c.wbuf = buf
 	c.inCycle = true
+	return c.write(buf)
+}
+
+// appendNotif appends the command that (re-)enters notification mode.
+func (c *client) appendNotif(buf []byte) []byte {
+	if c.pushItems {
+		return append(buf, wire.CmdNotifyItems+"\r\n"...)
+	}
+	return append(buf, wire.CmdNotify+"\r\n"...)
+}
+
+// appendSeen appends the acknowledgement of everything received, at now.
+func (c *client) appendSeen(buf []byte, now int64) []byte {
+	buf = strconv.AppendUint(append(buf, wire.CmdSeen+" "...), c.received, 10)
+	c.expect = append(c.expect, expOK)
+	c.acked, c.ackedAt = c.received, now
+	return append(buf, '\r', '\n')
+}
+
+// write writes buf, the client's next batch, kept as its write buffer.
+func (c *client) write(buf []byte) error {
+	c.wbuf = buf
 	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := c.nc.Write(buf)
 	return err
@@ -469,14 +481,7 @@ func (c *client) pushed(k wire.Kind, id uint64, v string, now int64) error {
 	if c.inCycle || c.received <= c.acked || now-c.ackedAt < c.r.ackEvery {
 		return nil // a cycle's batch carries it, or it waits for the next
 	}
-	buf := strconv.AppendUint(append(c.wbuf[:0], wire.CmdSeen+" "...), c.received, 10)
-	buf = append(buf, '\r', '\n')
-	c.wbuf = buf
-	c.expect = append(c.expect, expOK)
-	c.acked, c.ackedAt = c.received, now
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	_, err := c.nc.Write(buf)
-	return err
+	return c.write(c.appendSeen(c.wbuf[:0], now))
 }
 
 // item takes the reply to a fetch.
