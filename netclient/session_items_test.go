@@ -432,20 +432,20 @@ func runEvents(t *testing.T, opts netclient.SessionOptions) <-chan netclient.Eve
 	return sess.Events()
 }
 
-// (e) Pushes with items arrive whatever the session is doing: during a
-// fetch cycle (which a plain push asks for), before stop_notif's OK and,
-// from a server less careful than hark's, after it. Each is delivered, in the order the server sent them with the
-// replies: a newer item handed over before an older one would make the
-// older one look like a repeat. To make the order matter, the session is
-// kept busy (its user does not read) until every line has been read.
-func TestSessionDeliversPushedItemsDuringACycle(t *testing.T) {
+// sessionInACycle runs a session against a scripted server that, after
+// the catch-up, sends a plain push and answers the cycle it asks for
+// with cycle, then a plain random push, the marker. The session's user
+// reads nothing until the connection has read the marker, so the order
+// of what the session hands over is its own, not a race with the wire.
+// It returns the session's events after its connection.
+func sessionInACycle(t *testing.T, cycle string) <-chan netclient.Event {
+	t.Helper()
 	read := make(chan struct{}) // the connection has read the marker push
 	var once sync.Once
 	addr := scriptedItems(t, append(slices.Clone(catchUpSteps),
 		step{nil, wire.NotifClassified + "\r\n"}, // a plain push asks for a cycle
 		step{[]string{wire.CmdStopNotify, wire.CmdClassified, wire.CmdNotifyItems},
-			"notif: random 11 1\r\nOK\r\nnotif: classified 12 X\r\n13 Y\r\nOK\r\nnotif: classified 14 Z\r\n" +
-				wire.NotifRandom + "\r\n"}, // the marker
+			cycle + wire.NotifRandom + "\r\n"}, // the marker
 	)...)
 	events := runEvents(t, netclient.SessionOptions{
 		Addr: addr, ClientID: "items-5", MinBackoff: time.Hour,
@@ -462,6 +462,17 @@ func TestSessionDeliversPushedItemsDuringACycle(t *testing.T) {
 		t.Fatalf("event %+v, want the connection", ev)
 	}
 	waitSignal(t, read, "the connection to read the cycle's lines")
+	return events
+}
+
+// (e) Pushes with items arrive whatever the session is doing: during a
+// fetch cycle (which a plain push asks for), before stop_notif's OK and,
+// from a server less careful than hark's, after it. Each is delivered, in the order the server sent them with the
+// replies: a newer item handed over before an older one would make the
+// older one look like a repeat. To make the order matter, the session is
+// kept busy (its user does not read) until every line has been read.
+func TestSessionDeliversPushedItemsDuringACycle(t *testing.T) {
+	events := sessionInACycle(t, "notif: random 11 1\r\nOK\r\nnotif: classified 12 X\r\n13 Y\r\nOK\r\nnotif: classified 14 Z\r\n")
 	for _, want := range []struct {
 		id    uint64
 		value string
@@ -478,29 +489,7 @@ func TestSessionDeliversPushedItemsDuringACycle(t *testing.T) {
 // the server handed them out, and may not offer them again to the next
 // connection if it has not noticed this one closed by then.
 func TestSessionHandsOverItemsReadBeforeTheEnd(t *testing.T) {
-	read := make(chan struct{}) // the connection has read the marker push
-	var once sync.Once
-	addr := scriptedItems(t, append(slices.Clone(catchUpSteps),
-		step{nil, wire.NotifClassified + "\r\n"}, // a plain push asks for a cycle
-		step{[]string{wire.CmdStopNotify, wire.CmdClassified, wire.CmdNotifyItems},
-			"notif: random 11 1\r\nnotif: classified 12 X\r\nnotif: classified 0 bad\r\n" +
-				wire.NotifRandom + "\r\n"}, // the marker, read after the failure
-	)...)
-	events := runEvents(t, netclient.SessionOptions{
-		Addr: addr, ClientID: "items-5", MinBackoff: time.Hour,
-		Conn: netclient.Options{OnNotify: func(k wire.Kind) {
-			if k == wire.KindRandom {
-				once.Do(func() { close(read) })
-			}
-		}},
-	})
-	if d := nextItem(t, events); d.Value != "7" || !d.Current {
-		t.Fatalf("first delivery %+v, want the current number", d)
-	}
-	if ev := await(t, events, "the connection"); ev.State == nil || !ev.State.Connected {
-		t.Fatalf("event %+v, want the connection", ev)
-	}
-	waitSignal(t, read, "the connection to read the cycle's lines")
+	events := sessionInACycle(t, "notif: random 11 1\r\nnotif: classified 12 X\r\nnotif: classified 0 bad\r\n")
 	for _, want := range []string{"1", "X"} {
 		ev := await(t, events, want)
 		if ev.Item == nil || ev.Item.Value != want {
