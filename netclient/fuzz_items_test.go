@@ -1,7 +1,6 @@
 package netclient_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -61,34 +60,13 @@ func FuzzConnItems(f *testing.F) {
 			}
 		}()
 
-		srvDone := make(chan error, 1)
-		go func() {
-			defer srv.Close()
-			_ = srv.SetDeadline(time.Now().Add(waitFor))
-			br := bufio.NewReader(srv)
-			for _, want := range []string{"notif items\r\n", "random?\r\n"} {
-				line, err := br.ReadString('\n')
-				if err != nil || line != want {
-					srvDone <- errors.New("server read " + line + ", want " + want)
-					return
-				}
-			}
-			_, _ = srv.Write(data) // fails once the client has given up: fine
-			srvDone <- nil
-		}()
+		srvDone := serveOnce(srv, []string{"notif items\r\n", "random?\r\n"}, data)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_, err := c.Do(ctx, netclient.NotifyItemsCmd, netclient.RandomCmd)
 		c.Close()
-		select {
-		case serr := <-srvDone:
-			if serr != nil {
-				t.Fatal(serr)
-			}
-		case <-time.After(waitFor):
-			t.Fatal("the scripted server did not finish")
-		}
+		awaitServed(t, srvDone)
 		if errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Do hung until the ctx deadline (%d strays)", c.Strays())
 		}

@@ -90,34 +90,13 @@ func FuzzConn(f *testing.F) {
 		})
 
 		// The server reads the batch, writes data and hangs up.
-		srvDone := make(chan error, 1)
-		go func() {
-			defer srv.Close()
-			_ = srv.SetDeadline(time.Now().Add(waitFor))
-			br := bufio.NewReader(srv)
-			for _, want := range []string{"random?\r\n", "classified?\r\n", "notif\r\n", "stop_notif\r\n"} {
-				line, err := br.ReadString('\n')
-				if err != nil || line != want {
-					srvDone <- errors.New("server read " + line + ", want " + want)
-					return
-				}
-			}
-			_, _ = srv.Write(data) // fails once the client has given up: fine
-			srvDone <- nil
-		}()
+		srvDone := serveOnce(srv, []string{"random?\r\n", "classified?\r\n", "notif\r\n", "stop_notif\r\n"}, data)
 
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		items, err := c.Do(ctx, netclient.RandomCmd, netclient.ClassifiedCmd, netclient.NotifyCmd, netclient.StopNotifyCmd)
 		c.Close()
-		select {
-		case serr := <-srvDone:
-			if serr != nil {
-				t.Fatal(serr)
-			}
-		case <-time.After(waitFor):
-			t.Fatal("the scripted server did not finish")
-		}
+		awaitServed(t, srvDone)
 
 		if k := badPush.Load(); k != nil {
 			t.Fatalf("OnNotify(%q)", k)
@@ -155,4 +134,39 @@ func FuzzConn(f *testing.F) {
 			t.Fatalf("notif, stop_notif = %+v, %+v", items[2], items[3])
 		}
 	})
+}
+
+// serveOnce is a fuzz target's scripted server: it reads the lines want
+// from srv, writes data and hangs up. The channel says whether the lines
+// were as wanted.
+func serveOnce(srv net.Conn, want []string, data []byte) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		defer srv.Close()
+		_ = srv.SetDeadline(time.Now().Add(waitFor))
+		br := bufio.NewReader(srv)
+		for _, w := range want {
+			line, err := br.ReadString('\n')
+			if err != nil || line != w {
+				done <- errors.New("server read " + line + ", want " + w)
+				return
+			}
+		}
+		_, _ = srv.Write(data) // fails once the client has given up: fine
+		done <- nil
+	}()
+	return done
+}
+
+// awaitServed fails t unless serveOnce finished, as wanted, within waitFor.
+func awaitServed(t *testing.T, done <-chan error) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the scripted server did not finish")
+	}
 }
