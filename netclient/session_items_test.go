@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,146 +22,27 @@ import (
 // one: the default minute is a desktop's, not a test's.
 const testAckEvery = 200 * time.Millisecond
 
-// relay forwards connections to a real server line by line and records
-// every line clients send, which is how these tests see what a session
-// puts on the wire. It can also make the server one that does not offer
-// items in pushes, or rewrite what clients send.
-type relay struct {
-	upstream string
-	addr     string
-	// Set before start.
-	noItems bool                     // strip push=items from hello's reply: a server that does not offer them
-	rewrite func(line string) string // what reaches the server for each client line (nil: the line)
-
-	// Connections numbered up to cutUpTo (from 1, in the order accepted)
-	// have lost their path to the client, as across a laptop's suspend:
-	// what the server sends them is dropped, and their client's close
-	// does not reach the server, which holds them open until the test
-	// ends. See cut.
-	accepted, cutUpTo atomic.Int64
-
-	mu   sync.Mutex
-	held []net.Conn // server ends of cut connections whose client left
-	log  []string   // every client line, in order, across connections
-	// Every line either way, in the order the relay saw them, for waits:
-	// "C: …" from a client, "S: …" from the server. A server line read
-	// after a client line was forwarded comes after it.
-	wire chan string
-}
-
-func startRelay(t *testing.T, upstream string, configure func(*relay)) *relay {
+// recorder is a linetest.Proxy in front of s that records what clients
+// send, which is how these tests see what a session puts on the wire;
+// configure sets more of it before it starts.
+func recorder(t *testing.T, s *server.Server, configure func(*linetest.Proxy)) *linetest.Proxy {
 	t.Helper()
-	r := &relay{upstream: upstream, wire: make(chan string, 100000)}
+	p := linetest.NewProxy(t, s.Addr().String())
+	p.Record = true
 	if configure != nil {
-		configure(r)
+		configure(p)
 	}
-	r.addr = linetest.Serve(t, r.handle)
-	t.Cleanup(func() { // before Serve's, which waits for the handlers
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, u := range r.held {
-			u.Close()
-		}
-	})
-	return r
+	return p.Start()
 }
 
-// cut makes the connections open so far lose their path to the client.
-func (r *relay) cut() { r.cutUpTo.Store(r.accepted.Load()) }
-
-func (r *relay) handle(c net.Conn) {
-	n := r.accepted.Add(1)
-	cut := func() bool { return n <= r.cutUpTo.Load() }
-	u, err := net.Dial("tcp", r.upstream)
-	if err != nil {
-		c.Close()
-		return
-	}
-	up := make(chan struct{})
-	go func() {
-		defer close(up)
-		defer func() {
-			if cut() {
-				r.mu.Lock()
-				r.held = append(r.held, u) // the server never hears the client left
-				r.mu.Unlock()
-				return
-			}
-			u.Close() // the client left: so does the server's end
-		}()
-		br := bufio.NewReader(c)
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			l = strings.TrimRight(l, "\r\n")
-			r.mu.Lock()
-			r.log = append(r.log, l)
-			r.mu.Unlock()
-			r.wire <- "C: " + l
-			if r.rewrite != nil {
-				l = r.rewrite(l)
-			}
-			if _, err := u.Write([]byte(l + "\r\n")); err != nil {
-				return
-			}
+// withoutItems makes the proxy's server one that does not offer items in
+// pushes: push=items is taken out of hello's reply.
+func withoutItems(p *linetest.Proxy) {
+	p.ServerLine = func(l string) string {
+		if !wire.IsHelloReply(strings.TrimRight(l, "\r\n")) {
+			return l
 		}
-	}()
-	br := bufio.NewReader(u)
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			break
-		}
-		if r.noItems && wire.IsHelloReply(strings.TrimRight(l, "\r\n")) {
-			l = strings.Replace(l, " push="+wire.PushItemsWord, "", 1)
-		}
-		if cut() {
-			continue // lost on the way
-		}
-		r.wire <- "S: " + strings.TrimRight(l, "\r\n")
-		if _, err := c.Write([]byte(l)); err != nil {
-			break
-		}
-	}
-	c.Close()
-	<-up
-}
-
-// lines returns what clients sent so far.
-func (r *relay) lines() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.log)
-}
-
-// awaitSent waits until a client sends line, skipping what came before
-// it either way.
-func (r *relay) awaitSent(t *testing.T, line string) {
-	t.Helper()
-	r.await(t, "C: "+line)
-}
-
-// awaitHeard waits until the server sends line, skipping what came
-// before it either way.
-func (r *relay) awaitHeard(t *testing.T, line string) {
-	t.Helper()
-	r.await(t, "S: "+line)
-}
-
-func (r *relay) await(t *testing.T, want string) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case l := <-r.wire:
-			if l == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("never seen on the wire: %q; the client sent %q", want, r.lines())
-		}
+		return strings.Replace(l, " push="+wire.PushItemsWord, "", 1)
 	}
 }
 
@@ -189,8 +69,8 @@ func publishAdsID(t *testing.T, s *server.Server, from, to int) uint64 {
 // carries nothing but its acknowledgements: no fetch, no stop_notif.
 func TestSessionTakesItemsFromPushes(t *testing.T) {
 	s := realServer(t, server.Config{})
-	rl := startRelay(t, s.Addr().String(), nil)
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-1", AckEvery: testAckEvery})
+	rl := recorder(t, s, nil)
+	r := startSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "items-1", AckEvery: testAckEvery})
 	waitSignal(t, r.up, "the session to connect")
 	var last uint64
 	for i := 1; i <= 20; i++ {
@@ -200,8 +80,8 @@ func TestSessionTakesItemsFromPushes(t *testing.T) {
 		}
 	}
 	checkAds(t, collectAds(t, r.got, 20), 1, 20)
-	rl.awaitSent(t, fmt.Sprintf("seen %d", last))
-	lines := rl.lines()
+	rl.AwaitSent(t, fmt.Sprintf("seen %d", last))
+	lines := rl.Sent()
 	if !slices.Contains(lines, wire.CmdNotifyItems) || slices.Contains(lines, wire.CmdNotify) {
 		t.Fatalf("the session did not enter with notif items alone: %q", lines)
 	}
@@ -220,17 +100,17 @@ func TestSessionAcknowledgesPushedItems(t *testing.T) {
 	const burst = 30
 	dir := t.TempDir()
 	s := realServer(t, server.Config{DataDir: dir})
-	rl := startRelay(t, s.Addr().String(), nil)
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-2", AckEvery: testAckEvery})
+	rl := recorder(t, s, nil)
+	r := startSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "items-2", AckEvery: testAckEvery})
 	waitSignal(t, r.up, "the session to connect")
 	last := publishAdsID(t, s, 1, burst)
 	checkAds(t, collectAds(t, r.got, burst), 1, burst)
-	rl.awaitSent(t, fmt.Sprintf("seen %d", last))
+	rl.AwaitSent(t, fmt.Sprintf("seen %d", last))
 	// Its OK: the server took it (a line still unread when the server
 	// shuts down is never answered, so never acknowledged).
-	rl.awaitHeard(t, wire.OK)
+	rl.AwaitHeard(t, wire.OK)
 	seen := 0
-	for _, l := range after(rl.lines(), wire.CmdNotifyItems) {
+	for _, l := range after(rl.Sent(), wire.CmdNotifyItems) {
 		if strings.HasPrefix(l, wire.CmdSeen+" ") {
 			seen++
 		}
@@ -264,8 +144,8 @@ func TestSessionAcknowledgesPushedItems(t *testing.T) {
 func TestSessionAcknowledges(t *testing.T) {
 	dir := t.TempDir()
 	s := realServer(t, server.Config{DataDir: dir})
-	rl := startRelay(t, s.Addr().String(), func(r *relay) { r.noItems = true })
-	_, got, connected := runSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "acker"})
+	rl := recorder(t, s, withoutItems)
+	_, got, connected := runSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "acker"})
 	waitSignal(t, connected, "connected")
 	pub(t, s, wire.KindClassified, "A")
 	awaitValue(t, got, "A")
@@ -288,12 +168,12 @@ func TestSessionAcknowledges(t *testing.T) {
 // item after its push, as before.
 func TestSessionWithoutItemsInPushesFetches(t *testing.T) {
 	s := realServer(t, server.Config{})
-	rl := startRelay(t, s.Addr().String(), func(r *relay) { r.noItems = true })
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-3"})
+	rl := recorder(t, s, withoutItems)
+	r := startSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "items-3"})
 	waitSignal(t, r.up, "the session to connect")
 	publishAds(t, s, 1, 10)
 	checkAds(t, collectAds(t, r.got, 10), 1, 10)
-	lines := rl.lines()
+	lines := rl.Sent()
 	if slices.Contains(lines, wire.CmdNotifyItems) {
 		t.Fatalf("the session said notif items to a server that did not offer it: %q", lines)
 	}
@@ -307,19 +187,19 @@ func TestSessionWithoutItemsInPushesFetches(t *testing.T) {
 // notif on that connection and fetches, without losing anything.
 func TestSessionFallsBackWhenNotifItemsRefused(t *testing.T) {
 	s := realServer(t, server.Config{})
-	rl := startRelay(t, s.Addr().String(), func(r *relay) {
-		r.rewrite = func(l string) string {
-			if l == wire.CmdNotifyItems {
-				return "notif items?" // ERR unknown command
+	rl := recorder(t, s, func(p *linetest.Proxy) {
+		p.ClientLine = func(l string) string {
+			if l == wire.CmdNotifyItems+"\r\n" {
+				return "notif items?\r\n" // ERR unknown command
 			}
 			return l
 		}
 	})
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "items-4", MinBackoff: time.Hour})
+	r := startSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "items-4", MinBackoff: time.Hour})
 	waitSignal(t, r.up, "the session to connect")
 	publishAds(t, s, 1, 10)
 	checkAds(t, collectAds(t, r.got, 10), 1, 10)
-	lines := rl.lines()
+	lines := rl.Sent()
 	if n := strings.Count(strings.Join(lines, "\n"), wire.CmdNotifyItems); n != 1 {
 		t.Fatalf("notif items sent %d times, want once: %q", n, lines)
 	}
@@ -565,13 +445,13 @@ func TestSessionWithATinyItemQueue(t *testing.T) {
 // come on the new one.
 func TestSessionLosesNothingPushedToALeftConnection(t *testing.T) {
 	s := realServer(t, server.Config{})
-	rl := startRelay(t, s.Addr().String(), nil)
-	r := startSession(t, netclient.SessionOptions{Addr: rl.addr, ClientID: "laptop", MinBackoff: time.Hour})
+	rl := recorder(t, s, nil)
+	r := startSession(t, netclient.SessionOptions{Addr: rl.Addr(), ClientID: "laptop", MinBackoff: time.Hour})
 	waitSignal(t, r.up, "the session to connect")
 	pub(t, s, wire.KindClassified, "before")
 	awaitValue(t, r.got, "before")
 
-	rl.cut()
+	rl.CutPath()
 	pub(t, s, wire.KindClassified, "during-1") // pushed to the old connection, handed out there
 	pub(t, s, wire.KindClassified, "during-2")
 	r.sess.Reconnect() // the laptop is back
