@@ -32,12 +32,25 @@ func TestMenuStaysOpenUnderLXQt(t *testing.T) {
 	desktoptest.Require(t, desktoptest.LXQtPanel)
 	d := desktoptest.Start(t, desktoptest.LXQtPanel)
 	cfg := filepath.Join(d.Home(), "hark.toml")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eTimeout)
+	defer cancel()
+	// From before hark starts: every menu announcement, and the panel's
+	// reads of the menu with their answers.
+	menuMsgs, err := d.WatchMessages(ctx,
+		"type='signal',interface='com.canonical.dbusmenu',member='LayoutUpdated'",
+		"type='method_call',interface='com.canonical.dbusmenu',member='GetLayout'",
+		"type='method_return'")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Nothing listens on port 1: every try is refused at once.
 	hark := startProc(t, d, "hark", "--server", "127.0.0.1:1", "--config", cfg, "--log-level", "debug")
 	bus := trayItem(t, d, hark.cmd.Process.Pid)
+	panel, err := d.NameOwner(ctx, desktoptest.WatcherName)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*e2eTimeout)
-	defer cancel()
 	// Offline: the status line has said so since the first failure.
 	var status string
 	for {
@@ -71,6 +84,11 @@ func TestMenuStaysOpenUnderLXQt(t *testing.T) {
 			t.Fatalf("dunst's window is still visible after close-all: %s", out)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+
+	// The menu went on the bus whole, and the panel has read it as it is.
+	if n := awaitPanelRead(t, ctx, menuMsgs, bus, panel, startUpdates); n != startUpdates {
+		t.Errorf("hark's start announced a new menu layout %d times, want %d", n, startUpdates)
 	}
 
 	// Open the menu as a user does in LXQt: a right click on the icon
@@ -165,6 +183,43 @@ func TestMenuStaysOpenUnderLXQt(t *testing.T) {
 		t.Errorf("hark after Quit: %v, want exit status 0", err)
 	}
 	hark.await(t, `msg="quit from the menu"`)
+}
+
+// startUpdates is how many LayoutUpdated hark sends from its start until
+// it is offline: systray's own, 150 ms after the first GetLayout, and one
+// for the status line, from "Connecting…" to "Offline…". Items added or
+// changed before the item is on the bus send none; after, each sends one,
+// which lxqt-panel answers by reading, and rebuilding, the whole menu.
+const startUpdates = 2
+
+// awaitPanelRead waits until, after want of hark's LayoutUpdated, the
+// panel has read the whole menu (GetLayout of item 0) and been answered,
+// and returns how many LayoutUpdated hark sent until then. A right click
+// before that would open a menu that the panel's rebuild then closes,
+// whatever hark does next.
+func awaitPanelRead(t *testing.T, ctx context.Context, msgs <-chan desktoptest.Message, hark, panel string, want int) int {
+	t.Helper()
+	updates := 0
+	var read uint32 // the serial of the panel's read since the last LayoutUpdated
+	for {
+		var m desktoptest.Message
+		select {
+		case m = <-msgs:
+		case <-ctx.Done():
+			t.Fatalf("the panel did not read hark's menu after its LayoutUpdated number %d (of %d so far)", want, updates)
+		}
+		switch {
+		case m.Type == dbus.TypeSignal && m.Sender == hark:
+			updates++
+			read = 0
+		case m.Type == dbus.TypeMethodCall && m.Sender == panel && m.Destination == hark && updates >= want && read == 0:
+			if parent, _ := m.Body[0].(int32); parent == 0 {
+				read = m.Serial
+			}
+		case m.Type == dbus.TypeMethodReply && m.Sender == hark && m.Destination == panel && read != 0 && m.ReplySerial == read:
+			return updates
+		}
+	}
 }
 
 // menuStatus returns the menu's first line, as the panel reads it.

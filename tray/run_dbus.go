@@ -8,19 +8,27 @@ import (
 	"fyne.io/systray"
 )
 
-// runSystray runs the tray until the app ends. systray.Run would call
-// onReady while it is still exporting the item on the bus, and an icon set
-// in that window is lost: the IconPixmap property keeps the first icon
-// until the next change, so a panel that (re)reads it shows a stale state.
-// RunWithExternalLoop's start exports synchronously, so the app starts
-// drawing only once systray can take it. Freedesktop systray needs no
+// runSystray runs the tray until the app ends.
+//
+// The menu is built and drawn before the item is on the bus. Once systray
+// has its connection, it sends LayoutUpdated for every item added or
+// changed, and a host re-reads the whole menu on each: built there, hark's
+// ~160 items made lxqt-panel re-read it some 700 times at start, which
+// kept it busy for seconds and closed the menu if the user opened it then.
+// Before the connection, systray only records them (and the icon and
+// tooltip, which setItem sets), and the item goes on the bus whole.
+//
+// RunWithExternalLoop's start exports synchronously, so the app draws its
+// changes only once systray can send them. Freedesktop systray needs no
 // native event loop, so the app goroutine can be this one.
 func runSystray(ctx context.Context, a *app) error {
 	setItem(a)
-	built := make(chan *systrayUI, 1)
-	start, end := systray.RunWithExternalLoop(func() { built <- newSystrayUI() }, nil)
+	u := newSystrayUI()
+	a.ui = u
+	a.render()
+	start, end := systray.RunWithExternalLoop(nil, nil)
 	start()
-	err := a.runWith(ctx, <-built)
+	err := a.runWith(ctx, u)
 	end()
 	return err
 }
