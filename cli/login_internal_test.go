@@ -46,13 +46,13 @@ func loginServer(t *testing.T) (cfgPath, addr, sub, pub string) {
 	return cfgPath, addr, sub, pub
 }
 
-func runLogin(t *testing.T, stdin string, args ...string) (error, string, string) {
+func runLogin(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var out, errb bytes.Buffer
-	err := login(ctx, args, strings.NewReader(stdin), &out, &errb)
-	return err, out.String(), errb.String()
+	err = login(ctx, args, strings.NewReader(stdin), &out, &errb)
+	return out.String(), errb.String(), err
 }
 
 // Without a Secret Service, hark login checks the token against the
@@ -65,7 +65,7 @@ func TestLoginWithoutKeyring(t *testing.T) {
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+filepath.Join(t.TempDir(), "no-bus"))
 	cfgPath, addr, sub, pub := loginServer(t)
 
-	if err, _, _ := runLogin(t, pub+"\n", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "Token refused") {
+	if _, _, err := runLogin(t, pub+"\n", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "Token refused") {
 		t.Fatalf("login with a publish token: %v; want it refused", err)
 	}
 	tokenFile, err := keyring.DefaultTokenFile(tray.KeyringServer(addr))
@@ -78,7 +78,7 @@ func TestLoginWithoutKeyring(t *testing.T) {
 	if _, err := os.Stat(tokenFile); !os.IsNotExist(err) {
 		t.Fatalf("a refused token was stored: %v", err)
 	}
-	err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath)
+	stdout, stderr, err := runLogin(t, sub+"\n", "--config", cfgPath)
 	if err != nil {
 		t.Fatalf("login: %v (%s)", err, stderr)
 	}
@@ -98,10 +98,10 @@ func TestLoginWithoutKeyring(t *testing.T) {
 	if got, from, err := keyring.Lookup(context.Background(), tray.KeyringServer("tls://other.example:6789"), ""); !errors.Is(err, keyring.ErrNotFound) {
 		t.Fatalf("another server's lookup: %q from %q, %v; want ErrNotFound", got, from, err)
 	}
-	if err, _, _ := runLogin(t, "", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "no token") {
+	if _, _, err := runLogin(t, "", "--config", cfgPath); err == nil || !strings.Contains(err.Error(), "no token") {
 		t.Fatalf("login with nothing on stdin: %v", err)
 	}
-	if err, _, _ := runLogin(t, sub, "--config", cfgPath, sub); err == nil || !strings.Contains(err.Error(), "history") {
+	if _, _, err := runLogin(t, sub, "--config", cfgPath, sub); err == nil || !strings.Contains(err.Error(), "history") {
 		t.Fatalf("login with the token as an argument: %v", err)
 	}
 }
@@ -115,7 +115,7 @@ func TestLoginToKeyring(t *testing.T) {
 	t.Setenv("XDG_CONFIG_HOME", cfgHome)
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", desktoptest.StartKeyringBus(t))
 	cfgPath, addr, sub, _ := loginServer(t)
-	err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath)
+	stdout, stderr, err := runLogin(t, sub+"\n", "--config", cfgPath)
 	if err != nil {
 		t.Fatalf("login: %v (%s)", err, stderr)
 	}
@@ -156,11 +156,11 @@ func TestLoginNamesOneOfSeveralServers(t *testing.T) {
 	cfgPath, addr, sub := loginTables(t, func(addr, caFile string) []tray.ServerSettings {
 		return []tray.ServerSettings{{Name: "work", Address: addr, CAFile: caFile}, {Name: "home", Address: "127.0.0.1:1"}}
 	})
-	err, _, _ := runLogin(t, sub+"\n", "--config", cfgPath)
+	_, _, err := runLogin(t, sub+"\n", "--config", cfgPath)
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "(work, home): say which with --server NAME") {
 		t.Fatalf("login without --server: %v; want a usage error naming both", err)
 	}
-	if err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "Work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
+	if stdout, stderr, err := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "Work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
 		t.Fatalf("login --server Work: %v (%s%s)", err, stdout, stderr)
 	}
 }
@@ -174,7 +174,7 @@ func TestLoginToAList(t *testing.T) {
 		list = "tls://127.0.0.1:1," + addr // nobody at the first
 		return []tray.ServerSettings{{Name: "work", Address: list, CAFile: caFile}}
 	})
-	if err, stdout, stderr := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
+	if stdout, stderr, err := runLogin(t, sub+"\n", "--config", cfgPath, "--server", "work"); err != nil || !strings.Contains(stdout, "Token accepted by "+addr) {
 		t.Fatalf("login --server work: %v (%s%s)", err, stdout, stderr)
 	}
 	if got, _, err := keyring.Lookup(context.Background(), tray.KeyringServer(list), ""); err != nil || got != sub {

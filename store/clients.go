@@ -372,7 +372,7 @@ func (s *Store) dropClients(tx *bolt.Tx, limit int, expired func(seen uint64) bo
 			id := bytes.Clone(k[seenKeyLen:])
 			// An entry is stale when its client has since been seen again
 			// (a damaged record rewritten): only the entry goes.
-			if v := b.Get(id); v != nil && len(v) >= clientFixed && recordSeen(v) == seen {
+			if v := b.Get(id); len(v) >= clientFixed && recordSeen(v) == seen {
 				source := string(v[clientFixed:])
 				if err := b.Delete(id); err != nil {
 					return d, false, err

@@ -396,7 +396,7 @@ func (d *Desktop) startXvfb(ctx context.Context, env []string) error {
 		return err
 	}
 	if n == "" {
-		return fmt.Errorf("Xvfb printed no display number; see %s", p.log)
+		return fmt.Errorf("no display number from Xvfb; see %s", p.log)
 	}
 	d.display = ":" + n
 	d.logf("Xvfb ready on %s", d.display)

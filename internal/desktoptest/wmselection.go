@@ -38,7 +38,7 @@ func holdWMSelection(display string, timeout time.Duration) (net.Conn, error) {
 	}
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("X connection deadline: %w", err)
+		return nil, fmt.Errorf("setting the X connection's deadline: %w", err)
 	}
 	if err := claimWMS0(c); err != nil {
 		c.Close()
@@ -46,7 +46,7 @@ func holdWMSelection(display string, timeout time.Duration) (net.Conn, error) {
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("X connection deadline: %w", err)
+		return nil, fmt.Errorf("setting the X connection's deadline: %w", err)
 	}
 	return c, nil
 }
@@ -73,7 +73,7 @@ func claimWMS0(c net.Conn) error {
 		return fmt.Errorf("setup reply: %w", err)
 	}
 	if hdr[0] != 1 {
-		return fmt.Errorf("X server refused connection: %q", info)
+		return fmt.Errorf("the X server refused the connection: %q", info)
 	}
 	if len(info) < 32 {
 		return fmt.Errorf("short setup reply")
@@ -148,7 +148,7 @@ func readReply(c net.Conn) ([]byte, error) {
 		}
 		switch b[0] {
 		case 0:
-			return nil, fmt.Errorf("X error %d (opcode %d)", b[1], b[10])
+			return nil, fmt.Errorf("an X error %d (opcode %d)", b[1], b[10])
 		case 1:
 			if extra := le.Uint32(b[4:]); extra != 0 {
 				if _, err := io.CopyN(io.Discard, c, int64(extra)*4); err != nil {

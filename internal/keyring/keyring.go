@@ -128,7 +128,7 @@ func attributes(server string) map[string]string {
 func (s *SecretService) call(ctx context.Context, path dbus.ObjectPath, method string, args []any, out ...any) error {
 	err := s.conn.Object(serviceName, path).CallWithContext(ctx, method, 0, args...).Store(out...)
 	if err != nil {
-		return fmt.Errorf("Secret Service %s on %s: %w", method, path, err)
+		return fmt.Errorf("the Secret Service's %s on %s: %w", method, path, err)
 	}
 	return nil
 }
@@ -353,7 +353,7 @@ func (s *SecretService) locked(ctx context.Context, coll dbus.ObjectPath) (bool,
 	}
 	b, ok := v.Value().(bool)
 	if !ok {
-		return false, fmt.Errorf("Secret Service: %s Locked is %s, want b", coll, v.Signature())
+		return false, fmt.Errorf("the Secret Service's %s: Locked is %s, want b", coll, v.Signature())
 	}
 	return b, nil
 }
