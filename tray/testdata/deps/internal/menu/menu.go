@@ -40,19 +40,19 @@ type items struct {
 // live keeps the menu reachable, as the tray's app does for its life.
 var live *items
 
-// Show puts the item on the bus (its title, first icon and tooltip set
-// before, as setItem does), builds the menu and draws it as the tray's
-// first render does once connected to one server. It returns once
-// systray has exported the item; the panel registers it after that.
+// Show sets the item's title, first icon and tooltip (as setItem does),
+// builds the menu and draws it as the tray's first render does with one
+// server, then puts the item on the bus whole, as runSystray does. It
+// returns once systray has exported the item; the panel registers it
+// after that.
 func Show() {
 	systray.SetTitle("hark")
 	systray.SetIcon(assets.TrayOffline)
 	systray.SetTooltip("hark")
-	built := make(chan *items, 1)
-	start, _ := systray.RunWithExternalLoop(func() { built <- build() }, nil)
-	start()
-	live = <-built
+	live = build()
 	live.render()
+	start, _ := systray.RunWithExternalLoop(nil, nil)
+	start()
 }
 
 // build is newSystrayUI's menu, item for item.
