@@ -1,6 +1,7 @@
 package cli
 
 import (
+	stdlog "log"
 	"log/slog"
 	"sync"
 	"testing"
@@ -46,5 +47,29 @@ func TestJournalHandler(t *testing.T) {
 		if got[i].msg != w.msg || got[i].pri != w.pri || got[i].vars["SYSLOG_IDENTIFIER"] != "hark" {
 			t.Errorf("entry %d = %+v, want %q at priority %d, identifier hark", i, got[i], w.msg, w.pri)
 		}
+	}
+}
+
+// What a library prints with the standard library's log package reaches
+// the tray's log as a warning, in the journal as everything else, and the
+// std logger is the process's own again once the tray ends.
+func TestStdLogGoesToTheTraysLog(t *testing.T) {
+	var mu sync.Mutex
+	var got []journalEntry
+	send := func(msg string, pri journal.Priority, vars map[string]string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, journalEntry{msg, pri, vars})
+		return nil
+	}
+	before, flags := stdlog.Writer(), stdlog.Flags()
+	restore := logStdLogTo(slog.New(newJournalHandler(send, slog.LevelInfo)))
+	stdlog.Printf("systray error: failed to register: %s\n", "no watcher")
+	restore()
+	if len(got) != 1 || got[0].msg != "systray error: failed to register: no watcher" || got[0].pri != journal.PriWarning {
+		t.Errorf("the journal got %+v, want one warning, the line without its newline", got)
+	}
+	if stdlog.Writer() != before || stdlog.Flags() != flags {
+		t.Errorf("after the tray, the std logger writes to %v with flags %d, want %v and %d", stdlog.Writer(), stdlog.Flags(), before, flags)
 	}
 }

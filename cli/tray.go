@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -118,6 +119,23 @@ func selfPath() (exe, note string, err error) {
 	return exe, note, nil
 }
 
+// logStdLogTo sends what the standard library's log package prints into
+// log, each line a warning, until the returned function puts it back.
+// fyne.io/systray reports its failures there ("systray error: failed to
+// register: …"): started on login, hark logs to the journal, and those
+// lines belong beside hark's own, with a level, not in an unstructured
+// stderr. The std logger is the process's, so only the tray's command,
+// which owns the process, may take it.
+func logStdLogTo(log *slog.Logger) (restore func()) {
+	out, flags := stdlog.Writer(), stdlog.Flags()
+	stdlog.SetFlags(0) // the record has its time
+	stdlog.SetOutput(slog.NewLogLogger(log.Handler(), slog.LevelWarn).Writer())
+	return func() {
+		stdlog.SetOutput(out)
+		stdlog.SetFlags(flags)
+	}
+}
+
 // Tray runs `hark` without a command: the tray app.
 func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := newFlags("", "[--server [tls://]host:port] [--config file] [--demo]", stderr)
@@ -143,6 +161,7 @@ func Tray(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if dest != "stderr" {
 		fmt.Fprintf(stderr, "hark: logging to %s\n", dest)
 	}
+	defer logStdLogTo(log)()
 	cfgPath, err := f.configPath()
 	if err != nil {
 		return err
