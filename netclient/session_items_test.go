@@ -122,11 +122,7 @@ func TestSessionAcknowledgesPushedItems(t *testing.T) {
 	r.stop()
 	stopReal(t, s)
 
-	s2, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopReal(t, s2)
+	s2 := realServer(t, server.Config{DataDir: dir})
 	c := linetest.Dial(t, s2.Addr().String())
 	c.Send("hello items-2 v2", wire.CmdNotifyItems, wire.CmdClassified)
 	if h, err := wire.ParseHello(c.Line()); err != nil || h.New {
@@ -153,11 +149,7 @@ func TestSessionAcknowledges(t *testing.T) {
 	awaitValue(t, got, "B")
 	stopReal(t, s)
 
-	s2, err := server.Start(server.Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopReal(t, s2)
+	s2 := realServer(t, server.Config{DataDir: dir})
 	c := linetest.Dial(t, s2.Addr().String())
 	c.Send("hello acker", "classified?")
 	c.Expect("OK", fmt.Sprintf("%d B", b))
