@@ -326,19 +326,13 @@ func TestItemsInPushes(t *testing.T) {
 // TestClassicDeclinesItems: --classic runs the fetch cycle on a server
 // that offers items in pushes.
 func TestClassicDeclinesItems(t *testing.T) {
-	r := newRun(Config{Server: "script", Clients: 1, Items: 1, Classic: true, PublishCmd: "true {value}"}.withDefaults())
-	cn, sn := net.Pipe()
-	defer sn.Close()
-	c := newClient(r, 0)
-	errc := make(chan error, 1)
-	go func() { errc <- c.start(cn); cn.Close() }()
-	p := &peer{t: t, nc: sn, br: bufio.NewReader(sn)}
+	r, p, out := scriptedWith(t, 1, false, func(r *run) { r.cfg.Classic = true })
 	p.expect("hello bench-" + r.tag + "-0 v2")
 	p.send("OK hello epoch=ab latest=0 client=new push=items")
 	p.expect("notif")
 	p.send("OK")
-	if err := <-errc; err != nil || c.pushItems {
-		t.Errorf("start: %v, items in pushes %v; want the fetch cycle", err, c.pushItems)
+	if c := finish(t, p, out); c.pushItems {
+		t.Errorf("items in pushes %v; want the fetch cycle", c.pushItems)
 	}
 }
 
