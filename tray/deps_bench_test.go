@@ -3,7 +3,6 @@ package tray_test
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -112,24 +111,11 @@ var ladderBinaries = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	cmd := exec.Command("go")
-	cmd.Env = os.Environ()
-	if raceEnabled {
-		args = append(args, "-race")
-	} else {
-		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
-		args = append(args, "-trimpath", "-buildmode=pie")
-	}
+	var pkgs []string
 	for _, s := range ladder {
-		args = append(args, "./testdata/deps/"+s.name)
+		pkgs = append(pkgs, "./testdata/deps/"+s.name)
 	}
-	cmd.Args = append(cmd.Args, args...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return dir, nil
+	return dir, goBuild(dir+string(filepath.Separator), pkgs...)
 })
 
 func ladderIdle(b *testing.B, s step, idle time.Duration) {

@@ -34,24 +34,29 @@ var harkBinary = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "hark")
-	args := []string{"build", "-o", bin}
+	return bin, goBuild(bin, "github.com/harkapp/hark")
+})
+
+// goBuild builds pkgs into out (a directory ending in a separator for
+// several) with the race detector when the tests run with it, else as
+// released (Makefile): without cgo, position-independent. exepages.Release
+// once crashed only such a binary.
+func goBuild(out string, pkgs ...string) error {
+	args := []string{"build", "-o", out}
 	cmd := exec.Command("go")
 	cmd.Env = os.Environ()
 	if raceEnabled {
 		args = append(args, "-race")
 	} else {
-		// As released (Makefile): without cgo, position-independent.
-		// exepages.Release once crashed only such a binary.
 		cmd.Env = append(cmd.Env, "CGO_ENABLED=0")
 		args = append(args, "-trimpath", "-buildmode=pie")
 	}
-	cmd.Args = append(cmd.Args, append(args, "github.com/harkapp/hark")...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	cmd.Args = append(cmd.Args, append(args, pkgs...)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, b)
 	}
-	return bin, nil
-})
+	return nil
+}
 
 // proc is a hark process whose stderr (its log) the test reads line by
 // line, and which is also kept in a file under the desktop's OutDir.
