@@ -213,7 +213,7 @@ func awaitPanelRead(t *testing.T, ctx context.Context, msgs <-chan desktoptest.M
 			updates++
 			read = 0
 		case m.Type == dbus.TypeMethodCall && m.Sender == panel && m.Destination == hark && updates >= want && read == 0:
-			if parent, _ := m.Body[0].(int32); parent == 0 {
+			if len(m.Body) > 0 && m.Body[0] == int32(0) {
 				read = m.Serial
 			}
 		case m.Type == dbus.TypeMethodReply && m.Sender == hark && m.Destination == panel && read != 0 && m.ReplySerial == read:
